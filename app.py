@@ -1,0 +1,47 @@
+"""The Opt-Out Line Flask app: settings, database, blueprints and CLI commands; nothing else."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from twilio.request_validator import RequestValidator
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ivr import cli, health, voice
+from ivr.db import Database
+from ivr.identity import Identity
+from ivr.line import Line
+from ivr.logs import configure_logging
+from ivr.outbox import Outbox
+from ivr.prompts import Prompts
+from ivr.settings import Settings
+
+PROXY_HOPS = 1  # one reverse proxy (or tunnel) in front, when PUBLIC_BASE_URL is not set
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
+    configure_logging()
+    settings = Settings(**(config or {})).resolve_defaults(Path(app.instance_path))  # type: ignore[arg-type]
+    app.config.update(SECRET_KEY=settings.secret_key)
+
+    database = Database(settings.database_url or "")
+    prompts = Prompts(settings.org_name)
+    identity = Identity(settings.secret_key or "")
+    outbox = Outbox(settings, database)
+    app.extensions.update(
+        settings=settings,
+        database=database,
+        prompts=prompts,
+        identity=identity,
+        outbox=outbox,
+        line=Line(database, identity, outbox, prompts, settings.staff_transfer_number),
+        twilio_validator=RequestValidator(settings.webhook_auth_token(Path(app.instance_path))),
+    )
+    if not settings.public_base_url:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=PROXY_HOPS, x_proto=PROXY_HOPS, x_host=PROXY_HOPS)  # type: ignore[method-assign]
+
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(health.bp)
+    cli.register(app)
+    return app

@@ -1,0 +1,1 @@
+"""Opt-Out Line: the telephone and SMS line for the National Data Opt-Out."""

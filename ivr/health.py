@@ -1,0 +1,17 @@
+"""GET /healthz: the app answers and the database can be reached."""
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    try:
+        with current_app.extensions["database"].engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        current_app.logger.error("Health check cannot reach the database: %s", type(error).__name__)
+        return jsonify(app="up", database="down"), 503
+    return jsonify(app="up", database="up")

@@ -1,0 +1,144 @@
+"""Proving who someone is: NHS number and date of birth against the people records, one-time codes, lockouts.
+
+Every failure is written as a row in identity_attempt and limits are counted from those rows, so
+limits hold across calls, texts and any number of app processes.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from sqlmodel import Session, func, select
+
+from models import IdentityAttempt, OneTimeCode, Person, utcnow
+
+LOCK_WINDOW = timedelta(hours=1)
+MAX_FAILURES_PER_NHS_NUMBER = 5  # within LOCK_WINDOW, across calls and texts
+MAX_FAILURES_PER_CALLER = 10  # within LOCK_WINDOW, from one calling number
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_CODE_TRIES = 3
+
+CodeCheck = Literal["accepted", "wrong", "expired", "exhausted", "locked"]
+
+
+@dataclass(frozen=True)
+class IdentityMatch:
+    person: Person | None
+    locked: bool
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code_id: int
+    code: str  # the plain code, only to be put in the text; the table keeps its hash
+
+
+class Identity:
+    def __init__(self, secret_key: str) -> None:
+        self._key = secret_key.encode()
+
+    def keyed_hash(self, value: str) -> str:
+        """A stable, secret-keyed hash: lets limits count by NHS number or caller without storing either."""
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def is_locked(self, session: Session, nhs_number: str, caller_hash: str = "") -> bool:
+        since = utcnow() - LOCK_WINDOW
+        if self._failures(session, IdentityAttempt.nhs_number_hash == self.keyed_hash(nhs_number), since) >= (
+            MAX_FAILURES_PER_NHS_NUMBER
+        ):
+            return True
+        if caller_hash:
+            caller_failures = self._failures(session, IdentityAttempt.caller_hash == caller_hash, since)
+            return caller_failures >= MAX_FAILURES_PER_CALLER
+        return False
+
+    @staticmethod
+    def _failures(session: Session, condition, since) -> int:  # type: ignore[no-untyped-def]
+        query = select(func.count()).where(condition, IdentityAttempt.at >= since, IdentityAttempt.succeeded == False)  # noqa: E712
+        return session.exec(query).one()
+
+    def match_details(
+        self, session: Session, nhs_number: str, date_of_birth: date, caller_hash: str, conversation_id: int | None
+    ) -> IdentityMatch:
+        """The person with this NHS number and date of birth; no match and wrong details look the same."""
+        if self.is_locked(session, nhs_number, caller_hash):
+            return IdentityMatch(None, locked=True)
+        person = session.exec(select(Person).where(Person.nhs_number == nhs_number)).first()
+        matched = person is not None and person.date_of_birth == date_of_birth
+        self._record_attempt(session, nhs_number, caller_hash, conversation_id, "details", matched)
+        return IdentityMatch(person if matched else None, locked=False)
+
+    def _record_attempt(
+        self, session: Session, nhs_number: str, caller_hash: str, conversation_id: int | None, kind: str, ok: bool
+    ) -> None:
+        session.add(
+            IdentityAttempt(
+                nhs_number_hash=self.keyed_hash(nhs_number),
+                caller_hash=caller_hash,
+                conversation_id=conversation_id,
+                kind=kind,
+                succeeded=ok,
+            )
+        )
+        session.flush()
+
+    def _code_hash(self, person_id: int, code: str) -> str:
+        return self.keyed_hash(f"one-time-code:{person_id}:{code}")
+
+    def issue_code(self, session: Session, person: Person, conversation_id: int | None) -> IssuedCode:
+        """A new 6-digit code for the person; any code issued before it stops working."""
+        assert person.id is not None
+        now = utcnow()
+        for live in session.exec(self._live_codes(person.id)).all():
+            live.withdrawn_at = now
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        row = OneTimeCode(
+            person_id=person.id,
+            conversation_id=conversation_id,
+            code_hash=self._code_hash(person.id, code),
+            created_at=now,
+            expires_at=now + CODE_LIFETIME,
+        )
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        return IssuedCode(row.id, code)
+
+    @staticmethod
+    def _live_codes(person_id: int):  # type: ignore[no-untyped-def]
+        return (
+            select(OneTimeCode)
+            .where(
+                OneTimeCode.person_id == person_id,
+                OneTimeCode.used_at.is_(None),  # type: ignore[union-attr]
+                OneTimeCode.withdrawn_at.is_(None),  # type: ignore[union-attr]
+            )
+            .order_by(OneTimeCode.id.desc())  # type: ignore[union-attr]
+            .with_for_update()
+        )
+
+    def check_code(
+        self, session: Session, person: Person, code: str, caller_hash: str, conversation_id: int | None
+    ) -> CodeCheck:
+        """Check a keyed or texted code: it works once, for 10 minutes, with 3 tries."""
+        assert person.id is not None
+        if self.is_locked(session, person.nhs_number, caller_hash):
+            return "locked"
+        live = session.exec(self._live_codes(person.id)).first()
+        now = utcnow()
+        if live is None or live.expires_at <= now:
+            return "expired"
+        if hmac.compare_digest(live.code_hash, self._code_hash(person.id, code)):
+            live.used_at = now
+            self._record_attempt(session, person.nhs_number, caller_hash, conversation_id, "code", True)
+            return "accepted"
+        live.attempts += 1
+        if live.attempts < MAX_CODE_TRIES:
+            session.flush()
+            return "wrong"
+        live.withdrawn_at = now
+        self._record_attempt(session, person.nhs_number, caller_hash, conversation_id, "code", False)
+        return "exhausted"

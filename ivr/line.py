@@ -1,0 +1,291 @@
+"""The line: runs one turn of a conversation against the services, in one transaction, keyed by its Twilio SID.
+
+Channel adapters turn a webhook into an `Inbound`, and render the `Reply`; this module loads the
+state, asks the dialogue what to do, performs its effects, stores the step and the new state,
+and commits all of it together, so a dropped request leaves nothing half-done.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlmodel import Session, select
+
+from ivr import choices, dialogue
+from ivr.db import Database
+from ivr.follow_ups import raise_follow_up
+from ivr.identity import Identity
+from ivr.identity_format import mask_digits, mask_free_text
+from ivr.outbox import Outbox, Text
+from ivr.phone_numbers import last_digits, mask_phone_number
+from ivr.prompts import Prompts
+from models import ChoiceStatus, Conversation, ConversationStep, Person, utcnow
+
+log = logging.getLogger(__name__)
+
+# What a number entry at each node holds, and how many of its last digits may be stored.
+_IDENTIFIER_NODES = {
+    dialogue.NHS_NUMBER: 0,
+    dialogue.DATE_OF_BIRTH: 0,
+    dialogue.CODE: 0,
+    dialogue.CALLBACK_NUMBER: 3,
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    channel: str
+    sid: str
+    event: dialogue.Event
+    turn: int | None = None  # the turn this input answers; None when the conversation starts
+    caller: str | None = None  # E.164, None when withheld
+    heard: str | None = None  # what the person keyed or said, as received
+
+
+@dataclass(frozen=True)
+class Reply:
+    say: tuple[dialogue.Prompt, ...]
+    expect: dialogue.Expect
+    turn: int  # the turn the next input answers
+    node: str
+
+
+@dataclass
+class Handled:
+    """What the adapter sends back: the rendered reply and the texts to send once committed."""
+
+    rendered: str
+    replayed: bool
+    message_ids: list[int] = field(default_factory=list)
+
+
+class Line:
+    def __init__(
+        self,
+        database: Database,
+        identity: Identity,
+        outbox: Outbox,
+        prompts: Prompts,
+        transfer_number: str | None,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.database = database
+        self.identity = identity
+        self.outbox = outbox
+        self.prompts = prompts
+        self.transfer_number = transfer_number
+        self.today = today
+
+    def handle(self, inbound: Inbound, render: Callable[[Reply], str]) -> Handled:
+        """Run one turn; a retried request for a turn already taken gets the reply it got before."""
+        with self.database.transaction() as session:
+            conversation = self._find(session, inbound.sid)
+            if conversation is not None and (isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn):
+                return Handled(conversation.last_reply, replayed=True)
+            if conversation is None:
+                conversation = self._open(session, inbound)
+                event: dialogue.Event = dialogue.Start(last_digits(inbound.caller, 3))
+                state = dialogue.State()
+            else:
+                event = inbound.event
+                state = dialogue.State.from_json_dict(json.loads(conversation.state))
+            turn_run = _TurnRun(self, session, conversation, inbound)
+            reply = turn_run.run(state, event)
+            rendered = render(reply)
+            conversation.last_reply = rendered
+            return Handled(rendered, replayed=False, message_ids=turn_run.message_ids)
+
+    def send_texts(self, message_ids: list[int]) -> None:
+        if message_ids:
+            self.outbox.send_due(ids=message_ids)
+
+    def close(self, sid: str, twilio_status: str, duration_seconds: int | None) -> bool:
+        """The call or thread has ended: keep its final status and duration."""
+        with self.database.transaction() as session:
+            conversation = self._find(session, sid)
+            if conversation is None:
+                return False
+            conversation.twilio_status = twilio_status
+            if duration_seconds is not None:
+                conversation.duration_seconds = duration_seconds
+            if conversation.ended_at is None:
+                conversation.ended_at = utcnow()
+            if conversation.outcome is None:
+                conversation.outcome = "abandoned"
+            return True
+
+    @staticmethod
+    def _find(session: Session, sid: str) -> Conversation | None:
+        query = select(Conversation).where(Conversation.twilio_sid == sid).with_for_update()
+        return session.exec(query).first()
+
+    def _open(self, session: Session, inbound: Inbound) -> Conversation:
+        conversation = Conversation(
+            channel=inbound.channel,
+            twilio_sid=inbound.sid,
+            caller_last_digits=last_digits(inbound.caller, 4) or "",
+            caller_hash=self.identity.keyed_hash(inbound.caller) if inbound.caller else "",
+        )
+        session.add(conversation)
+        session.flush()
+        return conversation
+
+
+class _TurnRun:
+    """One turn in progress: the dialogue, its effects in this transaction, and the step it leaves."""
+
+    def __init__(self, line: Line, session: Session, conversation: Conversation, inbound: Inbound) -> None:
+        self.line = line
+        self.session = session
+        self.conversation = conversation
+        self.inbound = inbound
+        self.message_ids: list[int] = []
+
+    def run(self, state: dialogue.State, event: dialogue.Event) -> Reply:
+        context = dialogue.Context(today=self.line.today(), transfer_available=bool(self.line.transfer_number))
+        node_before = state.node
+        turn = dialogue.respond(state, event, context)
+        said = list(turn.say)
+        outcome = turn.outcome
+        while turn.effect is not None:
+            result = self._perform(turn.effect, turn.state)
+            turn = dialogue.respond(turn.state, result, context)
+            said.extend(turn.say)
+            outcome = _weightier(outcome, turn.outcome)
+        conversation = self.conversation
+        conversation.state = json.dumps(turn.state.to_json_dict())
+        conversation.outcome = _weightier(conversation.outcome, outcome)
+        conversation.turn += 1
+        conversation.updated_at = utcnow()
+        if turn.expect.kind == "hangup" and conversation.ended_at is None:
+            conversation.ended_at = utcnow()
+        self.session.add(
+            ConversationStep(
+                conversation_id=conversation.id,  # type: ignore[arg-type]
+                turn=conversation.turn,
+                node=node_before if not isinstance(event, dialogue.Start) else "start",
+                heard=_masked_input(node_before, self.inbound.heard, event),
+                said=self.line.prompts.render_all(self.inbound.channel, tuple(said), masked=True),
+            )
+        )
+        return Reply(tuple(said), turn.expect, conversation.turn, turn.state.node)
+
+    # ---- Effects ---------------------------------------------------------------------------
+
+    def _perform(self, effect: dialogue.Effect, state: dialogue.State) -> dialogue.Event:
+        if isinstance(effect, dialogue.MatchIdentity):
+            return self._match_identity(effect)
+        if isinstance(effect, dialogue.SendCode):
+            return self._send_code(effect.person_id)
+        if isinstance(effect, dialogue.CheckCode):
+            return self._check_code(effect)
+        if isinstance(effect, dialogue.RecordChoice):
+            return self._record_choice(effect, state)
+        if isinstance(effect, dialogue.RequestCallback):
+            return self._request_callback(effect, state)
+        if isinstance(effect, dialogue.RaiseFollowUp):
+            raise_follow_up(
+                self.session,
+                effect.kind,
+                effect.detail,
+                conversation_id=self.conversation.id,
+                person_id=state.person_id,
+                phone=self.inbound.caller,
+            )
+            return dialogue.FollowUpRaised()
+        raise TypeError(f"unknown effect {effect!r}")
+
+    def _match_identity(self, effect: dialogue.MatchIdentity) -> dialogue.Event:
+        found = self.line.identity.match_details(
+            self.session, effect.nhs_number, effect.date_of_birth, self.conversation.caller_hash, self.conversation.id
+        )
+        if found.person is None:
+            return dialogue.IdentityNotMatched(locked=found.locked)
+        assert found.person.id is not None
+        return dialogue.IdentityMatched(found.person.id, last_digits(found.person.mobile, 3))
+
+    def _person(self, person_id: int) -> Person:
+        person = self.session.get(Person, person_id)
+        if person is None:
+            raise LookupError("the matched person is no longer on record")
+        return person
+
+    def _send_code(self, person_id: int) -> dialogue.Event:
+        person = self._person(person_id)
+        if self.line.identity.is_locked(self.session, person.nhs_number, self.conversation.caller_hash):
+            return dialogue.CodeNotSent(locked=True)
+        if not person.mobile:
+            return dialogue.CodeNotSent()
+        issued = self.line.identity.issue_code(self.session, person, self.conversation.id)
+        prompts = self.line.prompts
+        body = prompts.render("text", dialogue.Prompt("one_time_code", {"code": issued.code}))
+        masked = prompts.render("text", dialogue.Prompt("one_time_code", {"code": mask_digits(issued.code)}))
+        self._queue_text(f"code:{issued.code_id}", "one_time_code", person.mobile, body, masked)
+        return dialogue.CodeSent(last_digits(person.mobile, 3) or "")
+
+    def _check_code(self, effect: dialogue.CheckCode) -> dialogue.Event:
+        person = self._person(effect.person_id)
+        result = self.line.identity.check_code(
+            self.session, person, effect.code, self.conversation.caller_hash, self.conversation.id
+        )
+        if result != "accepted":
+            return dialogue.CodeRejected(result)
+        self.conversation.person_id = person.id
+        current = choices.current_choice(self.session, person.nhs_number)
+        return dialogue.CodeAccepted(
+            current.status.value if current.status else None, current.since.date().isoformat() if current.since else None
+        )
+
+    def _record_choice(self, effect: dialogue.RecordChoice, state: dialogue.State) -> dialogue.Event:
+        if not state.verified or self.conversation.person_id != effect.person_id:
+            raise PermissionError("a choice can only be recorded for the person verified on this conversation")
+        person = self._person(effect.person_id)
+        recorded = choices.record_choice(
+            self.session, person, ChoiceStatus(effect.status), self.inbound.channel, self.conversation.id
+        )
+        if recorded.changed and recorded.event is not None and person.mobile:
+            on = dialogue.spoken_date(recorded.since.date())
+            prompt = dialogue.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
+            body = self.line.prompts.render("text", prompt)
+            self._queue_text(f"choice:{recorded.event.id}", "choice_confirmation", person.mobile, body, body)
+        return dialogue.ChoiceRecorded(recorded.changed, recorded.status.value, recorded.since.date().isoformat())
+
+    def _request_callback(self, effect: dialogue.RequestCallback, state: dialogue.State) -> dialogue.Event:
+        phone = effect.phone or self.inbound.caller
+        raise_follow_up(
+            self.session,
+            "callback",
+            f"Asked for a call back on the {mask_phone_number(phone)}.",
+            conversation_id=self.conversation.id,
+            person_id=self.conversation.person_id,
+            phone=phone,
+        )
+        return dialogue.CallbackRequested()
+
+    def _queue_text(self, key: str, purpose: str, to_number: str, body: str, masked_body: str) -> None:
+        text = Text(key, purpose, to_number, body, masked_body, self.conversation.id)
+        message = self.line.outbox.queue(self.session, text)
+        if message is not None and message.status == "pending":
+            assert message.id is not None
+            self.message_ids.append(message.id)
+
+
+def _weightier(current: str | None, new: str | None) -> str | None:
+    if new is None:
+        return current
+    if current is None:
+        return new
+    return new if dialogue.OUTCOME_WEIGHT[new] >= dialogue.OUTCOME_WEIGHT[current] else current
+
+
+def _masked_input(node: str, heard: str | None, event: dialogue.Event) -> str | None:
+    """What the person keyed or said, as it may be stored: identifiers hidden."""
+    if isinstance(event, dialogue.Silence):
+        return "(no input)"
+    if isinstance(event, dialogue.Start) or heard is None:
+        return None
+    if node in _IDENTIFIER_NODES and isinstance(event, dialogue.Keys):
+        return mask_digits(heard, _IDENTIFIER_NODES[node])
+    return mask_free_text(heard)

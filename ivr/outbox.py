@@ -1,0 +1,235 @@
+"""The outbox: texts are written in the caller's transaction, then sent through the Twilio REST client.
+
+A text is sent only while it is pending and claimed by one sender, so a repeated send does nothing;
+a failed send is retried with backoff and, after the give-up time, becomes a follow-up for staff.
+Nothing is dropped silently: without a Twilio account a text is kept as not_sent and logged masked.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.db import Database
+from ivr.follow_ups import raise_follow_up
+from ivr.phone_numbers import mask_phone_number
+from ivr.settings import Settings
+from models import OutboundMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=2)  # a sender that dies mid-send frees its texts after this
+GIVE_UP_AFTER = timedelta(hours=24)
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "not_sent"})
+# Twilio's message statuses, in the order a message moves through them.
+STATUS_ORDER = {
+    "pending": 0,
+    "sending": 1,
+    "accepted": 2,
+    "scheduled": 2,
+    "queued": 3,
+    "sending_provider": 4,
+    "sent": 5,
+    "delivered": 6,
+    "undelivered": 6,
+    "failed": 6,
+    "read": 6,
+}
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text to queue: `masked_body` is what may be stored and logged once it has gone."""
+
+    idempotency_key: str
+    purpose: str
+    to_number: str
+    body: str
+    masked_body: str
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+class Outbox:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+
+    def queue(self, session: Session, text: Text) -> OutboundMessage | None:
+        """Write the text in the caller's transaction; None if a text with this key was queued before."""
+        existing = session.exec(
+            select(OutboundMessage).where(OutboundMessage.idempotency_key == text.idempotency_key)
+        ).first()
+        if existing is not None:
+            return None
+        message = OutboundMessage(
+            idempotency_key=text.idempotency_key,
+            purpose=text.purpose,
+            to_number=text.to_number,
+            body=text.body,
+            masked_body=text.masked_body,
+            conversation_id=text.conversation_id,
+            status_callback_url=self._status_callback_url(),
+        )
+        if not self.settings.can_send_texts:
+            message.status = "not_sent"
+            message.body = text.masked_body
+            message.last_error = "No Twilio account is configured; the text is kept in the local outbox only."
+            log.info(
+                "Text not sent (no Twilio account) to %s: %s", mask_phone_number(text.to_number), text.masked_body
+            )
+        session.add(message)
+        session.flush()
+        return message
+
+    def _status_callback_url(self) -> str | None:
+        base = self.settings.public_base_url
+        return f"{base.rstrip('/')}/twilio/sms/status" if base else None
+
+    # ---- Sending ---------------------------------------------------------------------------
+
+    def send_due(self, ids: list[int] | None = None, limit: int = 50) -> SendReport:
+        """Send pending texts whose time has come (only `ids`, when given)."""
+        if not self.settings.can_send_texts:
+            return SendReport()
+        claimed = self._claim(ids, limit)
+        sent = retrying = failed = 0
+        client = self._client() if claimed else None
+        for message in claimed:
+            outcome = self._send_one(client, message)
+            sent += outcome == "sent"
+            retrying += outcome == "retrying"
+            failed += outcome == "failed"
+        return SendReport(sent, retrying, failed)
+
+    def _claim(self, ids: list[int] | None, limit: int) -> list[OutboundMessage]:
+        """Mark due texts as being sent by us, so no other sender sends them too."""
+        now = utcnow()
+        with self.database.transaction() as session:
+            query = (
+                select(OutboundMessage)
+                .where(
+                    or_(OutboundMessage.status == "pending", OutboundMessage.status == "sending"),
+                    OutboundMessage.next_attempt_at <= now,
+                )
+                .order_by(OutboundMessage.id)  # type: ignore[arg-type]
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if ids is not None:
+                query = query.where(OutboundMessage.id.in_(ids))  # type: ignore[union-attr]
+            claimed = list(session.exec(query).all())
+            for message in claimed:
+                message.status = "sending"
+                message.attempts += 1
+                message.next_attempt_at = now + CLAIM_LEASE
+                message.updated_at = now
+            session.flush()
+            for message in claimed:
+                session.expunge(message)
+        return claimed
+
+    def _client(self) -> Client:
+        http_client = TwilioHttpClient(timeout=self.settings.twilio_timeout_seconds)
+        client = Client(self.settings.twilio_account_sid, self.settings.twilio_auth_token, http_client=http_client)
+        if self.settings.twilio_api_base_url:
+            client.api.base_url = self.settings.twilio_api_base_url
+        return client
+
+    def _send_one(self, client: Client | None, message: OutboundMessage) -> str:
+        assert client is not None
+        extra = {"status_callback": message.status_callback_url} if message.status_callback_url else {}
+        try:
+            sent = client.messages.create(
+                to=message.to_number, from_=self.settings.twilio_from_number, body=message.body, **extra
+            )
+        except TwilioRestException as error:
+            permanent = 400 <= error.status < 500 and error.status != 429
+            return self._after_failure(message, f"Twilio answered {error.status}", str(error.code or ""), permanent)
+        except Exception as error:  # timeouts, refused connections: the provider may be back soon
+            return self._after_failure(message, f"Could not reach Twilio: {type(error).__name__}", None, False)
+        with self.database.transaction() as session:
+            row = session.get(OutboundMessage, message.id, with_for_update=True)
+            assert row is not None
+            row.twilio_sid = sent.sid
+            row.status = _forward_status(row.status, sent.status or "queued")
+            row.body = row.masked_body  # the provider has it now; keep no code at rest
+            row.last_error = None
+            row.updated_at = utcnow()
+        log.info("Text %s handed to Twilio as %s", message.id, sent.sid)
+        return "sent"
+
+    def _after_failure(self, message: OutboundMessage, reason: str, code: str | None, permanent: bool) -> str:
+        now = utcnow()
+        with self.database.transaction() as session:
+            row = session.get(OutboundMessage, message.id, with_for_update=True)
+            assert row is not None
+            row.last_error = reason
+            row.error_code = code
+            row.updated_at = now
+            if permanent or now - row.created_at >= GIVE_UP_AFTER:
+                row.status = "failed"
+                row.body = row.masked_body
+                _raise_failed_text(session, row)
+                log.warning("Text %s failed for good: %s", row.id, reason)
+                return "failed"
+            row.status = "pending"
+            row.next_attempt_at = now + retry_delay(row.attempts)
+        log.warning("Text %s not sent (%s); will retry", message.id, reason)
+        return "retrying"
+
+    # ---- Delivery receipts -------------------------------------------------------------------
+
+    def record_status(self, session: Session, twilio_sid: str, status: str, error_code: str | None) -> bool:
+        """Apply a Twilio status callback; late or repeated receipts never move a text backwards."""
+        row = session.exec(
+            select(OutboundMessage).where(OutboundMessage.twilio_sid == twilio_sid).with_for_update()
+        ).first()
+        if row is None or status not in STATUS_ORDER:
+            return False
+        new_status = _forward_status(row.status, status)
+        if new_status == row.status:
+            return False
+        row.status = new_status
+        row.error_code = error_code or row.error_code
+        row.updated_at = utcnow()
+        if new_status in ("undelivered", "failed"):
+            _raise_failed_text(session, row)
+        return True
+
+
+def _forward_status(current: str, reported: str) -> str:
+    if current in FINAL_STATUSES:
+        return current
+    if STATUS_ORDER.get(reported, -1) <= STATUS_ORDER.get(current, -1):
+        return current
+    return reported
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff: 30 s, 1 min, 2 min ... capped at 30 min."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 1800))
+
+
+def _raise_failed_text(session: Session, message: OutboundMessage) -> None:
+    # A one-time code is of no use by the time staff could act; a confirmation is owed to the person.
+    if message.purpose == "one_time_code":
+        return
+    raise_follow_up(
+        session,
+        "failed_text",
+        f"The confirmation text to the {mask_phone_number(message.to_number)} could not be delivered.",
+        conversation_id=message.conversation_id,
+        phone=message.to_number,
+    )

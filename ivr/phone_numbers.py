@@ -1,0 +1,45 @@
+"""UK phone numbers in any form people write them, normalised to E.164 with phonenumbers."""
+
+import phonenumbers
+
+_MAX_LENGTH = 40
+
+
+def parse_uk_phone_number(raw: str, mobile_only: bool = False) -> str | None:
+    """The number in E.164 (+447700900123), or None if it cannot be a UK or international number.
+
+    Possible rather than allocated numbers are accepted, so Ofcom's drama range (07700 900xxx),
+    which phonenumbers rightly calls unallocated, works for demos and tests.
+    """
+    if not raw or len(raw) > _MAX_LENGTH:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, "GB")
+    except phonenumbers.NumberParseException:
+        return None
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE or len(str(parsed.national_number)) < 9:
+        return None
+    if mobile_only and not _is_mobile(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _is_mobile(parsed: phonenumbers.PhoneNumber) -> bool:
+    kind = phonenumbers.number_type(parsed)
+    if kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return True
+    national = phonenumbers.national_significant_number(parsed)
+    # UK mobiles are 07xxx, but 070 (personal numbers) and 076 (pagers) cannot take texts.
+    return parsed.country_code == 44 and len(national) == 10 and national[0] == "7" and national[1] not in "06"
+
+
+def last_digits(e164: str | None, count: int = 3) -> str | None:
+    """The last digits of a number, as the line says them back; None when there is no number."""
+    digits = "".join(ch for ch in (e164 or "") if ch.isdigit())
+    return digits[-count:] if len(digits) >= count else None
+
+
+def mask_phone_number(e164: str | None) -> str:
+    ending = last_digits(e164, 3)
+    return f"number ending {ending}" if ending else "withheld number"

@@ -1,0 +1,51 @@
+"""Settings: one typed object read from the environment (and a .env file), nothing else reads os.environ."""
+
+import secrets
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ORG_NAME = "Kensington and Chelsea Social Council"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = None
+    secret_key: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None
+    public_base_url: str | None = None
+    staff_transfer_number: str | None = None
+    org_name: str = DEFAULT_ORG_NAME
+    # Seconds the REST client waits for Twilio before the outbox retries later.
+    twilio_timeout_seconds: float = 5.0
+
+    @property
+    def can_send_texts(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    def resolve_defaults(self, instance_path: Path) -> "Settings":
+        """Fill what the environment left unset from the instance folder, creating it on first run."""
+        instance_path.mkdir(parents=True, exist_ok=True)
+        updates: dict[str, str] = {}
+        if not self.database_url:
+            updates["database_url"] = f"sqlite:///{instance_path / 'optout.sqlite'}"
+        if not self.secret_key:
+            updates["secret_key"] = _kept_secret(instance_path / "secret_key")
+        return self.model_copy(update=updates)
+
+    def webhook_auth_token(self, instance_path: Path) -> str:
+        """The token webhooks are signed with: Twilio's, or without an account a local one the terminal phone shares."""
+        if self.twilio_auth_token:
+            return self.twilio_auth_token
+        return _kept_secret(instance_path / "local_twilio_auth_token")
+
+
+def _kept_secret(path: Path) -> str:
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,105 @@
+"""`flask call`: a phone in the terminal that calls the line as Twilio would, with no Twilio account.
+
+It signs and posts the same webhooks Twilio does to the app in this process, speaks the prompts as
+text, takes key presses, and shows the texts the line sends, which go through the real Twilio REST
+client to a local stand-in of Twilio's Messages endpoint rather than to a real phone.
+"""
+
+import logging
+import uuid
+from urllib.parse import urlsplit
+
+import click
+from flask import current_app
+from flask.testing import FlaskClient
+
+from ivr.local_twilio import LocalTwilio
+from ivr.phone_numbers import parse_uk_phone_number
+from ivr.twiml_caller import Heard, TwimlCaller
+
+LOCAL_ACCOUNT_SID = "AC" + "0" * 32
+LOCAL_FROM_NUMBER = "+447700900999"
+HELP = "Key digits (end numbers with #), '*' to repeat, 'say WORDS' to speak, Enter to stay silent, 'h' to hang up."
+
+
+def flask_transport(client: FlaskClient):  # type: ignore[no-untyped-def]
+    """Post to an app in this process, as Twilio would post over HTTP."""
+
+    def post(url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        response = client.post(path, data=params, headers=headers, base_url=f"{parts.scheme}://{parts.netloc}")
+        return response.status_code, response.get_data(as_text=True)
+
+    return post
+
+
+@click.command("call", help="Call the line from the terminal (texts go to a local stand-in, never a real phone).")
+@click.option("--from", "from_number", default="07700 900001", show_default=True, help="The number you call from.")
+def call_command(from_number: str) -> None:
+    caller_number = parse_uk_phone_number(from_number)
+    if caller_number is None:
+        raise click.BadParameter("not a UK phone number", param_hint="--from")
+    from app import create_app
+
+    settings = current_app.extensions["settings"]
+    logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the app's log, on the terminal
+    token = uuid.uuid4().hex
+    with LocalTwilio() as texts:
+        phone_app = create_app(
+            {
+                **settings.model_dump(),
+                "twilio_account_sid": LOCAL_ACCOUNT_SID,
+                "twilio_auth_token": token,
+                "twilio_from_number": LOCAL_FROM_NUMBER,
+                "twilio_api_base_url": texts.base_url,
+                "public_base_url": None,
+            }
+        )
+        caller = TwimlCaller(
+            flask_transport(phone_app.test_client()),
+            token,
+            "http://localhost",
+            call_sid="CA" + uuid.uuid4().hex,
+            from_number=caller_number,
+            account_sid=LOCAL_ACCOUNT_SID,
+        )
+        click.echo(f"Calling the Opt-Out Line from {from_number}. {HELP}")
+        _converse(caller, texts)
+
+
+def _converse(caller: TwimlCaller, texts: LocalTwilio) -> None:
+    shown = 0
+    heard = caller.dial()
+    while True:
+        _show(heard)
+        for text in texts.received[shown:]:
+            click.echo(click.style(f"  [text to {text.to}] {text.body}", fg="green"))
+        shown = len(texts.received)
+        if heard.hung_up or heard.status != 200:
+            break
+        if heard.dial:
+            answered = click.confirm(f"  (ringing staff on {heard.dial}) Did someone answer?", default=False)
+            heard = caller.end_dial(answered)
+            continue
+        try:
+            entry = click.prompt("  you", default="", show_default=False).strip()
+        except (click.Abort, EOFError):
+            entry = "h"
+        if entry.lower() in ("h", "hang up", "q"):
+            break
+        if entry.lower().startswith("say "):
+            heard = caller.speak(entry[4:])
+        elif entry:
+            heard = caller.press(entry)
+        else:
+            heard = caller.stay_silent()
+    caller.hang_up()
+    click.echo("Call ended.")
+
+
+def _show(heard: Heard) -> None:
+    if heard.status != 200:
+        click.echo(f"The line answered with HTTP {heard.status}.")
+        return
+    click.echo(click.style(f"Line: {heard.text}", bold=True))

@@ -1,0 +1,149 @@
+"""A caller that follows TwiML exactly as Twilio does: signed posts, Gather actions, Redirects, Dial, Hangup.
+
+The terminal phone, the test suite and the benchmarks all call the line through this one class.
+"""
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from twilio.request_validator import RequestValidator
+
+# (absolute url, form params, headers) -> (status code, body)
+Transport = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]
+
+
+@dataclass
+class Heard:
+    """What one response of the line contained."""
+
+    status: int
+    said: list[str] = field(default_factory=list)
+    gather: dict[str, str] | None = None
+    redirect: str | None = None
+    dial: str | None = None
+    dial_action: str | None = None
+    hung_up: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.said)
+
+
+class TwimlCaller:
+    def __init__(
+        self,
+        transport: Transport,
+        auth_token: str,
+        base_url: str,
+        call_sid: str,
+        from_number: str = "+447700900001",
+        to_number: str = "+442079460000",
+        account_sid: str = "AC" + "0" * 32,
+    ) -> None:
+        self.transport = transport
+        self.validator = RequestValidator(auth_token)
+        self.base_url = base_url.rstrip("/") + "/"
+        self.call_sid = call_sid
+        self.from_number = from_number
+        self.to_number = to_number
+        self.account_sid = account_sid
+        self.current_url = self.base_url
+        self.last: Heard | None = None
+        self.transcript: list[Heard] = []
+
+    # ---- what a caller does ----------------------------------------------------------------
+
+    def dial(self) -> Heard:
+        return self._post("/twilio/voice", {"CallStatus": "ringing"})
+
+    def press(self, keys: str) -> Heard:
+        """Key in digits at the current Gather, as Twilio posts them (without the finishing #)."""
+        gather = self._current_gather()
+        finish = gather.get("finishOnKey", "#")
+        digits = keys[: keys.index(finish)] if finish and finish in keys else keys
+        return self._post(gather["action"], {"Digits": digits, "FinishedOnKey": finish if finish in keys else ""})
+
+    def speak(self, words: str, confidence: str = "0.9") -> Heard:
+        gather = self._current_gather()
+        return self._post(gather["action"], {"SpeechResult": words, "Confidence": confidence})
+
+    def stay_silent(self) -> Heard:
+        """Say and press nothing: Twilio falls through the Gather to the Redirect."""
+        assert self.last is not None and self.last.redirect, "nothing to fall through to"
+        return self._post(self.last.redirect, {})
+
+    def end_dial(self, answered: bool) -> Heard:
+        assert self.last is not None and self.last.dial_action, "no transfer in progress"
+        return self._post(self.last.dial_action, {"DialCallStatus": "completed" if answered else "no-answer"})
+
+    def hang_up(self, duration_seconds: int = 42) -> int:
+        status, _ = self.send_signed(
+            "/twilio/voice/status", {"CallStatus": "completed", "CallDuration": str(duration_seconds)}
+        )
+        return status
+
+    def replay_last(self) -> Heard:
+        """Post the last request again, as Twilio does when it retries a webhook."""
+        assert self._last_request is not None
+        url, params = self._last_request
+        return self._post(url, params, replay=True)
+
+    # ---- how Twilio posts ------------------------------------------------------------------
+
+    def call_params(self) -> dict[str, str]:
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": self.account_sid,
+            "From": self.from_number,
+            "To": self.to_number,
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+        }
+
+    def send_signed(self, url: str, extra: dict[str, str]) -> tuple[int, str]:
+        absolute = urljoin(self.current_url, url)
+        params = {**self.call_params(), **extra}
+        signature = self.validator.compute_signature(absolute, params)
+        return self.transport(absolute, params, {"X-Twilio-Signature": signature})
+
+    _last_request: tuple[str, dict[str, str]] | None = None
+
+    def _post(self, url: str, extra: dict[str, str], replay: bool = False) -> Heard:
+        self._last_request = (url, extra)
+        status, body = self.send_signed(url, extra)
+        if not replay:
+            self.current_url = urljoin(self.current_url, url)
+        heard = parse_twiml(status, body)
+        self.last = heard
+        self.transcript.append(heard)
+        return heard
+
+    def _current_gather(self) -> dict[str, str]:
+        assert self.last is not None and self.last.gather is not None, "the line is not waiting for input"
+        return self.last.gather
+
+
+def parse_twiml(status: int, body: str) -> Heard:
+    heard = Heard(status)
+    if status != 200:
+        return heard
+    root = ET.fromstring(body)
+    assert root.tag == "Response", f"not TwiML: {body[:200]}"
+    for verb in root:
+        if verb.tag == "Say":
+            heard.said.append((verb.text or "").strip())
+        elif verb.tag == "Gather":
+            heard.gather = dict(verb.attrib)
+            heard.said.extend((say.text or "").strip() for say in verb.iter("Say"))
+        elif verb.tag == "Redirect":
+            heard.redirect = (verb.text or "").strip()
+        elif verb.tag == "Dial":
+            heard.dial_action = verb.attrib.get("action")
+            number = verb.find("Number")
+            heard.dial = (number.text if number is not None else verb.text or "").strip()
+        elif verb.tag == "Hangup":
+            heard.hung_up = True
+    return heard

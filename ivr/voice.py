@@ -1,0 +1,141 @@
+"""The voice line's Twilio adapter: webhook -> dialogue -> TwiML. Thin: the line and the dialogue decide."""
+
+import logging
+
+from flask import Blueprint, Response, current_app, request, url_for
+from twilio.twiml.voice_response import Gather, VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from ivr import dialogue
+from ivr.line import Inbound, Line, Reply
+from ivr.phone_numbers import parse_uk_phone_number
+from ivr.prompts import Prompts
+from ivr.twilio_signature import require_twilio_signature
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
+bp.before_request(require_twilio_signature)
+
+VOICE = "Polly.Amy-Neural"  # a British English voice
+LANGUAGE = "en-GB"
+MENU_TIMEOUT_SECONDS = 6
+NUMBER_TIMEOUT_SECONDS = 10
+MAX_INPUT_LENGTH = 64
+MAX_SPEECH_LENGTH = 300
+FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+
+
+def _line() -> Line:
+    return current_app.extensions["line"]
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+@bp.post("")
+def incoming_call() -> Response:
+    return _take_turn(dialogue.Start(), turn=None)
+
+
+@bp.post("/step")
+def step() -> Response:
+    kind = request.args.get("event", "")
+    if kind == "silence":
+        event: dialogue.Event = dialogue.Silence()
+    elif kind == "dial":
+        event = dialogue.DialEnded(answered=request.form.get("DialCallStatus") == "completed")
+    else:
+        event = _caller_input()
+    return _take_turn(event, turn=request.args.get("turn", type=int, default=-1))
+
+
+def _caller_input() -> dialogue.Event:
+    digits = request.form.get("Digits", "")[:MAX_INPUT_LENGTH]
+    if digits:
+        return dialogue.Keys(digits)
+    speech = request.form.get("SpeechResult", "")[:MAX_SPEECH_LENGTH]
+    if speech.strip():
+        return dialogue.Speech(speech)
+    return dialogue.Silence()
+
+
+def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
+    heard = event.digits if isinstance(event, dialogue.Keys) else getattr(event, "text", None)
+    inbound = Inbound(
+        channel="voice",
+        sid=request.form.get("CallSid", "")[:64] or "unknown",
+        event=event,
+        turn=turn,
+        caller=parse_uk_phone_number(request.form.get("From", "")),
+        heard=heard,
+    )
+    line = _line()
+    handled = line.handle(inbound, _render)
+    try:
+        line.send_texts(handled.message_ids)
+    except Exception:
+        # The text stays pending in the outbox and is retried; the caller hears the line as usual.
+        log.exception("Sending texts after a call step failed; they stay in the outbox")
+    return _twiml(handled.rendered)
+
+
+def _render(reply: Reply) -> str:
+    prompts: Prompts = current_app.extensions["prompts"]
+    words = prompts.render_all("voice", reply.say)
+    response = VoiceResponse()
+    expect = reply.expect
+    if expect.kind == "hangup":
+        response.say(words, voice=VOICE, language=LANGUAGE)
+        response.hangup()
+    elif expect.kind == "dial":
+        response.say(words, voice=VOICE, language=LANGUAGE)
+        dial = response.dial(action=_step_url(reply.turn, "dial"), method="POST", timeout=25)
+        dial.number(current_app.extensions["settings"].staff_transfer_number)
+    else:
+        response.append(_gather(reply, words))
+        response.redirect(_step_url(reply.turn, "silence"), method="POST")
+    return str(response)
+
+
+def _gather(reply: Reply, words: str) -> Gather:
+    expect = reply.expect
+    options: dict[str, object] = {"action": _step_url(reply.turn), "method": "POST", "language": LANGUAGE}
+    if expect.kind == "menu":
+        options.update(input="dtmf speech", num_digits=1, timeout=MENU_TIMEOUT_SECONDS, speech_timeout="auto")
+        if expect.hints:
+            options["hints"] = ", ".join(expect.hints)
+    else:
+        options.update(input="dtmf", finish_on_key="#", timeout=NUMBER_TIMEOUT_SECONDS)
+    gather = Gather(**options)
+    gather.say(words, voice=VOICE, language=LANGUAGE)
+    return gather
+
+
+def _step_url(turn: int, event: str | None = None) -> str:
+    return url_for("voice.step", turn=turn, event=event) if event else url_for("voice.step", turn=turn)
+
+
+@bp.post("/status")
+def call_status() -> Response:
+    status = request.form.get("CallStatus", "")[:32]
+    if status in FINAL_CALL_STATUSES:
+        duration = request.form.get("CallDuration", "")
+        _line().close(
+            request.form.get("CallSid", "")[:64], status, int(duration) if duration.isdigit() and len(duration) < 9 else None
+        )
+    return Response(status=204)
+
+
+@bp.errorhandler(Exception)
+def calm_apology(error: Exception) -> Response:
+    """Whatever went wrong, the caller hears something sensible: never a 5xx, never silence."""
+    if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
+        return error  # type: ignore[return-value]
+    log.error("A call step failed: %s", type(error).__name__, exc_info=error)
+    prompts: Prompts = current_app.extensions["prompts"]
+    response = VoiceResponse()
+    response.say(prompts.render("voice", dialogue.Prompt("unavailable")), voice=VOICE, language=LANGUAGE)
+    response.hangup()
+    return _twiml(str(response))

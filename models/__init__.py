@@ -1,0 +1,27 @@
+"""SQLModel tables of Opt-Out Line; importing this package registers every table."""
+
+from models.choice import ChoiceEvent, ChoiceStatus, CurrentChoice
+from models.conversation import Conversation, ConversationStep
+from models.follow_up import FollowUp
+from models.identity_attempt import IdentityAttempt
+from models.one_time_code import OneTimeCode
+from models.outbound_message import OutboundMessage
+from models.person import Person
+from models.staff import AuditEntry, StaffUser
+from models.time import utcnow
+
+__all__ = [
+    "AuditEntry",
+    "ChoiceEvent",
+    "ChoiceStatus",
+    "Conversation",
+    "ConversationStep",
+    "CurrentChoice",
+    "FollowUp",
+    "IdentityAttempt",
+    "OneTimeCode",
+    "OutboundMessage",
+    "Person",
+    "StaffUser",
+    "utcnow",
+]

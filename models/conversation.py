@@ -1,0 +1,41 @@
+"""A conversation (one call or SMS thread) and its steps: every prompt and every input."""
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel, Text
+
+from models.time import utcnow
+
+
+class Conversation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=8, index=True)  # voice or sms
+    twilio_sid: str | None = Field(default=None, max_length=64, unique=True)
+    # The caller's number is kept only as its last digits (for staff filters) and a keyed hash
+    # (for rate limits); the full number lives only where a person asked to be called back.
+    caller_last_digits: str = Field(default="", max_length=4, index=True)
+    caller_hash: str = Field(default="", max_length=64, index=True)
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=32, index=True)
+    twilio_status: str | None = Field(default=None, max_length=32)
+    duration_seconds: int | None = None
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    # The dialogue's state as JSON, and the turn it expects next: a webhook for an earlier
+    # turn is a Twilio retry and gets the stored reply instead of being acted on twice.
+    state: str = Field(default="{}", sa_type=Text)
+    turn: int = 0
+    last_reply: str = Field(default="", sa_type=Text)
+
+
+class ConversationStep(SQLModel, table=True):
+    __tablename__ = "conversation_step"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    turn: int
+    at: datetime = Field(default_factory=utcnow)
+    node: str = Field(max_length=40)
+    heard: str | None = Field(default=None, sa_type=Text)  # masked where it is an identifier
+    said: str = Field(default="", sa_type=Text)  # rendered with identifiers masked

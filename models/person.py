@@ -1,0 +1,23 @@
+"""A person: one of the organisation's service-user records, the truth for identity checks."""
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+from models.time import utcnow
+
+
+class PersonBase(SQLModel):
+    nhs_number: str = Field(max_length=10, unique=True, index=True)
+    given_name: str = Field(max_length=100)
+    family_name: str = Field(max_length=100)
+    date_of_birth: date
+    postcode: str = Field(max_length=10)
+    # E.164, e.g. +447700900123; None when no mobile is on record.
+    mobile: str | None = Field(default=None, max_length=16)
+
+
+class Person(PersonBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,33 @@
+"""Staff users of the console, and the audit of what they saw or changed."""
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel, Text
+
+from models.time import utcnow
+
+STAFF_ROLES = ("viewer", "manager", "admin")
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    last_signed_in_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    staff_user_id: int | None = Field(default=None, foreign_key="staff_user.id", index=True)
+    action: str = Field(max_length=40)
+    target_type: str = Field(max_length=40)
+    target_id: str = Field(default="", max_length=64)
+    detail: str = Field(default="", sa_type=Text)

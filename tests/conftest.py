@@ -1,0 +1,197 @@
+"""Fixtures: the app on SQLite and on PostgreSQL (a throwaway database per run), a Twilio stand-in,
+and a caller who follows TwiML and presses keys, so tests read like a call."""
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, SQLModel
+
+import migrations
+from app import create_app
+from ivr.local_twilio import LocalTwilio
+from ivr.terminal_phone import flask_transport
+from ivr.twiml_caller import Heard, TwimlCaller
+from models import Person
+from tests.db import create_person
+
+AUTH_TOKEN = "test-auth-token"
+ACCOUNT_SID = "AC" + "1" * 32
+FROM_NUMBER = "+447700900999"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+
+
+# ---- Databases ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this run's own, migrated once, dropped at the end."""
+    name = f"optout_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "optout.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+# ---- The app -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_twilio() -> Iterator[LocalTwilio]:
+    with LocalTwilio() as standin:
+        yield standin
+
+
+@pytest.fixture
+def twilio(local_twilio: LocalTwilio) -> LocalTwilio:
+    """The Twilio stand-in, emptied for this test."""
+    local_twilio.received.clear()
+    local_twilio.fail_next(0)
+    local_twilio._failures.clear()
+    local_twilio.stall(0)
+    return local_twilio
+
+
+def app_config(database_url: str, twilio: LocalTwilio, **overrides: object) -> dict[str, object]:
+    return {
+        "database_url": database_url,
+        "secret_key": "test-secret-key",
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_from_number": FROM_NUMBER,
+        "twilio_api_base_url": twilio.base_url,
+        "twilio_timeout_seconds": 2.0,
+        "public_base_url": None,
+        "staff_transfer_number": None,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def app(database_url: str, twilio: LocalTwilio) -> Iterator[Flask]:
+    app = create_app(app_config(database_url, twilio))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["database"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Session]:
+    """A session for arranging and checking data; commits what a test adds."""
+    with Session(app.extensions["database"].engine, expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
+@pytest.fixture
+def person(app: Flask) -> Person:
+    with app.extensions["database"].transaction() as session:
+        return create_person(session)
+
+
+# ---- Callers -----------------------------------------------------------------------------
+
+
+class Caller(TwimlCaller):
+    """A TwimlCaller with assertions in a caller's words."""
+
+    def hears(self, *phrases: str) -> Heard:
+        assert self.last is not None, "the call has not started"
+        said = self.last.text.lower()
+        for phrase in phrases:
+            assert phrase.lower() in said, f"expected to hear {phrase!r}, heard: {self.last.text!r}"
+        return self.last
+
+    def does_not_hear(self, *phrases: str) -> None:
+        assert self.last is not None
+        for phrase in phrases:
+            assert phrase.lower() not in self.last.text.lower(), f"did not expect {phrase!r} in {self.last.text!r}"
+
+
+@pytest.fixture
+def make_caller(app: Flask):  # type: ignore[no-untyped-def]
+    def make(from_number: str = "+447700900555", app_: Flask | None = None, call_sid: str | None = None) -> Caller:
+        target = app_ or app
+        return Caller(
+            flask_transport(target.test_client()),
+            AUTH_TOKEN,
+            "http://localhost",
+            call_sid=call_sid or "CA" + uuid.uuid4().hex,
+            from_number=from_number,
+            account_sid=ACCOUNT_SID,
+        )
+
+    return make
+
+
+@pytest.fixture
+def caller(make_caller) -> Caller:  # type: ignore[no-untyped-def]
+    return make_caller()
+
+
+def latest_code(twilio: LocalTwilio, mobile: str) -> str:
+    """The one-time code in the latest text to `mobile`, as the person would read it."""
+    texts = twilio.texts_to(mobile)
+    assert texts, f"no text reached {mobile}"
+    found = re.search(r"\b(\d{6})\b", texts[-1].body)
+    assert found, f"no code in {texts[-1].body!r}"
+    return found.group(1)
+
+
+def verify(caller: Caller, person: Person, twilio: LocalTwilio) -> None:
+    """From the point where the line asks for an NHS number, prove who `person` is."""
+    caller.hears("NHS number")
+    caller.press(person.nhs_number + "#")
+    caller.press("1")
+    caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
+    caller.hears("code")
+    assert person.mobile is not None
+    caller.press(latest_code(twilio, person.mobile) + "#")
