@@ -52,4 +52,5 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs before every transaction, call steps included.
+        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")

@@ -94,12 +94,14 @@ class State:
     callback_number_ending: str | None = None
 
     def to_json_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in _STATE_FIELDS}
 
     @classmethod
     def from_json_dict(cls, raw: Mapping[str, object]) -> State:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in raw.items() if k in _STATE_FIELDS})  # type: ignore[arg-type]
+
+
+_STATE_FIELDS = frozenset(f.name for f in dataclasses.fields(State))
 
 
 # ---- Events: what the caller did, or what an effect found ------------------------------------

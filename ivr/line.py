@@ -9,8 +9,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlmodel import Session, select
 
 from ivr import choices, dialogue
@@ -47,6 +48,7 @@ class Inbound:
 @dataclass(frozen=True)
 class Reply:
     say: tuple[dialogue.Prompt, ...]
+    words: str  # the prompts rendered, as the line says them
     expect: dialogue.Expect
     turn: int  # the turn the next input answers
     node: str
@@ -59,6 +61,42 @@ class Handled:
     rendered: str
     replayed: bool
     message_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ConversationRecord:
+    """The columns of a conversation a turn reads and writes (plain values, off the ORM's unit of work)."""
+
+    id: int
+    turn: int
+    state: str
+    last_reply: str
+    outcome: str | None
+    person_id: int | None
+    caller_hash: str
+    ended_at: datetime | None
+
+
+_conversation = Conversation.__table__  # type: ignore[attr-defined]
+_step = ConversationStep.__table__  # type: ignore[attr-defined]
+# Built once: a call step is the line's hottest path, and these run on every one of them.
+_LOAD_CONVERSATION = (
+    select(
+        _conversation.c.id,
+        _conversation.c.turn,
+        _conversation.c.state,
+        _conversation.c.last_reply,
+        _conversation.c.outcome,
+        _conversation.c.person_id,
+        _conversation.c.caller_hash,
+        _conversation.c.ended_at,
+    )
+    .where(_conversation.c.twilio_sid == bindparam("sid"))
+    .with_for_update()
+)
+_SAVE_CONVERSATION = update(_conversation).where(_conversation.c.id == bindparam("conversation_id"))
+_ADD_STEP = insert(_step)
+_OPEN_CONVERSATION = insert(_conversation).returning(_conversation.c.id)
 
 
 class Line:
@@ -80,21 +118,23 @@ class Line:
 
     def handle(self, inbound: Inbound, render: Callable[[Reply], str]) -> Handled:
         """Run one turn; a retried request for a turn already taken gets the reply it got before."""
-        with self.database.transaction() as session:
-            conversation = self._find(session, inbound.sid)
+        # A plain connection, not an ORM session: most turns are a read, an insert and an update, and
+        # the ORM is brought in (on the same transaction) only when an effect needs the services.
+        with self.database.engine.begin() as connection:
+            conversation = self._find(connection, inbound.sid)
             if conversation is not None and (isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn):
                 return Handled(conversation.last_reply, replayed=True)
             if conversation is None:
-                conversation = self._open(session, inbound)
+                conversation = self._open(connection, inbound)
                 event: dialogue.Event = dialogue.Start(last_digits(inbound.caller, 3))
                 state = dialogue.State()
             else:
                 event = inbound.event
                 state = dialogue.State.from_json_dict(json.loads(conversation.state))
-            turn_run = _TurnRun(self, session, conversation, inbound)
+            turn_run = _TurnRun(self, connection, conversation, inbound)
             reply = turn_run.run(state, event)
             rendered = render(reply)
-            conversation.last_reply = rendered
+            turn_run.save(rendered)
             return Handled(rendered, replayed=False, message_ids=turn_run.message_ids)
 
     def send_texts(self, message_ids: list[int]) -> None:
@@ -104,7 +144,9 @@ class Line:
     def close(self, sid: str, twilio_status: str, duration_seconds: int | None) -> bool:
         """The call or thread has ended: keep its final status and duration."""
         with self.database.transaction() as session:
-            conversation = self._find(session, sid)
+            conversation = session.exec(
+                select(Conversation).where(Conversation.twilio_sid == sid).with_for_update()
+            ).first()
             if conversation is None:
                 return False
             conversation.twilio_status = twilio_status
@@ -117,31 +159,41 @@ class Line:
             return True
 
     @staticmethod
-    def _find(session: Session, sid: str) -> Conversation | None:
-        query = select(Conversation).where(Conversation.twilio_sid == sid).with_for_update()
-        return session.exec(query).first()
+    def _find(connection: Connection, sid: str) -> ConversationRecord | None:
+        row = connection.execute(_LOAD_CONVERSATION, {"sid": sid}).first()
+        return ConversationRecord(*row) if row is not None else None
 
-    def _open(self, session: Session, inbound: Inbound) -> Conversation:
-        conversation = Conversation(
-            channel=inbound.channel,
-            twilio_sid=inbound.sid,
-            caller_last_digits=last_digits(inbound.caller, 4) or "",
-            caller_hash=self.identity.keyed_hash(inbound.caller) if inbound.caller else "",
-        )
-        session.add(conversation)
-        session.flush()
-        return conversation
+    def _open(self, connection: Connection, inbound: Inbound) -> ConversationRecord:
+        now = utcnow()
+        caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else ""
+        conversation_id = connection.execute(
+            _OPEN_CONVERSATION,
+            {
+                "channel": inbound.channel,
+                "twilio_sid": inbound.sid,
+                "caller_last_digits": last_digits(inbound.caller, 4) or "",
+                "caller_hash": caller_hash,
+                "started_at": now,
+                "updated_at": now,
+                "state": "{}",
+                "turn": 0,
+                "last_reply": "",
+            },
+        ).scalar_one()
+        return ConversationRecord(conversation_id, 0, "{}", "", None, None, caller_hash, None)
 
 
 class _TurnRun:
     """One turn in progress: the dialogue, its effects in this transaction, and the step it leaves."""
 
-    def __init__(self, line: Line, session: Session, conversation: Conversation, inbound: Inbound) -> None:
+    def __init__(self, line: Line, connection: Connection, conversation: ConversationRecord, inbound: Inbound) -> None:
         self.line = line
-        self.session = session
+        self.connection = connection
+        self._session: Session | None = None
         self.conversation = conversation
         self.inbound = inbound
         self.message_ids: list[int] = []
+        self._changes: dict[str, object] = {}
 
     def run(self, state: dialogue.State, event: dialogue.Event) -> Reply:
         context = dialogue.Context(today=self.line.today(), transfer_available=bool(self.line.transfer_number))
@@ -155,22 +207,49 @@ class _TurnRun:
             said.extend(turn.say)
             outcome = _weightier(outcome, turn.outcome)
         conversation = self.conversation
-        conversation.state = json.dumps(turn.state.to_json_dict())
-        conversation.outcome = _weightier(conversation.outcome, outcome)
-        conversation.turn += 1
-        conversation.updated_at = utcnow()
+        now = utcnow()
+        prompts = self.line.prompts
+        words = prompts.render_all(self.inbound.channel, tuple(said))
+        stored_words = words
+        if any(prompt.masked for prompt in said):
+            stored_words = prompts.render_all(self.inbound.channel, tuple(said), masked=True)
+        self._changes = {
+            "state": json.dumps(turn.state.to_json_dict()),
+            "outcome": _weightier(conversation.outcome, outcome),
+            "turn": conversation.turn + 1,
+            "updated_at": now,
+            "person_id": conversation.person_id,
+        }
         if turn.expect.kind == "hangup" and conversation.ended_at is None:
-            conversation.ended_at = utcnow()
-        self.session.add(
-            ConversationStep(
-                conversation_id=conversation.id,  # type: ignore[arg-type]
-                turn=conversation.turn,
-                node=node_before if not isinstance(event, dialogue.Start) else "start",
-                heard=_masked_input(node_before, self.inbound.heard, event),
-                said=self.line.prompts.render_all(self.inbound.channel, tuple(said), masked=True),
-            )
+            self._changes["ended_at"] = now
+        self.connection.execute(
+            _ADD_STEP,
+            {
+                "conversation_id": conversation.id,
+                "turn": conversation.turn + 1,
+                "at": now,
+                "node": node_before if not isinstance(event, dialogue.Start) else "start",
+                "heard": _masked_input(node_before, self.inbound.heard, event),
+                "said": stored_words,
+            },
         )
-        return Reply(tuple(said), turn.expect, conversation.turn, turn.state.node)
+        return Reply(tuple(said), words, turn.expect, conversation.turn + 1, turn.state.node)
+
+    @property
+    def session(self) -> Session:
+        """An ORM session on this turn's own transaction, for the services an effect calls."""
+        if self._session is None:
+            self._session = Session(bind=self.connection, expire_on_commit=False, autoflush=True)
+        return self._session
+
+    def save(self, rendered_reply: str) -> None:
+        """Keep the new state and the reply as sent, so a retried webhook gets the same answer."""
+        if self._session is not None:
+            self._session.flush()
+            self._session.close()
+        self.connection.execute(
+            _SAVE_CONVERSATION, {"conversation_id": self.conversation.id, "last_reply": rendered_reply, **self._changes}
+        )
 
     # ---- Effects ---------------------------------------------------------------------------
 

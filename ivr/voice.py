@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import Gather, VoiceResponse
 from werkzeug.exceptions import HTTPException
 
@@ -82,8 +82,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
 
 
 def _render(reply: Reply) -> str:
-    prompts: Prompts = current_app.extensions["prompts"]
-    words = prompts.render_all("voice", reply.say)
+    words = reply.words
     response = VoiceResponse()
     expect = reply.expect
     if expect.kind == "hangup":
@@ -114,7 +113,9 @@ def _gather(reply: Reply, words: str) -> Gather:
 
 
 def _step_url(turn: int, event: str | None = None) -> str:
-    return url_for("voice.step", turn=turn, event=event) if event else url_for("voice.step", turn=turn)
+    # Built by hand rather than with url_for: it is on every call step, and its shape is fixed.
+    url = f"{request.script_root}{bp.url_prefix}/step?turn={turn}"
+    return f"{url}&event={event}" if event else url
 
 
 @bp.post("/status")

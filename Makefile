@@ -1,0 +1,36 @@
+# Everything installs into .venv from pyproject.toml; each target sets it up on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+STAMP := $(VENV)/.installed-from-pyproject
+PORT ?= 5000
+
+.PHONY: install run call test bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serve the line on the embedded default (SQLite in instance/, no Twilio account needed), with the
+# outbox sender alongside it; the demo people let anyone try it with `make call`.
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	$(FLASK) outbox send --watch & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(FLASK) run --port $(PORT)
+
+# A phone in the terminal: call the line, key in digits, see the texts it sends.
+call: install
+	$(FLASK) db upgrade >/dev/null
+	$(FLASK) call
+
+# The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run).
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/webhook_latency.py

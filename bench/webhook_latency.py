@@ -1,0 +1,136 @@
+"""Benchmark: a full dialogue step against a bare Flask endpoint, served by one process on loopback.
+
+(a) a bare Flask endpoint returning fixed TwiML; (b) a full signed call step (load the state, run
+the dialogue, store the step and the new state, render TwiML). Both are served by the same server
+process, requested alternately over one keep-alive connection, and the ratio of median latencies
+(b)/(a) is printed. Target: at most 2.0 on SQLite.
+
+    .venv/bin/python bench/webhook_latency.py [--requests 2000]
+"""
+
+import argparse
+import http.client
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-auth-token"
+FIXED_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hello</Say></Response>'
+
+
+def serve(port: int, database_url: str) -> None:
+    """The server process: the real app plus one bare route, on werkzeug's HTTP/1.1 server."""
+    from flask import Response
+    from werkzeug.serving import make_server
+
+    import migrations
+    from app import create_app
+
+    migrations.upgrade(database_url)
+    app = create_app({"database_url": database_url, "secret_key": "bench", "twilio_auth_token": TOKEN})
+    # Neither route logs a line per request here; a production server logs access elsewhere.
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app.add_url_rule("/bench/bare", "bare", lambda: Response(FIXED_TWIML, mimetype="text/xml"), methods=["POST"])
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        from twilio.request_validator import RequestValidator
+
+        self.port = port
+        self.validator = RequestValidator(TOKEN)
+        self.connection = http.client.HTTPConnection("127.0.0.1", port)
+
+    def post(self, path: str, params: dict[str, str]) -> tuple[float, int, str]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+        }
+        body = urlencode(params)
+        started = time.perf_counter()
+        self.connection.request("POST", path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        text = response.read().decode()
+        return time.perf_counter() - started, response.status, text
+
+
+def wait_until_up(port: int) -> None:
+    for _ in range(200):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the server did not start")
+
+
+def measure(requests: int) -> tuple[list[float], list[float]]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        database_url = f"sqlite:///{folder}/bench.sqlite"
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), database_url])
+        try:
+            wait_until_up(port)
+            return _run(Client(port), requests)
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def _run(client: Client, requests: int) -> tuple[list[float], list[float]]:
+    bare: list[float] = []
+    step: list[float] = []
+    keys = ("1", "1", "9")  # into the information sections and back to the menu, round and round
+    call = {"CallSid": "CA" + uuid.uuid4().hex, "From": "+447700900001", "To": "+442079460000"}
+    client.post("/twilio/voice", call)
+    turn = 1
+    for i in range(requests + requests // 10):
+        bare_seconds, status, _ = client.post("/bench/bare", call)
+        assert status == 200
+        step_seconds, status, twiml = client.post(f"/twilio/voice/step?turn={turn}", {**call, "Digits": keys[i % 3]})
+        assert status == 200 and "<Gather" in twiml, twiml
+        turn += 1
+        if i >= requests // 10:  # the first tenth warms up caches and connections
+            bare.append(bare_seconds)
+            step.append(step_seconds)
+    return bare, step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--serve", nargs=2, metavar=("PORT", "DATABASE_URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), args.serve[1])
+        return
+    bare, step = measure(args.requests)
+    a, b = statistics.median(bare), statistics.median(step)
+    print(f"requests each: {len(bare)}")
+    print(f"(a) bare Flask TwiML   median {a * 1000:.3f} ms  p99 {sorted(bare)[int(len(bare) * 0.99)] * 1000:.3f} ms")
+    print(f"(b) full dialogue step median {b * 1000:.3f} ms  p99 {sorted(step)[int(len(step) * 0.99)] * 1000:.3f} ms")
+    print(f"ratio (b)/(a) of medians: {b / a:.2f}  (target: at most 2.0)")
+
+
+if __name__ == "__main__":
+    main()
