@@ -7,7 +7,7 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import cli, health, voice
+from ivr import cli, health, sms, voice
 from ivr.db import Database
 from ivr.identity import Identity
 from ivr.line import Line
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=PROXY_HOPS, x_proto=PROXY_HOPS, x_host=PROXY_HOPS)  # type: ignore[method-assign]
 
     app.register_blueprint(voice.bp)
+    app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
     cli.register(app)
     return app

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from ivr import choices, dialogue
@@ -96,7 +98,12 @@ _LOAD_CONVERSATION = (
 )
 _SAVE_CONVERSATION = update(_conversation).where(_conversation.c.id == bindparam("conversation_id"))
 _ADD_STEP = insert(_step)
-_OPEN_CONVERSATION = insert(_conversation).returning(_conversation.c.id)
+# A Twilio retry can race the original request that opens a conversation: the loser inserts
+# nothing, and then finds (after the winner commits) the conversation to replay.
+_OPEN_CONVERSATION = {
+    "postgresql": postgresql_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
+    "sqlite": sqlite_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
+}
 
 
 class Line:
@@ -126,6 +133,10 @@ class Line:
                 return Handled(conversation.last_reply, replayed=True)
             if conversation is None:
                 conversation = self._open(connection, inbound)
+                if conversation is None:
+                    opened_by_another = self._find(connection, inbound.sid)
+                    assert opened_by_another is not None
+                    return Handled(opened_by_another.last_reply, replayed=True)
                 event: dialogue.Event = dialogue.Start(last_digits(inbound.caller, 3))
                 state = dialogue.State()
             else:
@@ -163,11 +174,13 @@ class Line:
         row = connection.execute(_LOAD_CONVERSATION, {"sid": sid}).first()
         return ConversationRecord(*row) if row is not None else None
 
-    def _open(self, connection: Connection, inbound: Inbound) -> ConversationRecord:
+    def _open(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
+        """A new conversation; None when a concurrent request for the same SID opened it first."""
         now = utcnow()
         caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else ""
+        statement = _OPEN_CONVERSATION[connection.dialect.name].returning(_conversation.c.id)
         conversation_id = connection.execute(
-            _OPEN_CONVERSATION,
+            statement,
             {
                 "channel": inbound.channel,
                 "twilio_sid": inbound.sid,
@@ -179,7 +192,9 @@ class Line:
                 "turn": 0,
                 "last_reply": "",
             },
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if conversation_id is None:
+            return None
         return ConversationRecord(conversation_id, 0, "{}", "", None, None, caller_hash, None)
 
 

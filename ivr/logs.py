@@ -1,11 +1,23 @@
-"""Logging that never carries an identifier: digit runs long enough to be one are masked in every record."""
+"""Logging that never carries an identifier: digit sequences long enough to be one are masked in every record."""
 
 import logging
+import re
 
-from ivr.identity_format import mask_free_text
+# NHS numbers (10 digits), dates of birth (8), codes (6) and phone numbers (10+), written solid or
+# in groups: 9434765919, 943 476 5919, 01/03/1984, 07700 900123. Grouped digits are masked from 8
+# digits up, so times such as "2026 13:20" and addresses such as 127.0.0.1 stay readable.
+_SOLID = re.compile(r"\d{6,}")
+_GROUPED = re.compile(r"\d+(?:[ /-]\d+)+")
+_MIN_GROUPED_DIGITS = 8
 
-# NHS numbers, dates of birth, codes and phone numbers all have six digits or more.
-_IDENTIFIER_DIGITS = 6
+
+def mask_identifiers(text: str) -> str:
+    def grouped(match: re.Match[str]) -> str:
+        found = match.group()
+        digits = sum(ch.isdigit() for ch in found)
+        return re.sub(r"\d", "*", found) if digits >= _MIN_GROUPED_DIGITS else found
+
+    return _SOLID.sub(lambda m: "*" * len(m.group()), _GROUPED.sub(grouped, text))
 
 
 class MaskingFormatter(logging.Formatter):
@@ -14,7 +26,7 @@ class MaskingFormatter(logging.Formatter):
         body = record.getMessage()
         if record.exc_info:
             body += "\n" + self.formatException(record.exc_info)
-        return header + mask_free_text(body, _IDENTIFIER_DIGITS)
+        return header + mask_identifiers(body)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
