@@ -15,9 +15,13 @@ from sqlmodel import Session, func, select
 
 from models import IdentityAttempt, OneTimeCode, Person, utcnow
 
-LOCK_WINDOW = timedelta(hours=1)
-MAX_FAILURES_PER_NHS_NUMBER = 5  # within LOCK_WINDOW, across calls and texts
-MAX_FAILURES_PER_CALLER = 10  # within LOCK_WINDOW, from one calling number
+FAILURE_WINDOW = timedelta(hours=1)  # failures are counted over this long
+LOCK_DURATION = timedelta(hours=1)  # and reaching a limit locks for this long from then
+MAX_FAILURES_PER_NHS_NUMBER = 5  # across calls and texts
+MAX_FAILURES_PER_CALLER = 10  # from one calling or texting number
+FAILURE_KINDS = ("details", "code")
+LOCK_NHS_NUMBER = "lock_nhs"
+LOCK_CALLER = "lock_caller"
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_CODE_TRIES = 3
 
@@ -45,20 +49,33 @@ class Identity:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
 
     def is_locked(self, session: Session, nhs_number: str, caller_hash: str = "") -> bool:
-        since = utcnow() - LOCK_WINDOW
-        if self._failures(session, IdentityAttempt.nhs_number_hash == self.keyed_hash(nhs_number), since) >= (
+        """True while a lock taken for this NHS number, or for this calling number, is in force."""
+        locked_for = IdentityAttempt.nhs_number_hash == self.keyed_hash(nhs_number)
+        if caller_hash:
+            caller_locked = (IdentityAttempt.caller_hash == caller_hash) & (IdentityAttempt.kind == LOCK_CALLER)
+            locked_for = locked_for | caller_locked
+        query = select(IdentityAttempt.id).where(
+            IdentityAttempt.kind.in_((LOCK_NHS_NUMBER, LOCK_CALLER)),  # type: ignore[attr-defined]
+            IdentityAttempt.at >= utcnow() - LOCK_DURATION,
+            locked_for,
+        )
+        return session.exec(query.limit(1)).first() is not None
+
+    def _lock_if_limit_reached(self, session: Session, nhs_number_hash: str, caller_hash: str) -> None:
+        since = utcnow() - FAILURE_WINDOW
+        failed = select(func.count()).where(
+            IdentityAttempt.kind.in_(FAILURE_KINDS),  # type: ignore[attr-defined]
+            IdentityAttempt.succeeded == False,  # noqa: E712
+            IdentityAttempt.at >= since,
+        )
+        if session.exec(failed.where(IdentityAttempt.nhs_number_hash == nhs_number_hash)).one() >= (
             MAX_FAILURES_PER_NHS_NUMBER
         ):
-            return True
-        if caller_hash:
-            caller_failures = self._failures(session, IdentityAttempt.caller_hash == caller_hash, since)
-            return caller_failures >= MAX_FAILURES_PER_CALLER
-        return False
-
-    @staticmethod
-    def _failures(session: Session, condition, since) -> int:  # type: ignore[no-untyped-def]
-        query = select(func.count()).where(condition, IdentityAttempt.at >= since, IdentityAttempt.succeeded == False)  # noqa: E712
-        return session.exec(query).one()
+            session.add(IdentityAttempt(nhs_number_hash=nhs_number_hash, kind=LOCK_NHS_NUMBER))
+        if caller_hash and session.exec(failed.where(IdentityAttempt.caller_hash == caller_hash)).one() >= (
+            MAX_FAILURES_PER_CALLER
+        ):
+            session.add(IdentityAttempt(nhs_number_hash="", caller_hash=caller_hash, kind=LOCK_CALLER))
 
     def match_details(
         self, session: Session, nhs_number: str, date_of_birth: date, caller_hash: str, conversation_id: int | None
@@ -74,9 +91,10 @@ class Identity:
     def _record_attempt(
         self, session: Session, nhs_number: str, caller_hash: str, conversation_id: int | None, kind: str, ok: bool
     ) -> None:
+        nhs_number_hash = self.keyed_hash(nhs_number)
         session.add(
             IdentityAttempt(
-                nhs_number_hash=self.keyed_hash(nhs_number),
+                nhs_number_hash=nhs_number_hash,
                 caller_hash=caller_hash,
                 conversation_id=conversation_id,
                 kind=kind,
@@ -84,6 +102,9 @@ class Identity:
             )
         )
         session.flush()
+        if not ok:
+            self._lock_if_limit_reached(session, nhs_number_hash, caller_hash)
+            session.flush()
 
     def _code_hash(self, person_id: int, code: str) -> str:
         return self.keyed_hash(f"one-time-code:{person_id}:{code}")

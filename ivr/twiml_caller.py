@@ -52,6 +52,7 @@ class TwimlCaller:
         self.current_url = self.base_url
         self.last: Heard | None = None
         self.transcript: list[Heard] = []
+        self._last_request: tuple[str, dict[str, str]] | None = None
 
     # ---- what a caller does ----------------------------------------------------------------
 
@@ -108,8 +109,6 @@ class TwimlCaller:
         params = {**self.call_params(), **extra}
         signature = self.validator.compute_signature(absolute, params)
         return self.transport(absolute, params, {"X-Twilio-Signature": signature})
-
-    _last_request: tuple[str, dict[str, str]] | None = None
 
     def _post(self, url: str, extra: dict[str, str], replay: bool = False) -> Heard:
         self._last_request = (url, extra)

@@ -16,5 +16,5 @@ class IdentityAttempt(SQLModel, table=True):
     nhs_number_hash: str = Field(max_length=64, index=True)
     caller_hash: str = Field(default="", max_length=64, index=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
-    kind: str = Field(max_length=16)  # details or code
+    kind: str = Field(max_length=16)  # details or code; lock_nhs or lock_caller when a limit is reached
     succeeded: bool = False
