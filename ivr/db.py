@@ -7,16 +7,20 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+WRITE_INTENT = "optout_write_intent"
+
 
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Transactions that will write: on SQLite they take the write lock as they begin.
+        self.writer = self.engine.execution_options(**{WRITE_INTENT: True})
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits together at the end, or not at all."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """A session for reading and writing, whose work commits together at the end, or not at all."""
+        with Session(self.writer, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 
@@ -35,10 +39,11 @@ def make_engine(url: str) -> Engine:
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
-    """Take SQLite's write lock when a transaction begins, so two processes never deadlock upgrading.
+    """Writers take SQLite's write lock when their transaction begins, so two never deadlock upgrading.
 
-    pysqlite's own transaction handling is switched off and replaced by BEGIN IMMEDIATE, as the
-    SQLAlchemy documentation recommends; WAL lets readers go on while one writer works.
+    pysqlite's own transaction handling is switched off and replaced by our BEGIN, as the
+    SQLAlchemy documentation recommends: IMMEDIATE for the `writer` engine, deferred for reads.
+    WAL lets readers go on while one writer works.
     """
 
     @event.listens_for(engine, "connect")
@@ -53,4 +58,5 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         # Straight to the driver: this runs before every transaction, call steps included.
-        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -282,46 +282,72 @@ class Context:
 # ---- Speech ----------------------------------------------------------------------------------
 
 _NUMBER_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "nine": "9"}
-_GLOBAL_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+Options = tuple[tuple[str, tuple[str, ...]], ...]
+_GLOBAL_WORDS: Options = (
     ("*", ("repeat", "say that again", "again", "pardon", "sorry what")),
     ("0", ("operator", "someone", "somebody", "person", "human", "agent", "adviser", "advisor", "staff")),
     ("9", ("main menu", "menu", "start again", "go back")),
 )
-_YES_NO = (("1", ("yes", "yeah", "correct", "right", "confirm", "that's right")), ("2", ("no", "wrong", "cancel")))
+_NEGATIONS = ("no", "not", "don't", "dont", "do not", "never", "nope", "isn't", "wrong", "incorrect", "cancel")
+UNCLEAR = "?"  # a negated answer whose meaning is not safe to guess: ask again
 
 
-def keys_for_speech(text: str, options: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
-    """The key a spoken answer stands for, or None when it matches nothing."""
-    words = " " + re.sub(r"[^a-z0-9' ]+", " ", text.lower()).strip() + " "
-    words = re.sub(r"\s+", " ", words)
-    for key, phrases in options + _GLOBAL_WORDS:
-        if any(f" {phrase} " in words for phrase in phrases):
-            return key
-    for word in words.split():
-        if word in _NUMBER_WORDS:
-            return _NUMBER_WORDS[word]
-    return None
+@dataclass(frozen=True)
+class SpeechWords:
+    """What spoken answers mean at one node.
+
+    `decisive` phrases are matched first, negations or not ("don't share" means opt out); then,
+    where `negated` is set, any negation ("not right", "don't allow") means that key, or UNCLEAR;
+    then the other `options`, in order; then the words that work everywhere.
+    """
+
+    options: Options = ()
+    negated: str | None = None
+    decisive: Options = ()
 
 
-_MENU_WORDS = (
-    ("3", ("check", "status", "what is my choice", "current choice")),
-    ("2", ("opt out", "opt in", "optout", "change", "set", "register", "make a choice", "choice")),
-    ("1", ("how", "information", "explain", "about", "used", "use")),
+def keys_for_speech(text: str, words: SpeechWords) -> str | None:
+    """The key a spoken answer stands for, or None when it cannot be taken safely."""
+    said = " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", text.lower()).strip()) + " "
+
+    def first_match(options: Options) -> str | None:
+        for key, phrases in options:
+            if any(f" {phrase} " in said for phrase in phrases):
+                return key
+        return None
+
+    key = first_match(words.decisive)
+    if key is None and words.negated is not None and any(f" {word} " in said for word in _NEGATIONS):
+        key = words.negated
+    key = key or first_match(words.options) or first_match(_GLOBAL_WORDS)
+    if key is None:
+        key = next((_NUMBER_WORDS[word] for word in said.split() if word in _NUMBER_WORDS), None)
+    return None if key == UNCLEAR else key
+
+
+_YES_NO = SpeechWords((("1", ("yes", "yeah", "yep", "correct", "right", "confirm", "that's right")),), negated="2")
+_MENU_WORDS = SpeechWords(
+    (
+        ("3", ("check", "status", "what is my choice", "current choice")),
+        ("2", ("opt out", "opt in", "optout", "change", "set", "register", "make a choice", "choice")),
+        ("1", ("how", "information", "explain", "about", "used", "use")),
+    )
 )
-_ABOUT_WORDS = (
-    ("1", ("next", "continue", "more", "yes")),
-    ("2", ("opt out", "change", "set", "choice")),
+_ABOUT_WORDS = SpeechWords((("1", ("next", "continue", "more", "yes")), ("2", ("opt out", "change", "set", "choice"))))
+_CHOOSE_WORDS = SpeechWords(
+    (
+        ("9", ("keep", "leave", "no change", "as it is")),
+        ("1", ("opt out", "opt me out", "optout", "out")),
+        ("2", ("allow", "opt in", "share", "in")),
+    ),
+    negated=UNCLEAR,
+    decisive=(
+        ("9", ("keep it", "no change", "leave it", "as it is")),
+        ("1", ("don't share", "dont share", "do not share", "don't allow", "dont allow", "do not allow", "stop sharing")),
+    ),
 )
-_CHOOSE_WORDS = (
-    ("1", ("opt out", "opt me out", "optout", "don't share", "do not share", "stop sharing", "out")),
-    ("2", ("allow", "opt in", "share", "in")),
-    ("9", ("keep", "leave", "no change", "as it is")),
-)
-_AFTER_WORDS = (
-    ("2", ("change", "opt out", "opt in", "set")),
-    ("3", ("check",)),
-)
-_OFFER_WORDS = (("1", ("call back", "callback", "call me", "yes")),)
+_AFTER_WORDS = SpeechWords((("2", ("change", "opt out", "opt in", "set")), ("3", ("check",))))
+_OFFER_WORDS = SpeechWords((("1", ("call back", "callback", "call me", "yes")),), negated="9")
 
 
 # ---- The machine -----------------------------------------------------------------------------
@@ -359,7 +385,7 @@ def _not_understood(state: State, context: Context) -> Turn:
     return _with_prefix(_ask(state, context), Prompt("sorry_not_understood"))
 
 
-def _speech_options(node: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _speech_options(node: str) -> SpeechWords:
     return {
         MENU: _MENU_WORDS,
         ABOUT: _ABOUT_WORDS,
@@ -371,7 +397,7 @@ def _speech_options(node: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         CALLBACK_OFFER: _OFFER_WORDS,
         CALLBACK_CONFIRM_NUMBER: _YES_NO,
         CANNOT_VERIFY: _OFFER_WORDS,
-    }.get(node, ())
+    }.get(node, SpeechWords())
 
 
 def _with_prefix(turn: Turn, *prompts: Prompt) -> Turn:

@@ -25,6 +25,7 @@ from ivr.outbox import Outbox, Text
 from ivr.phone_numbers import last_digits, mask_phone_number
 from ivr.prompts import Prompts
 from models import ChoiceStatus, Conversation, ConversationStep, Person, utcnow
+from models.time import uk_date, uk_today
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Line:
         outbox: Outbox,
         prompts: Prompts,
         transfer_number: str | None,
-        today: Callable[[], date] = date.today,
+        today: Callable[[], date] = uk_today,
     ) -> None:
         self.database = database
         self.identity = identity
@@ -127,7 +128,7 @@ class Line:
         """Run one turn; a retried request for a turn already taken gets the reply it got before."""
         # A plain connection, not an ORM session: most turns are a read, an insert and an update, and
         # the ORM is brought in (on the same transaction) only when an effect needs the services.
-        with self.database.engine.begin() as connection:
+        with self.database.writer.begin() as connection:
             conversation = self._find(connection, inbound.sid)
             if conversation is not None and (isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn):
                 return Handled(conversation.last_reply, replayed=True)
@@ -329,7 +330,7 @@ class _TurnRun:
         self.conversation.person_id = person.id
         current = choices.current_choice(self.session, person.nhs_number)
         return dialogue.CodeAccepted(
-            current.status.value if current.status else None, current.since.date().isoformat() if current.since else None
+            current.status.value if current.status else None, uk_date(current.since).isoformat() if current.since else None
         )
 
     def _record_choice(self, effect: dialogue.RecordChoice, state: dialogue.State) -> dialogue.Event:
@@ -340,11 +341,11 @@ class _TurnRun:
             self.session, person, ChoiceStatus(effect.status), self.inbound.channel, self.conversation.id
         )
         if recorded.changed and recorded.event is not None and person.mobile:
-            on = dialogue.spoken_date(recorded.since.date())
+            on = dialogue.spoken_date(uk_date(recorded.since))
             prompt = dialogue.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
             body = self.line.prompts.render("text", prompt)
             self._queue_text(f"choice:{recorded.event.id}", "choice_confirmation", person.mobile, body, body)
-        return dialogue.ChoiceRecorded(recorded.changed, recorded.status.value, recorded.since.date().isoformat())
+        return dialogue.ChoiceRecorded(recorded.changed, recorded.status.value, uk_date(recorded.since).isoformat())
 
     def _request_callback(self, effect: dialogue.RequestCallback, state: dialogue.State) -> dialogue.Event:
         phone = effect.phone or self.inbound.caller

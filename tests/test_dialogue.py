@@ -1,0 +1,585 @@
+"""The dialogue on its own: (state, event, context) in, a turn out. No Flask, no Twilio, no database."""
+
+import json
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ivr import dialogue as d
+from ivr.dialogue import (
+    CallbackRequested,
+    ChoiceRecorded,
+    CodeAccepted,
+    CodeRejected,
+    CodeSent,
+    Context,
+    DialEnded,
+    FollowUpRaised,
+    IdentityMatched,
+    IdentityNotMatched,
+    Keys,
+    Silence,
+    Speech,
+    Start,
+    State,
+)
+
+TODAY = date(2026, 3, 3)
+NO_TRANSFER = Context(today=TODAY, transfer_available=False)
+WITH_TRANSFER = Context(today=TODAY, transfer_available=True)
+NHS_NUMBER = "9434765919"  # a valid check digit
+BORN = date(1984, 3, 1)
+PERSON_ID = 42
+
+
+def names(turn: d.Turn) -> list[str]:
+    return [prompt.name for prompt in turn.say]
+
+
+def at(node: str, **fields: object) -> State:
+    return State(node=node, **fields)  # type: ignore[arg-type]
+
+
+def verified(node: str = d.CHOOSE, current: str | None = None, since: str | None = None, **fields: object) -> State:
+    return State(
+        node=node,
+        intent="set",
+        person_id=PERSON_ID,
+        verified=True,
+        current=current,
+        current_since=since,
+        caller_ending="555",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def run(state: State, events: list[d.Event], context: Context = NO_TRANSFER) -> d.Turn:
+    turn = None
+    for event in events:
+        turn = d.respond(state, event, context)
+        state = turn.state
+    assert turn is not None
+    return turn
+
+
+# ---- Starting and the menu ---------------------------------------------------------------------
+
+
+def test_start_greets_then_offers_the_menu_and_keeps_the_caller_ending():
+    turn = d.respond(State(), Start(caller_ending="555"), NO_TRANSFER)
+    assert names(turn) == ["greeting", "menu"]
+    assert turn.expect.kind == "menu"
+    assert turn.state.node == d.MENU
+    assert turn.state.caller_ending == "555"
+    assert turn.effect is None and turn.outcome is None
+
+
+def test_start_forgets_any_state_it_is_given():
+    stale = verified(d.AFTER_CHOICE, current=d.OPTED_OUT)
+    turn = d.respond(stale, Start(caller_ending=None), NO_TRANSFER)
+    assert turn.state == State()
+
+
+@pytest.mark.parametrize("key, intent", [("2", "set"), ("3", "check")])
+def test_set_or_check_asks_an_unverified_caller_for_their_nhs_number(key, intent):
+    turn = d.respond(State(), Keys(key), NO_TRANSFER)
+    assert names(turn) == ["nhs_number_ask"]
+    assert turn.state.node == d.NHS_NUMBER
+    assert turn.state.intent == intent
+    assert turn.expect == d.Expect("number", identifier="nhs_number")
+    assert turn.effect is None
+
+
+def test_menu_one_explains_section_by_section():
+    turn = d.respond(State(), Keys("1"), NO_TRANSFER)
+    assert names(turn) == ["about_direct_care", "about_next_options"]
+    for section in d.ABOUT_SECTIONS[1:]:
+        turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
+        assert names(turn)[0] == section
+    assert names(turn)[-1] == "about_end_options"
+    turn = d.respond(turn.state, Keys("2"), NO_TRANSFER)
+    assert turn.state.node == d.NHS_NUMBER and turn.state.intent == "set"
+
+
+def test_star_repeats_the_current_prompt_without_changing_state():
+    state = verified(d.CHOOSE, current=d.ALLOWED, since="2025-01-02")
+    turn = d.respond(state, Keys("*"), NO_TRANSFER)
+    assert names(turn) == ["current_allowed", "choose_ask"]
+    assert turn.state == state
+
+
+def test_unknown_key_says_sorry_and_asks_again():
+    turn = d.respond(State(), Keys("7"), NO_TRANSFER)
+    assert names(turn) == ["sorry_not_understood", "menu"]
+    assert turn.state.node == d.MENU
+
+
+# ---- Identity --------------------------------------------------------------------------------
+
+
+def test_a_valid_nhs_number_is_read_back_spoken_and_masked():
+    turn = d.respond(at(d.NHS_NUMBER, intent="set"), Keys(NHS_NUMBER + "#"), NO_TRANSFER)
+    assert turn.state.node == d.NHS_NUMBER_CONFIRM
+    assert turn.state.nhs_number == NHS_NUMBER
+    (prompt,) = turn.say
+    assert prompt.name == "nhs_number_read_back"
+    assert prompt.values["nhs_number"] == "9 4 3, 4 7 6, 5 9 1 9"
+    assert NHS_NUMBER[:7] not in prompt.masked["nhs_number"].replace(" ", "")
+    assert prompt.masked["nhs_number"].endswith("919")
+
+
+def test_an_invalid_nhs_number_is_asked_again_then_a_person_is_offered():
+    state = at(d.NHS_NUMBER, intent="set")
+    turn = d.respond(state, Keys("9434765918"), NO_TRANSFER)  # wrong check digit
+    assert names(turn) == ["nhs_number_invalid", "nhs_number_ask"]
+    assert turn.state.invalid_entries == 1 and turn.effect is None
+    turn = run(turn.state, [Keys("123"), Keys("12345678901")])
+    assert names(turn) == ["too_many_invalid_entries"]
+    assert turn.state.node == d.CANNOT_VERIFY
+    assert turn.effect == d.RaiseFollowUp("unverified_caller", "too many invalid entries")
+    assert turn.outcome == "verification_failed"
+
+
+def test_confirming_the_nhs_number_asks_for_the_date_of_birth_and_two_rekeys():
+    state = at(d.NHS_NUMBER_CONFIRM, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, Keys("1"), NO_TRANSFER)
+    assert names(turn) == ["date_of_birth_ask"]
+    assert turn.expect == d.Expect("number", identifier="date_of_birth")
+    turn = d.respond(state, Keys("2"), NO_TRANSFER)
+    assert turn.state.node == d.NHS_NUMBER and turn.state.nhs_number is None
+
+
+def test_date_of_birth_entry_yields_a_match_identity_effect_and_says_nothing_yet():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, Keys("01031984#"), NO_TRANSFER)
+    assert turn.effect == d.MatchIdentity(NHS_NUMBER, BORN)
+    assert turn.say == ()
+    assert turn.state.node == d.DATE_OF_BIRTH
+
+
+@pytest.mark.parametrize("keyed", ["31021984", "0103198", "01032027", "01031899"])
+def test_an_impossible_date_of_birth_is_asked_again_without_a_match(keyed):
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, Keys(keyed), NO_TRANSFER)
+    assert turn.effect is None
+    assert names(turn) == ["date_of_birth_invalid", "date_of_birth_ask"]
+
+
+def test_identity_matched_with_a_mobile_yields_send_code_and_forgets_the_nhs_number():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityMatched(PERSON_ID, "123"), NO_TRANSFER)
+    assert turn.effect == d.SendCode(PERSON_ID)
+    assert turn.state.person_id == PERSON_ID
+    assert turn.state.nhs_number is None
+    assert turn.state.verified is False
+
+
+def test_identity_matched_without_a_mobile_cannot_verify_and_raises_a_follow_up():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityMatched(PERSON_ID, None), NO_TRANSFER)
+    assert names(turn) == ["no_mobile_on_record"]
+    assert turn.effect == d.RaiseFollowUp("unverified_caller", "no mobile on record")
+    assert turn.state.node == d.CANNOT_VERIFY
+    turn = d.respond(turn.state, FollowUpRaised(), NO_TRANSFER)
+    assert names(turn) == ["cannot_verify_callback"]
+    turn = d.respond(turn.state, FollowUpRaised(), WITH_TRANSFER)
+    assert names(turn) == ["cannot_verify_transfer"]
+
+
+def test_identity_not_matched_asks_again_then_stops_after_three_failures():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
+    assert names(turn) == ["details_not_matched", "nhs_number_ask"]
+    assert turn.state.identity_failures == 1 and turn.state.nhs_number is None
+    state = replace(turn.state, node=d.DATE_OF_BIRTH, nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
+    state = replace(turn.state, node=d.DATE_OF_BIRTH, nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
+    assert names(turn) == ["details_not_matched", "too_many_attempts"]
+    assert turn.state.node == d.CANNOT_VERIFY
+    assert isinstance(turn.effect, d.RaiseFollowUp) and turn.outcome == "verification_failed"
+
+
+def test_a_locked_identity_goes_straight_to_cannot_verify():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityNotMatched(locked=True), NO_TRANSFER)
+    assert names(turn) == ["identity_locked"]
+    assert turn.state.node == d.CANNOT_VERIFY
+
+
+def test_code_sent_asks_for_the_code_naming_the_mobile_ending():
+    state = at(d.DATE_OF_BIRTH, intent="set", person_id=PERSON_ID)
+    turn = d.respond(state, CodeSent("123"), NO_TRANSFER)
+    assert turn.state.node == d.CODE
+    assert turn.say == (d.Prompt("code_ask", {"mobile_ending": "1 2 3"}),)
+    assert turn.expect == d.Expect("number", identifier="one_time_code")
+
+
+def test_a_six_digit_code_is_checked_and_anything_else_is_not():
+    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
+    assert d.respond(state, Keys("123456#"), NO_TRANSFER).effect == d.CheckCode(PERSON_ID, "123456")
+    short = d.respond(state, Keys("12345"), NO_TRANSFER)
+    assert short.effect is None and names(short)[0] == "code_invalid"
+
+
+def test_nine_at_the_code_prompt_resends_at_most_twice():
+    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(state, Keys("9"), NO_TRANSFER)
+    assert turn.effect == d.SendCode(PERSON_ID)
+    turn = d.respond(turn.state, CodeSent("123"), NO_TRANSFER)
+    assert names(turn) == ["code_resent", "code_ask"]
+    turn = run(turn.state, [Keys("9"), CodeSent("123"), Keys("9")])
+    assert turn.effect is None
+    assert names(turn) == ["code_no_more_resends", "code_ask"]
+
+
+def test_a_wrong_code_is_asked_again_without_verifying():
+    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(state, CodeRejected("wrong"), NO_TRANSFER)
+    assert names(turn) == ["code_wrong", "code_ask"]
+    assert turn.state.verified is False
+
+
+@pytest.mark.parametrize(
+    "intent, node, said, outcome",
+    [
+        ("set", d.CHOOSE, ["current_opted_out", "choose_ask"], None),
+        ("check", d.CHECKED, ["current_opted_out", "after_check_options"], "checked"),
+    ],
+)
+def test_an_accepted_code_verifies_and_goes_where_the_intent_leads(intent, node, said, outcome):
+    state = at(d.CODE, intent=intent, person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(state, CodeAccepted(d.OPTED_OUT, "2025-07-04"), NO_TRANSFER)
+    assert turn.state.verified is True
+    assert turn.state.node == node
+    assert turn.state.current == d.OPTED_OUT
+    assert names(turn) == said
+    assert turn.say[0].values == {"since": "4 July 2025"}
+    assert turn.outcome == outcome
+    assert turn.effect is None
+
+
+def test_check_with_no_choice_says_current_none_without_a_date():
+    state = at(d.CODE, intent="check", person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(state, CodeAccepted(None, None), NO_TRANSFER)
+    assert turn.say[0] == d.Prompt("current_none", {})
+
+
+# ---- Choosing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key, chosen, confirm", [("1", d.OPTED_OUT, "confirm_opt_out"), ("2", d.ALLOWED, "confirm_allow")])
+def test_choosing_a_new_choice_reads_it_back_for_confirmation(key, chosen, confirm):
+    turn = d.respond(verified(d.CHOOSE), Keys(key), NO_TRANSFER)
+    assert turn.state.node == d.CONFIRM_CHOICE
+    assert turn.state.chosen == chosen
+    assert names(turn) == [confirm]
+    assert turn.effect is None
+
+
+@pytest.mark.parametrize("key, current", [("1", d.OPTED_OUT), ("2", d.ALLOWED)])
+def test_choosing_the_current_choice_yields_no_record_choice(key, current):
+    turn = d.respond(verified(d.CHOOSE, current=current, since="2025-01-02"), Keys(key), NO_TRANSFER)
+    assert turn.effect is None
+    assert names(turn) == ["choice_unchanged", "after_choice_options"]
+    assert turn.state.node == d.AFTER_CHOICE
+    assert turn.outcome is None
+
+
+def test_nine_at_choose_keeps_the_choice_and_returns_to_the_menu():
+    turn = d.respond(verified(d.CHOOSE, current=d.ALLOWED), Keys("9"), NO_TRANSFER)
+    assert names(turn) == ["choice_kept", "menu"]
+    assert turn.state.node == d.MENU and turn.effect is None
+    assert turn.state.verified is True  # still verified for the rest of the call
+
+
+def test_confirming_yields_record_choice_with_the_choice_recorded_outcome():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT)
+    turn = d.respond(state, Keys("1"), NO_TRANSFER)
+    assert turn.effect == d.RecordChoice(PERSON_ID, d.OPTED_OUT)
+    assert turn.outcome == "choice_recorded"
+    assert turn.say == ()
+
+
+def test_record_choice_only_when_verified():
+    unverified = replace(verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT), verified=False)
+    turn = d.respond(unverified, Keys("1"), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.outcome is None
+
+
+def test_record_choice_only_with_a_matched_person():
+    no_person = replace(verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT), person_id=None)
+    assert d.respond(no_person, Keys("1"), NO_TRANSFER).effect is None
+
+
+def test_going_back_at_confirmation_records_nothing_and_asks_again():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED, current=d.OPTED_OUT, since="2025-01-02")
+    turn = d.respond(state, Keys("2"), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.state.node == d.CHOOSE and turn.state.chosen is None
+    assert names(turn) == ["current_opted_out", "choose_ask"]
+
+
+@pytest.mark.parametrize(
+    "status, said", [(d.OPTED_OUT, "choice_recorded_opted_out"), (d.ALLOWED, "choice_recorded_allowed")]
+)
+def test_choice_recorded_says_so_and_keeps_the_new_current_choice(status, said):
+    state = verified(d.CONFIRM_CHOICE, chosen=status)
+    turn = d.respond(state, ChoiceRecorded(True, status, "2026-03-03"), NO_TRANSFER)
+    assert names(turn) == [said, "after_choice_options"]
+    assert turn.state.node == d.AFTER_CHOICE
+    assert turn.state.current == status and turn.state.current_since == "2026-03-03"
+    assert turn.state.chosen is None
+    assert turn.effect is None
+
+
+def test_choice_recorded_unchanged_says_already_your_choice():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT)
+    turn = d.respond(state, ChoiceRecorded(False, d.OPTED_OUT, "2025-01-02"), NO_TRANSFER)
+    assert names(turn) == ["choice_unchanged", "after_choice_options"]
+
+
+def test_after_recording_three_checks_the_new_choice_without_verifying_again():
+    state = verified(d.AFTER_CHOICE, current=d.OPTED_OUT, since="2026-03-03")
+    turn = d.respond(state, Keys("3"), NO_TRANSFER)
+    assert turn.state.node == d.CHECKED
+    assert turn.say == (d.Prompt("current_opted_out", {"since": "3 March 2026"}), d.Prompt("after_check_options"))
+    assert turn.outcome == "checked"
+    assert turn.effect is None
+
+
+def test_verified_caller_going_back_to_the_menu_is_not_asked_to_verify_again():
+    state = verified(d.AFTER_CHOICE, current=d.ALLOWED, since="2026-03-03")
+    turn = run(state, [Keys("9"), Keys("2")])
+    assert turn.state.node == d.CHOOSE
+    assert names(turn) == ["current_allowed", "choose_ask"]
+
+
+# ---- Speech ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "words, chosen",
+    [("opt out", d.OPTED_OUT), ("Opt me out please.", d.OPTED_OUT), ("allow", d.ALLOWED), ("I want to opt in", d.ALLOWED)],
+)
+def test_speech_at_choose_works_like_keys(words, chosen):
+    turn = d.respond(verified(d.CHOOSE), Speech(words), NO_TRANSFER)
+    assert turn.state.node == d.CONFIRM_CHOICE
+    assert turn.state.chosen == chosen
+
+
+@pytest.mark.parametrize("words", ["yes", "Yes.", "yeah that's right"])
+def test_saying_yes_at_confirmation_records_the_choice(words):
+    turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED), Speech(words), NO_TRANSFER)
+    assert turn.effect == d.RecordChoice(PERSON_ID, d.ALLOWED)
+
+
+def test_saying_no_at_confirmation_goes_back():
+    turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED), Speech("no"), NO_TRANSFER)
+    assert turn.effect is None and turn.state.node == d.CHOOSE
+
+
+@pytest.mark.parametrize("words", ["no, that's not right", "that's not correct", "not right"])
+def test_saying_it_is_not_right_at_confirmation_records_nothing(words):
+    """The read-back is the safeguard: a spoken denial must never be taken as a yes."""
+    turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT), Speech(words), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.outcome is None
+
+
+@pytest.mark.parametrize("words", ["don't allow it", "do not allow", "I don't want to share my information"])
+def test_refusing_by_voice_is_never_taken_as_allow(words):
+    turn = d.respond(verified(d.CHOOSE), Speech(words), NO_TRANSFER)
+    assert turn.state.chosen != d.ALLOWED
+
+
+def test_speech_that_matches_nothing_is_not_understood_and_changes_nothing():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED)
+    turn = d.respond(state, Speech("banana sandwich"), NO_TRANSFER)
+    assert names(turn) == ["sorry_not_understood", "confirm_allow"]
+    assert turn.state == state and turn.effect is None
+
+
+def test_asking_for_a_person_by_voice_reaches_staff():
+    turn = d.respond(State(), Speech("can I speak to a person"), WITH_TRANSFER)
+    assert turn.state.node == d.TRANSFER and turn.expect.kind == "dial"
+
+
+# ---- Silence -----------------------------------------------------------------------------------
+
+
+def test_silence_repeats_twice_then_ends_the_call():
+    turn = d.respond(State(), Silence(), NO_TRANSFER)
+    assert names(turn) == ["sorry_no_input", "menu"]
+    turn = d.respond(turn.state, Silence(), NO_TRANSFER)
+    assert names(turn) == ["sorry_no_input", "menu"]
+    turn = d.respond(turn.state, Silence(), NO_TRANSFER)
+    assert names(turn) == ["no_response_goodbye"]
+    assert turn.expect.kind == "hangup" and turn.state.node == d.ENDED
+
+
+def test_input_resets_the_silence_count():
+    turn = run(State(), [Silence(), Silence(), Keys("*"), Silence()])
+    assert names(turn) == ["sorry_no_input", "menu"]
+
+
+# ---- Staff: transfer and call back ----------------------------------------------------------
+
+
+def test_zero_transfers_when_a_transfer_number_is_set():
+    turn = d.respond(State(), Keys("0"), WITH_TRANSFER)
+    assert names(turn) == ["transferring"]
+    assert turn.expect.kind == "dial"
+    assert turn.state.node == d.TRANSFER
+    assert turn.outcome == "transferred"
+
+
+def test_zero_offers_a_call_back_without_a_transfer_number():
+    turn = d.respond(State(), Keys("0"), NO_TRANSFER)
+    assert names(turn) == ["callback_offer"]
+    assert turn.state.node == d.CALLBACK_OFFER
+    assert turn.outcome is None
+
+
+@pytest.mark.parametrize("context, node", [(WITH_TRANSFER, d.TRANSFER), (NO_TRANSFER, d.CALLBACK_OFFER)])
+def test_zero_then_hash_at_the_nhs_number_prompt_reaches_staff(context, node):
+    turn = d.respond(at(d.NHS_NUMBER, intent="set"), Keys("0#"), context)
+    assert turn.state.node == node
+
+
+def test_an_unanswered_transfer_offers_a_call_back():
+    turn = d.respond(at(d.TRANSFER), DialEnded(answered=False), WITH_TRANSFER)
+    assert names(turn) == ["transfer_failed", "callback_offer"]
+    assert turn.state.node == d.CALLBACK_OFFER
+    assert turn.expect.kind == "menu"
+
+
+def test_an_answered_transfer_ends_with_goodbye():
+    turn = d.respond(at(d.TRANSFER), DialEnded(answered=True), WITH_TRANSFER)
+    assert names(turn) == ["goodbye"] and turn.expect.kind == "hangup"
+
+
+def test_call_back_on_the_calling_number():
+    state = State(caller_ending="555")
+    turn = run(state, [Keys("0"), Keys("1")])
+    assert turn.state.node == d.CALLBACK_CONFIRM_NUMBER
+    assert turn.say == (d.Prompt("callback_confirm_number", {"caller_ending": "5 5 5"}),)
+    turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
+    assert turn.effect == d.RequestCallback(None)
+    assert turn.outcome == "callback_requested"
+    turn = d.respond(turn.state, CallbackRequested(), NO_TRANSFER)
+    assert turn.say == (d.Prompt("callback_recorded", {"number_ending": "5 5 5"}), d.Prompt("after_callback_options"))
+    assert turn.state.node == d.CALLBACK_DONE
+
+
+def test_call_back_on_another_number():
+    state = State(node=d.CALLBACK_CONFIRM_NUMBER, caller_ending="555")
+    turn = d.respond(state, Keys("2"), NO_TRANSFER)
+    assert names(turn) == ["callback_number_ask"]
+    assert turn.expect == d.Expect("number", identifier="phone_number")
+    turn = d.respond(turn.state, Keys("07700900777#"), NO_TRANSFER)
+    assert turn.effect == d.RequestCallback("+447700900777")
+    turn = d.respond(turn.state, CallbackRequested(), NO_TRANSFER)
+    assert turn.say[0] == d.Prompt("callback_recorded", {"number_ending": "7 7 7"})
+
+
+def test_a_withheld_caller_is_asked_for_a_number_directly():
+    turn = run(State(caller_ending=None), [Keys("0"), Keys("1")])
+    assert turn.state.node == d.CALLBACK_NUMBER
+    assert names(turn) == ["callback_number_ask"]
+
+
+def test_an_invalid_callback_number_is_asked_again_then_given_up():
+    state = State(node=d.CALLBACK_NUMBER)
+    turn = d.respond(state, Keys("123#"), NO_TRANSFER)
+    assert names(turn) == ["callback_number_invalid", "callback_number_ask"]
+    assert turn.effect is None
+    turn = run(turn.state, [Keys("12"), Keys("999")])
+    assert names(turn) == ["callback_number_gave_up", "menu"]
+    assert turn.state.node == d.MENU and turn.effect is None
+
+
+# ---- State -------------------------------------------------------------------------------------
+
+
+def test_state_json_round_trip():
+    state = verified(
+        d.CONFIRM_CHOICE,
+        current=d.ALLOWED,
+        since="2025-01-02",
+        chosen=d.OPTED_OUT,
+        silences=1,
+        identity_failures=2,
+        mobile_ending="123",
+        callback_number_ending="777",
+    )
+    raw = json.loads(json.dumps(state.to_json_dict()))
+    assert State.from_json_dict(raw) == state
+
+
+def test_state_from_json_ignores_unknown_keys_and_defaults_missing_ones():
+    state = State.from_json_dict({"node": d.CHOOSE, "verified": True, "from_an_older_release": 1})
+    assert state == State(node=d.CHOOSE, verified=True)
+    assert State.from_json_dict({}) == State()
+
+
+@given(
+    node=st.sampled_from([d.MENU, d.CHOOSE, d.CODE, d.CALLBACK_NUMBER]),
+    current=st.sampled_from([None, d.OPTED_OUT, d.ALLOWED]),
+    verified_=st.booleans(),
+    person_id=st.one_of(st.none(), st.integers(1, 10**9)),
+    counts=st.tuples(*(st.integers(0, 5) for _ in range(4))),
+    ending=st.one_of(st.none(), st.text("0123456789", min_size=3, max_size=3)),
+)
+def test_state_round_trips_through_json_for_any_values(node, current, verified_, person_id, counts, ending):
+    state = State(
+        node=node,
+        current=current,
+        verified=verified_,
+        person_id=person_id,
+        silences=counts[0],
+        invalid_entries=counts[1],
+        identity_failures=counts[2],
+        code_resends=counts[3],
+        caller_ending=ending,
+    )
+    assert State.from_json_dict(json.loads(json.dumps(state.to_json_dict()))) == state
+
+
+def test_a_whole_conversation_runs_with_scripted_services():
+    """Drive the dialogue as the line does: perform each effect with a stand-in and feed its result back."""
+    effects: list[d.Effect] = []
+
+    def perform(effect: d.Effect) -> d.Event:
+        effects.append(effect)
+        return {
+            d.MatchIdentity: lambda: IdentityMatched(PERSON_ID, "123"),
+            d.SendCode: lambda: CodeSent("123"),
+            d.CheckCode: lambda: CodeAccepted(None, None),
+            d.RecordChoice: lambda: ChoiceRecorded(True, d.OPTED_OUT, "2026-03-03"),
+        }[type(effect)]()
+
+    state = State()
+    said: list[str] = []
+    outcomes: list[str] = []
+    for event in [Start("555"), Keys("2"), Keys(NHS_NUMBER), Keys("1"), Keys("01031984"), Keys("123456"), Keys("1"), Keys("1")]:
+        turn = d.respond(state, event, NO_TRANSFER)
+        said += names(turn)
+        outcomes += [turn.outcome] if turn.outcome else []
+        while turn.effect is not None:
+            turn = d.respond(turn.state, perform(turn.effect), NO_TRANSFER)
+            said += names(turn)
+        state = turn.state
+    assert effects == [
+        d.MatchIdentity(NHS_NUMBER, BORN),
+        d.SendCode(PERSON_ID),
+        d.CheckCode(PERSON_ID, "123456"),
+        d.RecordChoice(PERSON_ID, d.OPTED_OUT),
+    ]
+    assert said[-2:] == ["choice_recorded_opted_out", "after_choice_options"]
+    assert outcomes == ["choice_recorded"]
+    assert state.node == d.AFTER_CHOICE and state.current == d.OPTED_OUT and state.nhs_number is None

@@ -1,0 +1,373 @@
+"""Checking, setting and changing a choice by phone, through signed webhooks, as a caller would."""
+
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from ivr.dialogue import spoken_date
+from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
+from tests.conftest import verify
+
+ORG = "Kensington and Chelsea Social Council"
+OPTED_OUT_TEXT = (
+    ORG + ": your choice to opt out of your information being used for research and planning was recorded on {on}."
+    " You can change it at any time by calling us."
+)
+ALLOWED_TEXT = (
+    ORG + ": your choice to allow your information to be used for research and planning was recorded on {on}."
+    " You can change it at any time by calling us."
+)
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def reading(db_session):
+    """Read what the app has committed, then end the transaction at once: on SQLite every transaction
+    takes the write lock, so a test must never hold one open while the call goes on."""
+    db_session.expire_all()
+    try:
+        yield db_session
+    finally:
+        db_session.commit()  # nothing pending; keeps what was read (expire_on_commit=False)
+
+
+def conversation_of(db_session, caller) -> Conversation:
+    with reading(db_session) as session:
+        return session.exec(select(Conversation).where(Conversation.twilio_sid == caller.call_sid)).one()
+
+
+def history(db_session, person: Person) -> list[ChoiceEvent]:
+    query = select(ChoiceEvent).where(ChoiceEvent.nhs_number == person.nhs_number).order_by(ChoiceEvent.id)
+    with reading(db_session) as session:
+        return list(session.exec(query).all())
+
+
+def current(db_session, person: Person) -> CurrentChoice | None:
+    with reading(db_session) as session:
+        return session.get(CurrentChoice, person.nhs_number)
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def arrange_choice(db_session, person: Person, status: ChoiceStatus, at: datetime) -> ChoiceEvent:
+    """A choice made earlier (by staff), at a known time."""
+    event = ChoiceEvent(
+        nhs_number=person.nhs_number, person_id=person.id, status=status.value, channel="staff", recorded_at=at
+    )
+    db_session.add(event)
+    db_session.flush()
+    db_session.add(CurrentChoice(nhs_number=person.nhs_number, status=status.value, choice_event_id=event.id, updated_at=at))
+    db_session.commit()
+    return event
+
+
+def texts_after_codes(twilio, person: Person) -> list[str]:
+    """The bodies of texts to the person that are not one-time codes."""
+    return [t.body for t in twilio.texts_to(person.mobile) if "opt-out line code" not in t.body]
+
+
+def set_choice(caller, person, twilio, key: str) -> None:
+    """Dial, verify, and choose with `key` (1 opt out, 2 allow), up to the confirmation prompt."""
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    caller.hears("To opt out, press 1", "To allow your information to be used for research and planning, press 2")
+    caller.press(key)
+
+
+# ---- checking ---------------------------------------------------------------------------------
+
+
+def test_checking_with_no_choice_recorded(caller, person, twilio, db_session):
+    caller.dial()
+    caller.press("3")
+    verify(caller, person, twilio)
+    caller.hears(
+        "You have not recorded a choice, so your information may be used for research and planning",
+        "It is always used for your care.",
+        "To change your choice, press 2.",
+    )
+    caller.does_not_hear("since")
+    assert history(db_session, person) == []
+    assert conversation_of(db_session, caller).outcome == "checked"
+    assert conversation_of(db_session, caller).person_id == person.id
+
+
+def test_checking_after_opting_out_says_opted_out_with_the_date(make_caller, person, twilio, db_session):
+    first = make_caller()
+    set_choice(first, person, twilio, "1")
+    first.press("1")
+    first.hears("Your choice to opt out has been recorded")
+    (event,) = history(db_session, person)
+    first.hang_up()
+
+    second = make_caller()
+    second.dial()
+    second.press("3")
+    verify(second, person, twilio)
+    on = spoken_date(aware(event.recorded_at).date())
+    second.hears(
+        f"You have opted out, since {on}.",
+        "Your confidential information is used only for your care, not for research or planning.",
+    )
+    assert conversation_of(db_session, second).outcome == "checked"
+
+
+def test_checking_an_earlier_choice_gives_its_date(caller, person, twilio, db_session):
+    arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+    caller.dial()
+    caller.press("3")
+    verify(caller, person, twilio)
+    caller.hears("You have opted out, since 3 May 2024.")
+
+
+def test_checking_an_allowed_choice(caller, person, twilio, db_session):
+    arrange_choice(db_session, person, ChoiceStatus.ALLOWED, datetime(2025, 11, 23, 9, 0, tzinfo=UTC))
+    caller.dial()
+    caller.press("3")
+    verify(caller, person, twilio)
+    caller.hears(
+        "You have chosen to allow your information to be used for research and planning, since 23 November 2025.",
+        "It is always used for your care.",
+    )
+    caller.does_not_hear("opted out", "not recorded a choice")
+
+
+# ---- setting ------------------------------------------------------------------------------------
+
+
+def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation(caller, person, twilio, db_session):
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    caller.hears("You have not recorded a choice")
+    caller.press("1")
+    caller.hears(
+        "You have chosen to opt out.",
+        "Your confidential information will not be used for research or planning, but it will still be used for your care.",
+        "To confirm, press 1. To go back, press 2.",
+    )
+    assert history(db_session, person) == []  # nothing until confirmed
+    before = datetime.now(UTC)
+    caller.press("1")
+    after = datetime.now(UTC)
+    caller.hears(
+        "Thank you. Your choice to opt out has been recorded, and we will send you a text to confirm it.",
+        "To check your choice, press 3.",
+    )
+
+    conversation = conversation_of(db_session, caller)
+    (event,) = history(db_session, person)
+    assert (event.status, event.channel) == ("opted_out", "voice")
+    assert event.conversation_id == conversation.id
+    assert event.person_id == person.id
+    assert event.staff_user_id is None
+    assert before - timedelta(seconds=1) <= aware(event.recorded_at) <= after + timedelta(seconds=1)
+    now_current = current(db_session, person)
+    assert now_current.status == "opted_out"
+    assert now_current.choice_event_id == event.id
+    assert aware(now_current.updated_at) == aware(event.recorded_at)
+    assert conversation.outcome == "choice_recorded"
+
+    on = spoken_date(aware(event.recorded_at).date())
+    assert texts_after_codes(twilio, person) == [OPTED_OUT_TEXT.format(on=on)]
+    with reading(db_session) as session:
+        message = session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "choice_confirmation")).one()
+    assert message.to_number == person.mobile and message.conversation_id == conversation.id
+
+
+def test_allowing_is_read_back_recorded_and_texted_in_allow_words(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "2")
+    caller.hears(
+        "You have chosen to allow your information to be used for research and planning, as well as for your care.",
+        "To confirm, press 1.",
+    )
+    caller.press("1")
+    caller.hears("Thank you. Your choice to allow your information to be used has been recorded")
+    (event,) = history(db_session, person)
+    assert (event.status, event.channel) == ("allowed", "voice")
+    assert current(db_session, person).status == "allowed"
+    on = spoken_date(aware(event.recorded_at).date())
+    assert texts_after_codes(twilio, person) == [ALLOWED_TEXT.format(on=on)]
+
+
+def test_choosing_the_current_choice_records_nothing_and_sends_nothing(caller, person, twilio, db_session):
+    earlier = arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    caller.hears("You have opted out, since 3 May 2024.", "To opt out, press 1")
+    caller.press("1")
+    caller.hears("That is already your choice, so nothing has changed.")
+    caller.does_not_hear("has been recorded", "To confirm")
+
+    assert [e.id for e in history(db_session, person)] == [earlier.id]
+    assert current(db_session, person).choice_event_id == earlier.id
+    assert texts_after_codes(twilio, person) == []
+    assert conversation_of(db_session, caller).outcome != "choice_recorded"
+
+
+def test_going_back_at_confirmation_records_nothing(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.hears("You have chosen to opt out")
+    caller.press("2")
+    caller.hears("You have not recorded a choice", "To opt out, press 1")
+    caller.does_not_hear("has been recorded")
+    caller.hang_up()
+
+    assert history(db_session, person) == []
+    assert current(db_session, person) is None
+    assert texts_after_codes(twilio, person) == []
+    assert conversation_of(db_session, caller).outcome == "abandoned"
+
+
+def test_going_back_then_choosing_the_other_choice_records_only_that(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.press("2")
+    caller.press("2")
+    caller.hears("You have chosen to allow")
+    caller.press("1")
+    assert [e.status for e in history(db_session, person)] == ["allowed"]
+
+
+def test_changing_from_opted_out_to_allowed_on_a_later_call_keeps_both_in_order(make_caller, person, twilio, db_session):
+    first = make_caller()
+    set_choice(first, person, twilio, "1")
+    first.press("1")
+    first.hears("Your choice to opt out has been recorded")
+    first.hang_up()
+
+    second = make_caller()
+    set_choice(second, person, twilio, "2")
+    second.hears("You have chosen to allow")
+    second.press("1")
+    second.hears("Your choice to allow your information to be used has been recorded")
+
+    events = history(db_session, person)
+    assert [(e.status, e.channel) for e in events] == [("opted_out", "voice"), ("allowed", "voice")]
+    assert [e.conversation_id for e in events] == [
+        conversation_of(db_session, first).id,
+        conversation_of(db_session, second).id,
+    ]
+    assert aware(events[0].recorded_at) <= aware(events[1].recorded_at)
+    latest = current(db_session, person)
+    assert (latest.status, latest.choice_event_id) == ("allowed", events[1].id)
+    assert aware(latest.updated_at) == aware(events[1].recorded_at)
+    bodies = texts_after_codes(twilio, person)
+    assert len(bodies) == 2
+    assert bodies[0].startswith(ORG + ": your choice to opt out")
+    assert bodies[1].startswith(ORG + ": your choice to allow")
+
+
+def test_changing_on_the_same_call_after_recording(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.press("1")
+    caller.hears("To check your choice, press 3", "For the main menu, press 9")
+    caller.press("9")
+    caller.press("2")  # already verified on this call: straight to the choice
+    caller.hears("You have opted out, since", "To opt out, press 1")
+    caller.does_not_hear("NHS number")
+    caller.press("2")
+    caller.press("1")
+    caller.hears("Your choice to allow your information to be used has been recorded")
+    assert [e.status for e in history(db_session, person)] == ["opted_out", "allowed"]
+    assert current(db_session, person).status == "allowed"
+    assert len(texts_after_codes(twilio, person)) == 2
+
+
+def test_speech_works_at_choose_and_confirm(caller, person, twilio, db_session):
+    caller.dial()
+    caller.speak("I want to opt out")  # at the menu, this means set or change
+    verify(caller, person, twilio)
+    caller.speak("opt out")
+    caller.hears("You have chosen to opt out", "To confirm, press 1")
+    caller.speak("yes")
+    caller.hears("Your choice to opt out has been recorded")
+    caller.press("9")
+    caller.press("2")
+    caller.speak("Allow.")
+    caller.hears("You have chosen to allow")
+    caller.speak("Yes please")
+    caller.hears("Your choice to allow your information to be used has been recorded")
+    assert [(e.status, e.channel) for e in history(db_session, person)] == [("opted_out", "voice"), ("allowed", "voice")]
+
+
+def test_speech_that_is_not_understood_at_confirm_records_nothing(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.speak("what was that about bananas")
+    caller.hears("Sorry, we did not understand that.", "You have chosen to opt out", "To confirm, press 1")
+    assert history(db_session, person) == []
+
+
+def test_saying_no_thats_not_right_at_confirmation_records_nothing(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.hears("You have chosen to opt out", "To confirm, press 1. To go back, press 2.")
+    caller.speak("No, that's not right")
+    caller.does_not_hear("has been recorded")
+    assert history(db_session, person) == []
+    assert texts_after_codes(twilio, person) == []
+
+
+def test_dates_are_said_and_texted_as_the_date_in_the_uk(caller, person, twilio, db_session, monkeypatch):
+    """Half past midnight on 1 July in London is 23:30 on 30 June in UTC: the caller chose on 1 July."""
+    import ivr.choices
+
+    monkeypatch.setattr(ivr.choices, "utcnow", lambda: datetime(2025, 6, 30, 23, 30, tzinfo=UTC))
+    set_choice(caller, person, twilio, "1")
+    caller.press("1")
+    caller.hears("Your choice to opt out has been recorded")
+    assert texts_after_codes(twilio, person) == [OPTED_OUT_TEXT.format(on="1 July 2025")]
+    caller.press("3")
+    caller.hears("You have opted out, since 1 July 2025.")
+
+
+def test_after_recording_three_checks_the_new_choice_without_verifying_again(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.press("1")
+    codes_sent = len(twilio.texts_to(person.mobile))
+    caller.press("3")
+    (event,) = history(db_session, person)
+    on = spoken_date(aware(event.recorded_at).date())
+    caller.hears(f"You have opted out, since {on}.", "To change your choice, press 2.")
+    caller.does_not_hear("NHS number", "code")
+    assert len(twilio.texts_to(person.mobile)) == codes_sent
+    # a check after a recorded choice does not hide that the choice was recorded
+    assert conversation_of(db_session, caller).outcome == "choice_recorded"
+
+
+def test_a_dropped_call_at_the_confirm_prompt_records_nothing(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.hears("To confirm, press 1")
+    assert caller.hang_up(57) == 204
+
+    assert history(db_session, person) == []
+    assert current(db_session, person) is None
+    assert texts_after_codes(twilio, person) == []
+    conversation = conversation_of(db_session, caller)
+    assert conversation.outcome == "abandoned"
+    assert conversation.twilio_status == "completed"
+    assert conversation.ended_at is not None
+
+
+def test_a_retried_confirmation_records_one_choice_and_sends_one_text(caller, person, twilio, db_session):
+    set_choice(caller, person, twilio, "1")
+    caller.press("1")
+    first = caller.last
+    again = caller.replay_last()
+    assert again.said == first.said
+    assert len(history(db_session, person)) == 1
+    assert len(texts_after_codes(twilio, person)) == 1
+
+
+def test_a_choice_is_only_offered_after_verification(caller, person, twilio, db_session):
+    caller.dial()
+    caller.press("2")
+    caller.hears("NHS number")
+    caller.press("1")  # not a valid NHS number: no way round the check
+    caller.hears("That is not a valid NHS number")
+    assert history(db_session, person) == []

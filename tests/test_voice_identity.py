@@ -1,0 +1,396 @@
+"""A caller proves who they are by phone: NHS number, date of birth, a texted one-time code, and the limits on trying."""
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from ivr.demo import synthetic_nhs_number
+from models import Conversation, FollowUp, IdentityAttempt, OneTimeCode, Person, utcnow
+from tests.conftest import latest_code
+from tests.db import create_person
+
+NHS_NUMBER_PROMPT = "Please key in your 10 digit NHS number"
+DATE_OF_BIRTH_PROMPT = "Now please key in your date of birth as 8 digits"
+CODE_PROMPT = "Please key in the code"
+VERIFIED = "You have not recorded a choice"  # what a verified caller with no choice yet hears
+NOT_MATCHED = "Sorry, we could not match those details to our records."
+LOCKED = "For your security, we cannot check these details by phone for the next hour."
+
+
+def keyed(day: date) -> str:
+    return day.strftime("%d%m%Y")
+
+
+def with_wrong_check_digit(nhs_number: str) -> str:
+    return nhs_number[:9] + str((int(nhs_number[9]) + 1) % 10)
+
+
+def read_back(nhs_number: str) -> str:
+    """An NHS number as a caller should hear it read back: 3, 3 and 4 digits, one at a time."""
+    groups = (nhs_number[0:3], nhs_number[3:6], nhs_number[6:10])
+    return ", ".join(" ".join(group) for group in groups)
+
+
+def a_different_code(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def key_details(caller, nhs_number: str, born: date):  # type: ignore[no-untyped-def]
+    """From the NHS number prompt: key the number, confirm the read-back, key the date of birth."""
+    caller.hears(NHS_NUMBER_PROMPT)
+    caller.press(nhs_number + "#")
+    caller.hears("If that is right, press 1")
+    caller.press("1")
+    caller.hears(DATE_OF_BIRTH_PROMPT)
+    return caller.press(keyed(born) + "#")
+
+
+def call_and_key_details(caller, nhs_number: str, born: date):  # type: ignore[no-untyped-def]
+    caller.dial()
+    caller.press("2")
+    return key_details(caller, nhs_number, born)
+
+
+def reach_code_prompt(caller, person):  # type: ignore[no-untyped-def]
+    call_and_key_details(caller, person.nhs_number, person.date_of_birth)
+    caller.hears(CODE_PROMPT)
+
+
+@pytest.fixture
+def make_person(app):  # type: ignore[no-untyped-def]
+    def make(**fields):  # type: ignore[no-untyped-def]
+        with app.extensions["database"].transaction() as session:
+            return create_person(session, **fields)
+
+    return make
+
+
+def unknown_nhs_number(db_session) -> str:  # type: ignore[no-untyped-def]
+    """A valid NHS number that nobody on record holds."""
+    taken = set(db_session.exec(select(Person.nhs_number)).all())
+    db_session.commit()
+    serial = 987_654  # far above the serials tests.db gives its people
+    while synthetic_nhs_number(serial) in taken:
+        serial += 1
+    return synthetic_nhs_number(serial)
+
+
+def conversation_of(db_session, caller) -> Conversation:  # type: ignore[no-untyped-def]
+    conversation = db_session.exec(select(Conversation).where(Conversation.twilio_sid == caller.call_sid)).one()
+    db_session.commit()
+    return conversation
+
+
+def identity_attempts(db_session) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
+    attempts = list(db_session.exec(select(IdentityAttempt)).all())
+    db_session.commit()
+    return attempts
+
+
+# ---- NHS number ------------------------------------------------------------------------------
+
+
+def test_an_nhs_number_with_a_wrong_check_digit_is_asked_for_again_at_once(caller, person, db_session):
+    caller.dial()
+    caller.press("2")
+    caller.press(with_wrong_check_digit(person.nhs_number) + "#")
+    caller.hears("That is not a valid NHS number", NHS_NUMBER_PROMPT)
+    caller.does_not_hear("You keyed", DATE_OF_BIRTH_PROMPT)
+    assert identity_attempts(db_session) == []
+
+
+def test_an_nhs_number_with_too_few_digits_is_asked_for_again(caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number[:9] + "#")
+    caller.hears("That is not a valid NHS number", "10 digits", NHS_NUMBER_PROMPT)
+
+
+def test_a_valid_nhs_number_is_read_back_in_groups_of_3_3_and_4(caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "#")
+    caller.hears(f"You keyed {read_back(person.nhs_number)}.", "If that is right, press 1", "To key it again, press 2")
+
+
+def test_pressing_2_at_the_read_back_asks_for_the_nhs_number_again(caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "#")
+    caller.press("2")
+    caller.hears(NHS_NUMBER_PROMPT)
+    caller.does_not_hear(DATE_OF_BIRTH_PROMPT, "You keyed")
+
+
+def test_after_keying_the_nhs_number_again_the_new_one_is_read_back(caller, person, make_person):
+    other = make_person(mobile="+447700900456")
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "#")
+    caller.press("2")
+    caller.press(other.nhs_number + "#")
+    caller.hears(f"You keyed {read_back(other.nhs_number)}.")
+
+
+# ---- Date of birth ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "keyed_date",
+    [
+        "31022000",  # there is no 31 February
+        "00011990",  # there is no day 0
+        "01131990",  # there is no month 13
+        "tomorrow",  # not born yet
+        "0103198",  # 7 digits
+    ],
+)
+def test_an_impossible_date_of_birth_is_asked_for_again(caller, person, db_session, twilio, keyed_date):
+    if keyed_date == "tomorrow":
+        keyed_date = keyed(date.today() + timedelta(days=1))
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "#")
+    caller.press("1")
+    caller.press(keyed_date + "#")
+    caller.hears("That is not a date of birth we can use", DATE_OF_BIRTH_PROMPT)
+    caller.does_not_hear(NOT_MATCHED, CODE_PROMPT)
+    assert identity_attempts(db_session) == []
+    assert twilio.texts_to(person.mobile) == []
+
+
+def test_a_wrong_date_of_birth_and_an_unknown_nhs_number_get_exactly_the_same_words(
+    make_caller, person, db_session, twilio
+):
+    wrong_date = make_caller(from_number="+447700900501")
+    call_and_key_details(wrong_date, person.nhs_number, person.date_of_birth + timedelta(days=1))
+    unknown = make_caller(from_number="+447700900502")
+    call_and_key_details(unknown, unknown_nhs_number(db_session), person.date_of_birth)
+
+    wrong_date.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    assert unknown.last.text == wrong_date.last.text
+    assert twilio.texts_to(person.mobile) == []
+
+
+def test_three_failed_identity_checks_on_one_call_offer_a_call_back_and_tell_staff(caller, person, db_session, twilio):
+    wrong = person.date_of_birth + timedelta(days=1)
+    call_and_key_details(caller, person.nhs_number, wrong)
+    caller.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    key_details(caller, person.nhs_number, wrong)
+    caller.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    key_details(caller, person.nhs_number, wrong)
+
+    caller.hears(NOT_MATCHED, "We cannot check your identity on this call", "call you back", "press 1")
+    caller.does_not_hear(NHS_NUMBER_PROMPT)
+    follow_ups = db_session.exec(select(FollowUp)).all()
+    conversation = conversation_of(db_session, caller)
+    assert [(f.kind, f.conversation_id) for f in follow_ups] == [("unverified_caller", conversation.id)]
+    assert twilio.texts_to(person.mobile) == []
+
+
+def test_pressing_1_after_failing_the_identity_check_asks_to_confirm_the_call_back_number(caller, person):
+    wrong = person.date_of_birth + timedelta(days=1)
+    call_and_key_details(caller, person.nhs_number, wrong)
+    key_details(caller, person.nhs_number, wrong)
+    key_details(caller, person.nhs_number, wrong)
+    caller.press("1")
+    caller.hears("We will call you back on the number you are calling from, ending 5 5 5")
+
+
+# ---- One-time code ---------------------------------------------------------------------------
+
+
+def test_the_code_is_texted_to_the_mobile_on_record_not_the_number_calling(make_caller, person, twilio):
+    caller = make_caller(from_number="+447700900777")
+    reach_code_prompt(caller, person)
+    assert len(twilio.texts_to(person.mobile)) == 1
+    assert twilio.texts_to(caller.from_number) == []
+    assert latest_code(twilio, person.mobile)
+
+
+def test_the_line_says_only_the_last_3_digits_of_the_mobile_and_never_the_code(caller, person, twilio):
+    reach_code_prompt(caller, person)
+    ending = person.mobile[-3:]
+    caller.hears(f"We have sent a 6 digit code by text to your mobile ending {' '.join(ending)}.")
+    caller.does_not_hear(" ".join(person.mobile[-4:]), person.mobile[-4:])
+    code = latest_code(twilio, person.mobile)
+    caller.does_not_hear(code, " ".join(code))
+
+
+def test_the_right_code_proves_who_i_am(caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    caller.press(latest_code(twilio, person.mobile) + "#")
+    caller.hears(VERIFIED)
+    conversation = conversation_of(db_session, caller)
+    assert conversation.person_id == person.id
+
+
+def test_a_wrong_code_is_refused_and_the_code_asked_for_again(caller, person, twilio):
+    reach_code_prompt(caller, person)
+    caller.press(a_different_code(latest_code(twilio, person.mobile)) + "#")
+    caller.hears("That code is not right", CODE_PROMPT)
+    caller.does_not_hear(VERIFIED)
+
+
+def test_a_code_keyed_wrong_3_times_can_no_longer_be_used(caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    code = latest_code(twilio, person.mobile)
+    wrong = a_different_code(code)
+    caller.press(wrong + "#")
+    caller.hears("That code is not right")
+    caller.press(wrong + "#")
+    caller.hears("That code is not right")
+    caller.press(wrong + "#")
+    caller.hears("That code can no longer be used", "Press 9 then hash for a new code")
+
+    caller.press(code + "#")
+    caller.does_not_hear(VERIFIED)
+    conversation = conversation_of(db_session, caller)
+    assert conversation.person_id is None
+
+
+def test_a_code_works_only_once_a_later_call_cannot_reuse_it(make_caller, person, twilio):
+    first = make_caller(from_number="+447700900601")
+    reach_code_prompt(first, person)
+    used = latest_code(twilio, person.mobile)
+    first.press(used + "#")
+    first.hears(VERIFIED)
+
+    second = make_caller(from_number="+447700900602")
+    reach_code_prompt(second, person)
+    if latest_code(twilio, person.mobile) == used:  # a one-in-a-million repeat: ask for another
+        second.press("9#")
+    assert latest_code(twilio, person.mobile) != used
+    second.press(used + "#")
+    second.does_not_hear(VERIFIED)
+    second.hears(CODE_PROMPT)
+
+
+def test_a_code_that_has_proved_who_i_am_is_refused_if_keyed_again(app, caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    used = latest_code(twilio, person.mobile)
+    caller.press(used + "#")
+    caller.hears(VERIFIED)
+
+    identity = app.extensions["identity"]
+    conversation = conversation_of(db_session, caller)
+    again = identity.check_code(db_session, person, used, conversation.caller_hash, conversation.id)
+    db_session.rollback()
+    assert again != "accepted"
+
+
+def test_an_expired_code_is_refused_and_9_sends_a_new_one_that_works(caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    code = latest_code(twilio, person.mobile)
+    for row in db_session.exec(select(OneTimeCode).where(OneTimeCode.person_id == person.id)).all():
+        row.expires_at = utcnow() - timedelta(minutes=1)
+        db_session.add(row)
+    db_session.commit()
+
+    caller.press(code + "#")
+    caller.hears("That code has expired", "Press 9 then hash for a new code")
+    caller.does_not_hear(VERIFIED)
+
+    caller.press("9#")
+    caller.hears("We have sent you a new code", CODE_PROMPT)
+    assert len(twilio.texts_to(person.mobile)) == 2
+    caller.press(latest_code(twilio, person.mobile) + "#")
+    caller.hears(VERIFIED)
+
+
+def test_asking_for_a_new_code_stops_the_old_one_working(caller, person, twilio):
+    reach_code_prompt(caller, person)
+    old = latest_code(twilio, person.mobile)
+    caller.press("9#")
+    caller.hears("We have sent you a new code")
+    assert len(twilio.texts_to(person.mobile)) == 2
+    new = latest_code(twilio, person.mobile)
+
+    caller.press(old + "#")
+    caller.does_not_hear(VERIFIED)
+    caller.hears("That code is not right")
+    caller.press(new + "#")
+    caller.hears(VERIFIED)
+
+
+def test_a_replaced_code_stays_unusable_even_once_the_new_code_is_used_up(caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    old = latest_code(twilio, person.mobile)
+    caller.press("9#")
+    caller.hears("We have sent you a new code")
+    new = latest_code(twilio, person.mobile)
+    wrong = next(c for c in (a_different_code(new), a_different_code(a_different_code(new))) if c != old)
+
+    caller.press(old + "#")
+    caller.hears("That code is not right")
+    caller.press(wrong + "#")
+    caller.hears("That code is not right")
+    caller.press(wrong + "#")
+    caller.hears("That code can no longer be used")
+    caller.press(old + "#")
+    caller.does_not_hear(VERIFIED)
+    conversation = conversation_of(db_session, caller)
+    assert conversation.person_id is None
+
+
+def test_codes_are_stored_only_as_hashes(caller, person, twilio, db_session):
+    reach_code_prompt(caller, person)
+    codes = [latest_code(twilio, person.mobile)]
+    caller.press("9#")
+    codes.append(latest_code(twilio, person.mobile))
+
+    rows = db_session.connection().execute(text("SELECT * FROM one_time_code")).all()
+    db_session.commit()
+    assert len(rows) == len(codes) == 2
+    stored = " ".join(str(value) for row in rows for value in row)
+    for code in codes:
+        assert code not in stored
+
+
+def test_someone_with_no_mobile_on_record_is_offered_a_call_back(caller, make_person, twilio, db_session):
+    no_mobile = make_person(mobile=None)
+    call_and_key_details(caller, no_mobile.nhs_number, no_mobile.date_of_birth)
+    caller.hears("we do not have a mobile number for you", "A member of our team can call you back", "press 1")
+    caller.does_not_hear(CODE_PROMPT)
+    assert twilio.received == []
+    caller.press("1")
+    caller.hears("We will call you back on the number you are calling from")
+
+
+# ---- Locking an NHS number -------------------------------------------------------------------
+
+
+def fail_on_five_separate_calls(make_caller, person) -> None:  # type: ignore[no-untyped-def]
+    wrong = person.date_of_birth + timedelta(days=1)
+    for n in range(5):
+        caller = make_caller(from_number=f"+44770090070{n}")
+        call_and_key_details(caller, person.nhs_number, wrong)
+        caller.hears(NOT_MATCHED)
+
+
+def test_five_failed_checks_across_calls_lock_the_nhs_number_even_for_the_right_details(
+    make_caller, person, twilio
+):
+    fail_on_five_separate_calls(make_caller, person)
+
+    caller = make_caller(from_number="+447700900799")
+    call_and_key_details(caller, person.nhs_number, person.date_of_birth)
+    caller.hears(LOCKED)
+    caller.does_not_hear(CODE_PROMPT, VERIFIED)
+    assert twilio.texts_to(person.mobile) == []
+
+
+def test_a_locked_nhs_number_can_be_checked_again_after_an_hour(make_caller, person, twilio, db_session):
+    fail_on_five_separate_calls(make_caller, person)
+    for attempt in db_session.exec(select(IdentityAttempt)).all():
+        attempt.at = utcnow() - timedelta(minutes=61)
+        db_session.add(attempt)
+    db_session.commit()
+
+    caller = make_caller(from_number="+447700900799")
+    call_and_key_details(caller, person.nhs_number, person.date_of_birth)
+    caller.does_not_hear(LOCKED)
+    caller.hears(CODE_PROMPT)
+    assert len(twilio.texts_to(person.mobile)) == 1
