@@ -110,7 +110,10 @@ def _gather(reply: Reply, words: str) -> Gather:
     expect = reply.expect
     options: dict[str, object] = {"action": _step_url(reply.turn), "method": "POST", "language": LANGUAGE}
     if expect.kind == "menu":
-        options.update(input="dtmf speech", num_digits=1, timeout=MENU_TIMEOUT_SECONDS, speech_timeout="auto")
+        # No finishing key in a menu: '#' is a key press like any other, answered rather than ignored.
+        options.update(
+            input="dtmf speech", num_digits=1, finish_on_key="", timeout=MENU_TIMEOUT_SECONDS, speech_timeout="auto"
+        )
         if expect.hints:
             options["hints"] = ", ".join(expect.hints)
     else:
