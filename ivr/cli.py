@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlmodel import select
 from werkzeug.security import generate_password_hash
 
@@ -37,7 +38,7 @@ def fail(reason: str) -> None:
     sys.exit(1)
 
 
-@click.group("db", help="The database schema.")
+@click.group("db", cls=AppGroup, help="The database schema.")
 def db_group() -> None:
     pass
 
@@ -48,7 +49,7 @@ def db_upgrade() -> None:
     click.echo("The database is at the latest schema.")
 
 
-@click.group("people", help="The organisation's service-user records.")
+@click.group("people", cls=AppGroup, help="The organisation's service-user records.")
 def people_group() -> None:
     pass
 
@@ -70,7 +71,7 @@ def people_import(csv_file: Path) -> None:
     click.echo(f"Imported {report.created} new and updated {report.updated} existing people.")
 
 
-@click.group("staff", help="Staff users of the console.")
+@click.group("staff", cls=AppGroup, help="Staff users of the console.")
 def staff_group() -> None:
     pass
 
@@ -95,7 +96,7 @@ def staff_create(email: str, role: str) -> None:
     click.echo(f"Created {email} as {role}.")
 
 
-@click.group("demo", help="Synthetic data for trying the line.")
+@click.group("demo", cls=AppGroup, help="Synthetic data for trying the line.")
 def demo_group() -> None:
     pass
 
@@ -110,7 +111,7 @@ def demo_seed() -> None:
         click.echo(f"  {person.given_name} {person.family_name}: NHS number {person.nhs_number}, born {born}")
 
 
-@click.group("outbox", help="Texts waiting to be sent.")
+@click.group("outbox", cls=AppGroup, help="Texts waiting to be sent.")
 def outbox_group() -> None:
     pass
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from flask.testing import FlaskClient
 
 from ivr.local_twilio import LocalTwilio
@@ -35,6 +36,7 @@ def flask_transport(client: FlaskClient):  # type: ignore[no-untyped-def]
 
 
 @click.command("call", help="Call the line from the terminal (texts go to a local stand-in, never a real phone).")
+@with_appcontext
 @click.option("--from", "from_number", default="07700 900001", show_default=True, help="The number you call from.")
 def call_command(from_number: str) -> None:
     caller_number = parse_uk_phone_number(from_number)

@@ -1,15 +1,21 @@
 """Twilio's X-Twilio-Signature, checked with the twilio library's validator on every webhook."""
 
+from urllib.parse import quote
+
 from flask import Request, abort, current_app, request
 from twilio.request_validator import RequestValidator
 
+# Characters Twilio leaves as they are in a webhook URL's path (RFC 3986 pchar and '/').
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
 
 def url_twilio_called(req: Request, public_base_url: str | None) -> str:
-    """The URL Twilio signed: PUBLIC_BASE_URL plus the path when set, else the URL as the request saw it."""
-    if not public_base_url:
-        return req.url
+    """The URL Twilio signed, byte for byte: PUBLIC_BASE_URL (or the scheme and host the request
+    arrived with) plus the path and the query string exactly as sent, never decoded."""
+    base = public_base_url or req.host_url
     query = req.query_string.decode("latin-1")
-    return public_base_url.rstrip("/") + req.path + (f"?{query}" if query else "")
+    path = quote(req.script_root + req.path, safe=_PATH_SAFE)
+    return base.rstrip("/") + path + (f"?{query}" if query else "")
 
 
 def require_twilio_signature() -> None:

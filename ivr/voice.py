@@ -134,9 +134,8 @@ def call_status() -> Response:
     status = request.form.get("CallStatus", "")[:32]
     if status in FINAL_CALL_STATUSES:
         duration = request.form.get("CallDuration", "")
-        _line().close(
-            request.form.get("CallSid", "")[:64], status, int(duration) if duration.isdigit() and len(duration) < 9 else None
-        )
+        seconds = int(duration) if duration.isascii() and duration.isdigit() and len(duration) < 9 else None
+        _line().close(request.form.get("CallSid", "")[:64], status, seconds)
     return Response(status=204)
 
 

@@ -1,0 +1,295 @@
+"""The command line: people import, staff users, demo data, migrations and the terminal phone."""
+
+import logging
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from flask.cli import FlaskGroup
+from sqlalchemy import text
+from sqlmodel import func, select
+from werkzeug.security import check_password_hash
+
+import migrations
+from ivr.demo import demo_people, synthetic_nhs_number
+from models import Conversation, Person, StaffUser
+from tests.db import create_person
+
+HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
+GOOD_PASSWORD = "correct horse battery staple"
+
+
+def flask_command(app, *args: str, input: str | bytes | None = None):  # type: ignore[no-untyped-def]
+    """Run `flask ARGS` as the flask command does (FlaskGroup pushes the app context the commands need)."""
+    group = FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False, set_debug_flag=False)
+    return app.test_cli_runner().invoke(group, args=list(args), input=input)
+
+
+def people(app) -> list[Person]:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return list(session.exec(select(Person).order_by(Person.nhs_number)).all())
+
+
+def count(app, model) -> int:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def nhs(serial: int) -> str:
+    return synthetic_nhs_number(500_000 + serial * 10)
+
+
+def write_csv(tmp_path: Path, lines: list[str], encoding: str = "utf-8", name: str = "people.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected a one-line reason, got {result.stderr!r}"
+    return lines[0]
+
+
+# ---- flask people import -------------------------------------------------------------------
+
+
+def test_people_import_adds_people_with_mobiles_in_e164(app, tmp_path):
+    path = write_csv(
+        tmp_path,
+        [
+            HEADER,
+            f"{nhs(1)},Ada,Lovelace,1984-03-01,w10  6th,07700 900123",
+            f"{nhs(2)[:3]} {nhs(2)[3:6]} {nhs(2)[6:]},Zoë,Ó Briain,1955-11-23,SW1A 1AA,+44 7700 900124",
+            f"{nhs(3)},Alan,Turing,1970-06-23,NW1 6XE,0044 7700 900125",
+            f"{nhs(4)},Mary,Seacole,1990-07-25,E1 6AN,",
+        ],
+        encoding="utf-8-sig",  # as spreadsheets save it
+    )
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "Imported 4 new and updated 0 existing" in result.stdout
+    found = {p.nhs_number: p for p in people(app)}
+    assert set(found) == {nhs(1), nhs(2), nhs(3), nhs(4)}
+    assert found[nhs(1)].mobile == "+447700900123"
+    assert found[nhs(1)].postcode == "W10 6TH"
+    assert found[nhs(1)].date_of_birth == date(1984, 3, 1)
+    assert (found[nhs(2)].given_name, found[nhs(2)].family_name) == ("Zoë", "Ó Briain")
+    assert found[nhs(2)].mobile == "+447700900124"
+    assert found[nhs(3)].mobile == "+447700900125"
+    assert found[nhs(4)].mobile is None
+
+
+def test_people_import_again_updates_the_people_it_knows(app, tmp_path):
+    first = write_csv(
+        tmp_path,
+        [HEADER, f"{nhs(1)},Ada,Lovelace,1984-03-01,W10 6TH,07700 900123", f"{nhs(2)},Alan,Turing,1970-06-23,NW1 6XE,"],
+        name="first.csv",
+    )
+    assert flask_command(app, "people", "import", str(first)).exit_code == 0
+    before = {p.nhs_number: p.id for p in people(app)}
+
+    second = write_csv(
+        tmp_path,
+        [
+            HEADER,
+            f"{nhs(1)},Ada,King,1984-03-01,SW7 2AZ,07700 900999",
+            f"{nhs(2)},Alan,Turing,1970-06-23,NW1 6XE,07700900321",
+            f"{nhs(3)},Mary,Seacole,1955-11-23,E1 6AN,",
+        ],
+        name="second.csv",
+    )
+    result = flask_command(app, "people", "import", str(second))
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 new and updated 2 existing" in result.stdout
+    after = {p.nhs_number: p for p in people(app)}
+    assert len(after) == 3
+    assert {number: after[number].id for number in before} == before  # updated in place, not duplicated
+    assert (after[nhs(1)].family_name, after[nhs(1)].postcode, after[nhs(1)].mobile) == ("King", "SW7 2AZ", "+447700900999")
+    assert after[nhs(2)].mobile == "+447700900321"
+
+
+def test_people_import_with_bad_rows_names_each_line_echoes_no_nhs_number_and_imports_nothing(app, tmp_path):
+    good = nhs(1)
+    bad_check_digit = good[:9] + str((int(good[9]) + 1) % 10)
+    path = write_csv(
+        tmp_path,
+        [
+            HEADER,
+            f"{good},Ada,Lovelace,1984-03-01,W10 6TH,07700 900123",  # line 2: fine
+            f"{bad_check_digit},Bad,Check,1984-03-01,W10 6TH,07700 900124",  # line 3
+            f"{nhs(2)},Bad,Date,1984-02-30,W10 6TH,07700 900125",  # line 4
+            f"{nhs(3)},Bad,Mobile,1984-03-01,W10 6TH,020 7946 0000",  # line 5: a landline
+            f"{nhs(4)},Missing,Field,1984-03-01,W10 6TH",  # line 6
+            f"{good},Same,Again,1984-03-01,W10 6TH,07700 900126",  # line 7
+            f"{nhs(5)},Fine,Too,1990-01-01,W10 6TH,",  # line 8: fine
+        ],
+    )
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code != 0
+    reported = result.stderr
+    for line in (3, 4, 5, 6, 7):
+        assert re.search(rf"\bline {line}\b", reported), f"line {line} is not named in {reported!r}"
+    for line in (2, 8):
+        assert not re.search(rf"\bline {line}:", reported), f"line {line} is fine but was reported: {reported!r}"
+    assert not re.search(r"\d{10}", result.output), f"an NHS number was echoed: {result.output!r}"
+    for number in (good, bad_check_digit, nhs(2), nhs(3), nhs(4), nhs(5)):
+        assert number not in result.output
+    assert "nothing was imported" in reported
+    assert people(app) == []
+
+
+def test_people_import_rejects_a_file_that_is_not_utf8(app, tmp_path):
+    path = write_csv(tmp_path, [HEADER, f"{nhs(1)},Zoë,Lovelace,1984-03-01,W10 6TH,07700 900123"], encoding="latin-1")
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code != 0
+    assert "UTF-8" in one_line_error(result)
+    assert nhs(1) not in result.output
+    assert people(app) == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "nhs,given_name,family_name,date_of_birth,postcode,mobile",
+        "nhs_number;given_name;family_name;date_of_birth;postcode;mobile",
+        "given_name,family_name,date_of_birth,postcode",
+    ],
+)
+def test_people_import_rejects_a_file_without_the_header_columns(app, tmp_path, header):
+    path = write_csv(tmp_path, [header, f"{nhs(1)},Ada,Lovelace,1984-03-01,W10 6TH,07700 900123"])
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code != 0
+    reason = one_line_error(result)
+    assert "header" in reason or "nhs_number" in reason, reason
+    assert nhs(1) not in result.output
+    assert people(app) == []
+
+
+def test_people_import_rejects_an_empty_file(app, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code != 0
+    assert "empty" in one_line_error(result)
+
+
+# ---- flask staff create ----------------------------------------------------------------------
+
+
+def test_staff_create_reads_the_password_from_stdin_and_stores_only_a_hash(app):
+    result = flask_command(app, "staff", "create", "Manager@Example.org", "--role", "manager", input=GOOD_PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert GOOD_PASSWORD not in result.output
+    with app.extensions["database"].transaction() as session:
+        [user] = session.exec(select(StaffUser)).all()
+    assert (user.email, user.role, user.active) == ("manager@example.org", "manager", True)
+    assert GOOD_PASSWORD not in user.password_hash
+    assert check_password_hash(user.password_hash, GOOD_PASSWORD)
+    assert not check_password_hash(user.password_hash, GOOD_PASSWORD + "x")
+
+
+def test_staff_create_refuses_a_short_password(app):
+    result = flask_command(app, "staff", "create", "viewer@example.org", "--role", "viewer", input="short pass\n")
+    assert result.exit_code != 0
+    assert "password" in one_line_error(result)
+    assert "short pass" not in result.output
+    assert count(app, StaffUser) == 0
+
+
+def test_staff_create_refuses_a_duplicate_email(app):
+    assert flask_command(app, "staff", "create", "admin@example.org", "--role", "admin", input=GOOD_PASSWORD + "\n").exit_code == 0
+    again = flask_command(app, "staff", "create", "ADMIN@example.org", "--role", "viewer", input="another long password\n")
+    assert again.exit_code != 0
+    assert "already exists" in one_line_error(again)
+    with app.extensions["database"].transaction() as session:
+        [user] = session.exec(select(StaffUser)).all()
+    assert user.role == "admin" and check_password_hash(user.password_hash, GOOD_PASSWORD)
+
+
+def test_staff_create_refuses_an_unknown_role_and_a_bad_email(app):
+    assert flask_command(app, "staff", "create", "x@example.org", "--role", "root", input=GOOD_PASSWORD + "\n").exit_code != 0
+    assert flask_command(app, "staff", "create", "not-an-email", "--role", "viewer", input=GOOD_PASSWORD + "\n").exit_code != 0
+    assert count(app, StaffUser) == 0
+
+
+# ---- flask demo seed, flask db upgrade -------------------------------------------------------
+
+
+def test_demo_seed_twice_is_idempotent(app):
+    first = flask_command(app, "demo", "seed")
+    assert first.exit_code == 0, first.output
+    assert "6 added, 0 refreshed" in first.stdout
+    seeded = [(p.id, p.nhs_number, p.mobile) for p in people(app)]
+    second = flask_command(app, "demo", "seed")
+    assert second.exit_code == 0, second.output
+    assert "0 added, 6 refreshed" in second.stdout
+    assert [(p.id, p.nhs_number, p.mobile) for p in people(app)] == seeded
+    assert sorted(p.nhs_number for p in people(app)) == sorted(p.nhs_number for p in demo_people())
+
+
+def test_db_upgrade_on_a_migrated_database_succeeds_and_keeps_the_data(app):
+    with app.extensions["database"].transaction() as session:
+        create_person(session)
+    result = flask_command(app, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "latest schema" in result.stdout
+    head = ScriptDirectory.from_config(migrations.alembic_config(app.extensions["database"].url)).get_current_head()
+    with app.extensions["database"].engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+    assert count(app, Person) == 1
+
+
+# ---- flask call ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keep_log_level():  # type: ignore[no-untyped-def]
+    """`flask call` turns the root logger down for the terminal; put it back for the tests after."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
+
+
+def test_flask_call_reaches_the_code_prompt_and_shows_the_code_text(app, twilio, keep_log_level):
+    assert flask_command(app, "demo", "seed").exit_code == 0
+    ada = demo_people()[0]
+    keyed = f"2\n{ada.nhs_number}#\n1\n{ada.date_of_birth:%d%m%Y}#\n"
+    result = flask_command(app, "call", "--from", "07700 900001", input=keyed)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Calling the Opt-Out Line from 07700 900001" in out
+    assert "press 2" in out
+    assert "NHS number" in out
+    assert "We have sent a 6 digit code" in out
+    shown = re.search(rf"\[text to {re.escape(ada.mobile)}\] (.*)", out)
+    assert shown, out
+    assert re.search(r"\bcode is \d{6}\b", shown.group(1)), shown.group(1)
+    assert out.rstrip().endswith("Call ended.")
+    assert twilio.received == []  # the terminal phone has its own stand-in
+    with app.extensions["database"].transaction() as session:
+        [call] = session.exec(select(Conversation)).all()
+    assert call.channel == "voice" and call.caller_last_digits == "0001"
+    assert call.twilio_status == "completed" and call.ended_at is not None
+
+
+def test_flask_call_hanging_up_ends_the_call(app, keep_log_level):
+    result = flask_command(app, "call", "--from", "07700 900002", input="h\n")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Kensington and Chelsea Social Council" in out
+    assert out.rstrip().endswith("Call ended.")
+    assert out.count("Line:") == 1  # nothing was said after the greeting
+    with app.extensions["database"].transaction() as session:
+        [call] = session.exec(select(Conversation)).all()
+    assert (call.twilio_status, call.outcome) == ("completed", "abandoned")
+    assert call.ended_at is not None and call.turn == 1
+
+
+def test_flask_call_refuses_a_number_that_is_not_a_phone_number(app, keep_log_level):
+    result = flask_command(app, "call", "--from", "not a number", input="h\n")
+    assert result.exit_code != 0
+    assert count(app, Conversation) == 0

@@ -1,0 +1,402 @@
+"""The rules no webhook may bend: signatures, never a 5xx, Twilio's retries, and identifiers kept masked."""
+
+import itertools
+import logging
+import uuid
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import func, select
+from twilio.request_validator import RequestValidator
+
+from app import create_app
+from ivr.demo import synthetic_nhs_number
+from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, app_config, latest_code, verify
+from tests.db import create_person
+
+ROUTES = ["/twilio/voice", "/twilio/voice/step?turn=0", "/twilio/voice/status"]
+VERBS = {"Gather", "Redirect", "Dial", "Hangup"}
+_serials = itertools.count(700_000, 10)  # NHS numbers of people made here, apart from tests/db.py's
+
+
+def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def call_params(call_sid: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid or "CA" + uuid.uuid4().hex,
+        "AccountSid": ACCOUNT_SID,
+        "From": "+447700900555",
+        "To": "+442079460000",
+        "CallStatus": "in-progress",
+        **extra,
+    }
+
+
+def count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return session.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def conversation(app, sid: str) -> Conversation | None:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return session.exec(select(Conversation).where(Conversation.twilio_sid == sid)).first()
+
+
+def assert_sensible_twiml(body: str) -> ET.Element:
+    root = ET.fromstring(body)
+    assert root.tag == "Response", body[:300]
+    verbs = {element.tag for element in root.iter()}
+    assert verbs & VERBS, f"the caller would be left in silence: {body[:300]}"
+    return root
+
+
+# ---- Signatures ------------------------------------------------------------------------------
+
+
+def _forgeries(route: str, params: dict[str, str]) -> dict[str, dict[str, str]]:
+    url = "http://localhost" + route
+    return {
+        "missing": {},
+        "wrong": {"X-Twilio-Signature": sign(url, params, token="not-the-auth-token")},
+        "garbage": {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        "another url": {"X-Twilio-Signature": sign("http://localhost/twilio/sms", params)},
+        "other params": {"X-Twilio-Signature": sign(url, {**params, "Digits": "9"})},
+    }
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_unsigned_or_wrongly_signed_webhooks_get_403_and_store_nothing(app, client, route):
+    params = call_params(Digits="2", CallStatus="completed", CallDuration="30")
+    for name, headers in _forgeries(route, params).items():
+        response = client.post(route, data=params, headers=headers)
+        assert response.status_code == 403, f"{name} signature on {route}: {response.status_code}"
+    assert count(app, Conversation) == 0
+    assert count(app, ConversationStep) == 0
+
+
+def test_forged_steps_of_a_real_call_change_nothing(app, client, caller):
+    caller.dial()
+    before = conversation(app, caller.call_sid)
+    assert before is not None and before.turn == 1
+    params = call_params(caller.call_sid, Digits="2", CallStatus="completed", CallDuration="30")
+    for route in ("/twilio/voice/step?turn=1", "/twilio/voice/status", "/twilio/voice"):
+        for name, headers in _forgeries(route, params).items():
+            assert client.post(route, data=params, headers=headers).status_code == 403, (route, name)
+    after = conversation(app, caller.call_sid)
+    assert after is not None
+    assert (after.turn, after.state, after.ended_at, after.twilio_status) == (
+        before.turn,
+        before.state,
+        None,
+        None,
+    )
+    assert count(app, ConversationStep) == 1
+    # The genuine caller carries on where they were.
+    caller.press("2")
+    caller.hears("NHS number")
+
+
+@pytest.fixture
+def public_app(database_url, twilio):  # type: ignore[no-untyped-def]
+    app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org"))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["database"].engine.dispose()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_behind_a_proxy_the_public_url_is_what_twilio_signed(public_app, route):
+    client = public_app.test_client()
+    params = call_params(CallStatus="completed", CallDuration="12")
+    local = client.post(route, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + route, params)})
+    assert local.status_code == 403
+    assert count(public_app, Conversation) == 0
+    public = client.post(
+        route, data=params, headers={"X-Twilio-Signature": sign("https://line.example.org" + route, params)}
+    )
+    assert public.status_code in (200, 204)
+    if public.status_code == 200:
+        assert_sensible_twiml(public.get_data(as_text=True))
+
+
+def test_without_public_base_url_the_forwarded_url_of_one_proxy_is_what_twilio_signed(app, client):
+    route = "/twilio/voice"
+    params = call_params()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tunnel.example.net"}
+    signed = sign("https://tunnel.example.net" + route, params)
+    assert client.post(route, data=params, headers={**forwarded, "X-Twilio-Signature": signed}).status_code == 200
+    assert client.post(route, data=params, headers={"X-Twilio-Signature": signed}).status_code == 403
+
+
+def test_behind_a_proxy_a_whole_call_works_signed_for_the_public_url(public_app, make_caller):
+    caller = make_caller(app_=public_app)
+    caller.base_url = caller.current_url = "https://line.example.org/"
+    caller.dial()
+    caller.hears("press 2")
+    caller.press("2")
+    caller.hears("NHS number")
+    assert conversation(public_app, caller.call_sid).turn == 2
+
+
+# ---- Never a 5xx -----------------------------------------------------------------------------
+
+_TEXT_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+ODD_VALUES = st.sampled_from(
+    [
+        "",
+        " ",
+        "*#*",
+        "#",
+        "**",
+        "0",
+        "9#",
+        "1234567890#",
+        "99999999999999999999999999999999",
+        "-1",
+        "１２３",
+        "٣٣",
+        "²",
+        "'; DROP TABLE conversation; --",
+        "1' OR '1'='1",
+        "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>",
+        "</Say><Hangup/>",
+        "]]>",
+        "&amp;&lt;",
+        "🙂📞☎️",
+        "Zoë Ñandú 漢字 العربية",
+        "completed",
+        "dial",
+        "silence",
+        "opt out",
+        "x" * 5000,
+        "9" * 5000,
+        "🙂" * 1500,
+    ]
+)
+VALUES = st.one_of(ODD_VALUES, st.text(_TEXT_CHARS, max_size=5000), st.text(_TEXT_CHARS, max_size=20))
+FORM_KEYS = ["CallSid", "From", "To", "Digits", "SpeechResult", "Confidence", "CallStatus", "CallDuration", "DialCallStatus"]
+
+
+QUERY_SAFE = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~ "), max_size=60)
+QUERY_ANY = st.one_of(ODD_VALUES.filter(lambda v: len(v) < 200), st.text(_TEXT_CHARS, max_size=60))
+
+
+@st.composite
+def webhook_requests(draw, query_values=QUERY_SAFE):  # type: ignore[no-untyped-def]
+    """(start, route, query, form): where the call is, then a Twilio-shaped request where any field may be
+    missing or anything at all. `start`: the call under way so far, a new call, or a verified caller at the
+    confirm step."""
+    start = draw(st.sampled_from(["same call", "same call", "new call", "at confirm"]))
+    route = draw(st.sampled_from(["/twilio/voice/step", "/twilio/voice/step", "/twilio/voice", "/twilio/voice/status"]))
+    form = {key: draw(VALUES) for key in draw(st.lists(st.sampled_from(FORM_KEYS), unique=True))}
+    sid_kind = draw(st.sampled_from(["live", "live", "live", "missing", "arbitrary"]))
+    if sid_kind == "live":
+        form["CallSid"] = "live"  # replaced by the call under way
+    elif sid_kind == "missing":
+        form.pop("CallSid", None)
+    query: dict[str, str] = {}
+    if draw(st.booleans()):
+        query["turn"] = draw(st.one_of(st.just("current"), st.integers(-3, 40).map(str), query_values))
+    if draw(st.booleans()):
+        query["event"] = draw(st.one_of(st.sampled_from(["silence", "dial", ""]), query_values))
+    return start, route, query, form
+
+
+class _Calls:
+    """The call each example acts on: the test's caller, or a new one."""
+
+    def __init__(self, app, caller, make_caller, twilio) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.caller = caller
+        self.make_caller = make_caller
+        self.twilio = twilio
+
+    def for_start(self, start: str):  # type: ignore[no-untyped-def]
+        if start == "same call":
+            if self.caller.last is None:
+                self.caller.dial()
+            return self.caller
+        caller = self.make_caller(from_number=f"+4477009{uuid.uuid4().int % 100_000:05d}")
+        caller.dial()
+        if start == "at confirm":
+            with self.app.extensions["database"].transaction() as session:
+                person = create_person(session, nhs_number=synthetic_nhs_number(next(_serials)))
+            caller.press("2")
+            verify(caller, person, self.twilio)
+            caller.press("1")
+            caller.hears("To confirm, press 1")
+        return caller
+
+
+@pytest.fixture
+def calls(app, caller, make_caller, twilio):  # type: ignore[no-untyped-def]
+    return _Calls(app, caller, make_caller, twilio)
+
+
+def _post_signed(app, client, calls, webhook):  # type: ignore[no-untyped-def]
+    start, route, query, form = webhook
+    form, query = dict(form), dict(query)
+    caller = calls.for_start(start)
+    if form.get("CallSid") == "live":
+        form["CallSid"] = caller.call_sid
+    if query.get("turn") == "current":
+        live = conversation(app, caller.call_sid)
+        query["turn"] = str(live.turn if live else 0)
+    path = route + ("?" + urlencode(query) if query else "")
+    response = client.post(path, data=form, headers={"X-Twilio-Signature": sign("http://localhost" + path, form)})
+    assert response.status_code in (200, 204), (path, response.status_code, response.get_data(as_text=True)[:300])
+    if response.status_code == 200:
+        assert_sensible_twiml(response.get_data(as_text=True))
+    else:
+        assert route == "/twilio/voice/status"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(webhook=webhook_requests())
+def test_a_signed_webhook_never_answers_5xx_whatever_it_carries(app, client, calls, webhook):
+    _post_signed(app, client, calls, webhook)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(webhook=webhook_requests(query_values=QUERY_ANY))
+def test_a_signed_webhook_with_any_query_values_is_accepted_and_answered(app, client, calls, webhook):
+    """Query values that must be percent-encoded (*, #, ', <, non-ASCII): Twilio signs the URL as encoded."""
+    _post_signed(app, client, calls, webhook)
+
+
+@pytest.mark.parametrize("query", ["turn=%2A%23%2A", "turn=1&event=%C3%A9", "turn=%27x%27"])
+def test_a_request_signed_for_a_percent_encoded_url_passes_the_signature_check(client, caller, query):
+    caller.dial()
+    path = "/twilio/voice/step?" + query
+    params = call_params(caller.call_sid, Digits="1")
+    response = client.post(path, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + path, params)})
+    assert response.status_code == 200, f"Twilio signed http://localhost{path} but the app answered {response.status_code}"
+
+
+# ---- Twilio's retries ------------------------------------------------------------------------
+
+
+def test_a_repeated_incoming_call_request_gets_the_same_twiml_and_one_conversation(app, caller):
+    first = caller.send_signed("/twilio/voice", {"CallStatus": "ringing"})
+    again = caller.send_signed("/twilio/voice", {"CallStatus": "ringing"})
+    assert first[0] == again[0] == 200
+    assert first[1] == again[1]
+    assert_sensible_twiml(first[1])
+    assert count(app, Conversation) == 1
+    assert count(app, ConversationStep) == 1
+
+
+def test_a_retried_confirmation_records_one_choice_and_sends_one_text(app, caller, person, twilio):
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    caller.press("1")
+    caller.hears("To confirm, press 1")
+    caller.press("1")
+    first = caller.hears("has been recorded")
+    replayed = caller.replay_last()
+    assert replayed == first
+    replayed_again = caller.replay_last()
+    assert replayed_again == first
+
+    assert count(app, ChoiceEvent) == 1
+    texts = twilio.texts_to(person.mobile)
+    confirmations = [text for text in texts if "recorded on" in text.body]
+    assert len(confirmations) == 1, [text.body for text in texts]
+    assert len(texts) == 2  # the code and the confirmation, nothing more
+    assert count(app, OutboundMessage) == 2
+    # The call carries on from where it was.
+    caller.press("3")
+    caller.hears("opted out")
+
+
+# ---- The database is down --------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_without_database(twilio):  # type: ignore[no-untyped-def]
+    app = create_app(app_config("postgresql+psycopg://postgres@127.0.0.1:1/x", twilio))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["database"].engine.dispose()
+
+
+@pytest.mark.parametrize("route", ["/twilio/voice", "/twilio/voice/step?turn=1", "/twilio/voice/step?turn=1&event=silence"])
+def test_with_the_database_down_a_caller_hears_an_apology_and_the_call_ends(app_without_database, route):
+    client = app_without_database.test_client()
+    params = call_params(Digits="2")
+    response = client.post(route, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + route, params)})
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    root = assert_sensible_twiml(response.get_data(as_text=True))
+    said = " ".join(element.text or "" for element in root.iter("Say"))
+    assert "cannot do this right now" in said
+    assert [element.tag for element in root][-1] == "Hangup"
+
+
+def test_with_the_database_down_a_status_callback_is_not_a_5xx(app_without_database):
+    client = app_without_database.test_client()
+    route = "/twilio/voice/status"
+    params = call_params(CallStatus="completed", CallDuration="30")
+    response = client.post(route, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + route, params)})
+    assert response.status_code < 500
+
+
+# ---- Identifiers stay masked -----------------------------------------------------------------
+
+
+def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller, person, twilio, caplog):
+    caplog.set_level(logging.DEBUG)
+    caller.dial()
+    caller.press("2")
+    caller.hears("NHS number")
+    caller.press(person.nhs_number + "#")
+    caller.hears("You keyed")
+    caller.press("1")
+    caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
+    caller.hears("code")
+    code = latest_code(twilio, person.mobile)
+    caller.press(code + "#")
+    caller.press("1")
+    caller.press("1")
+    caller.hears("Your choice to opt out has been recorded")
+    caller.hang_up()
+
+    secrets = {
+        "NHS number": person.nhs_number,
+        "date of birth": person.date_of_birth.strftime("%d%m%Y"),
+        "code": code,
+    }
+    with app.extensions["database"].transaction() as session:
+        steps = session.exec(select(ConversationStep).order_by(ConversationStep.turn)).all()
+        messages = session.exec(select(OutboundMessage)).all()
+    assert len(steps) >= 7
+    for step in steps:
+        for what, value in secrets.items():
+            assert value not in (step.said or ""), f"the {what} is in what turn {step.turn} said: {step.said!r}"
+            assert value not in (step.heard or ""), f"the {what} is in what turn {step.turn} heard: {step.heard!r}"
+    for message in messages:
+        assert code not in message.body and code not in message.masked_body
+
+    read_back = [step for step in steps if "You keyed" in step.said]
+    assert len(read_back) == 1
+    assert "*** *** *" + person.nhs_number[-3:] in read_back[0].said
+    entered = {step.node: step.heard for step in steps}
+    assert entered["nhs_number"] == "*" * 10
+    assert entered["date_of_birth"] == "*" * 8
+    assert entered["code"] == "*" * 6
+
+    assert caplog.records, "nothing was logged at all; the check below would prove nothing"
+    logged = caplog.text + "\n".join(record.getMessage() for record in caplog.records)
+    for what, value in secrets.items():
+        found = [record for record in caplog.records if value in record.getMessage()]
+        assert value not in logged, (
+            f"the {what} is in the log: "
+            + "; ".join(f"{record.name} {record.levelname}: {record.getMessage()[:200]}" for record in found[:3])
+        )
