@@ -5,6 +5,7 @@ state, asks the dialogue what to do, performs its effects, stores the step and t
 and commits all of it together, so a dropped request leaves nothing half-done.
 """
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ivr.follow_ups import raise_follow_up
 from ivr.identity import Identity
 from ivr.identity_format import mask_digits, mask_free_text
 from ivr.outbox import Outbox, Text
-from ivr.phone_numbers import last_digits, mask_phone_number
+from ivr.phone_numbers import last_digits, mask_phone_number, parse_caller_id
 from ivr.prompts import Prompts
 from models import ChoiceStatus, Conversation, ConversationStep, Person, utcnow
 from models.time import uk_date, uk_today
@@ -44,8 +45,13 @@ class Inbound:
     sid: str
     event: dialogue.Event
     turn: int | None = None  # the turn this input answers; None when the conversation starts
-    caller: str | None = None  # E.164, None when withheld
+    caller_id: str = ""  # the From of the webhook, as Twilio sent it
     heard: str | None = None  # what the person keyed or said, as received
+
+    @functools.cached_property
+    def caller(self) -> str | None:
+        """The calling number in E.164, None when withheld; parsed only when a turn needs it."""
+        return parse_caller_id(self.caller_id)
 
 
 @dataclass(frozen=True)

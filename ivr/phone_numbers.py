@@ -3,6 +3,17 @@
 import phonenumbers
 
 _MAX_LENGTH = 40
+# What Twilio puts in From when a caller's number is withheld: never a number to call back.
+WITHHELD_CALLER_IDS = frozenset(
+    {"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253", "anonymous", "restricted", "unknown"}
+)
+
+
+def parse_caller_id(raw: str) -> str | None:
+    """A webhook's From as E.164, or None when the number is withheld or unusable."""
+    if raw.strip().lower() in WITHHELD_CALLER_IDS:
+        return None
+    return parse_uk_phone_number(raw)
 
 
 def parse_uk_phone_number(raw: str, mobile_only: bool = False) -> str | None:

@@ -8,7 +8,6 @@ from werkzeug.exceptions import HTTPException
 
 from ivr import dialogue
 from ivr.line import Inbound, Line, Reply
-from ivr.phone_numbers import parse_uk_phone_number
 from ivr.prompts import Prompts
 from ivr.twilio_signature import require_twilio_signature
 
@@ -24,8 +23,7 @@ NUMBER_TIMEOUT_SECONDS = 10
 MAX_INPUT_LENGTH = 64
 MAX_SPEECH_LENGTH = 300
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-# What Twilio puts in From when the caller's number is withheld: never a number to call back.
-WITHHELD_CALLER_IDS = {"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253", "anonymous", "restricted"}
+
 
 
 def _line() -> Line:
@@ -70,7 +68,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         sid=request.form.get("CallSid", "")[:64] or "unknown",
         event=event,
         turn=turn,
-        caller=_calling_number(request.form.get("From", "")),
+        caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
         heard=heard,
     )
     line = _line()
@@ -81,12 +79,6 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         # The text stays pending in the outbox and is retried; the caller hears the line as usual.
         log.exception("Sending texts after a call step failed; they stay in the outbox")
     return _twiml(handled.rendered)
-
-
-def _calling_number(raw: str) -> str | None:
-    if raw.strip().lower() in WITHHELD_CALLER_IDS:
-        return None
-    return parse_uk_phone_number(raw)
 
 
 def _render(reply: Reply) -> str:
