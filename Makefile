@@ -26,6 +26,7 @@ run: install
 # A phone in the terminal: call the line, key in digits, see the texts it sends.
 call: install
 	$(FLASK) db upgrade >/dev/null
+	$(FLASK) demo seed >/dev/null
 	$(FLASK) call
 
 # The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run).

@@ -6,8 +6,9 @@ import re
 # NHS numbers (10 digits), dates of birth (8), codes (6) and phone numbers (10+), written solid or
 # in groups: 9434765919, 943 476 5919, 01/03/1984, 07700 900123. Grouped digits are masked from 8
 # digits up, so times such as "2026 13:20" and addresses such as 127.0.0.1 stay readable.
-_SOLID = re.compile(r"\d{6,}")
-_GROUPED = re.compile(r"\d+(?:[ /-]\d+)+")
+# Digits inside a longer token of letters and digits (a Twilio SID such as CA3f09...) are left alone.
+_SOLID = re.compile(r"(?<![A-Za-z0-9])\d{6,}(?![A-Za-z0-9])")
+_GROUPED = re.compile(r"(?<![A-Za-z0-9])\d+(?:[ /-]\d+)+(?![A-Za-z0-9])")
 _MIN_GROUPED_DIGITS = 8
 
 
@@ -32,12 +33,12 @@ class MaskingFormatter(logging.Formatter):
 def configure_logging(level: int = logging.INFO) -> None:
     """Send every log record through the masking formatter (idempotent)."""
     root = logging.getLogger()
-    root.setLevel(level)
-    # The REST client logs every request's headers at INFO; its warnings and errors are enough.
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     for handler in root.handlers:
         if isinstance(handler.formatter, MaskingFormatter):
             return
+    root.setLevel(level)
+    # The REST client logs every request's headers at INFO; its warnings and errors are enough.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     handler = logging.StreamHandler()
     handler.setFormatter(MaskingFormatter())
     root.addHandler(handler)
