@@ -28,7 +28,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     database = Database(settings.database_url or "")
     prompts = Prompts(settings.org_name)
     identity = Identity(settings.secret_key or "")
-    outbox = Outbox(settings, database)
+    outbox = Outbox(settings, database, identity.keyed_hash)
     app.extensions.update(
         settings=settings,
         database=database,

@@ -26,6 +26,7 @@ def register(app: Flask) -> None:
     for group in (db_group, people_group, staff_group, demo_group, outbox_group):
         app.cli.add_command(group)
     app.cli.add_command(terminal_phone.call_command)
+    app.cli.add_command(terminal_phone.text_command)
 
 
 def _database() -> Database:

@@ -123,6 +123,13 @@ class Speech:
 
 
 @dataclass(frozen=True)
+class Text:
+    """A text message's body, on the SMS line."""
+
+    body: str
+
+
+@dataclass(frozen=True)
 class Silence:
     pass
 
@@ -136,6 +143,11 @@ class DialEnded:
 class IdentityMatched:
     person_id: int
     mobile_ending: str | None
+    # On the SMS line, a text from the mobile on record completes the check: then the current
+    # choice comes with the match, as it does with an accepted code.
+    mobile_is_sender: bool = False
+    current: str | None = None
+    current_since: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,7 @@ class CodeSent:
 @dataclass(frozen=True)
 class CodeNotSent:
     locked: bool = False
+    blocked: bool = False  # the mobile has told its network to refuse our texts
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,7 @@ Event = (
     Start
     | Keys
     | Speech
+    | Text
     | Silence
     | DialEnded
     | IdentityMatched
@@ -254,10 +268,11 @@ class Expect:
     """The input a turn waits for.
 
     menu: one key or a few words; number: digits ending with '#'; dial: a transfer to staff;
-    hangup: nothing more. `identifier` names what a number entry holds, so it is stored masked.
+    hangup: nothing more; reply: the next text, on the SMS line. `identifier` names what the
+    next input holds, so it is stored masked.
     """
 
-    kind: Literal["menu", "number", "dial", "hangup"]
+    kind: Literal["menu", "number", "dial", "hangup", "reply"]
     identifier: str | None = None
     hints: tuple[str, ...] = ()
 
@@ -276,7 +291,8 @@ class Context:
     """Facts about the line the dialogue needs but must not fetch itself."""
 
     today: date
-    transfer_available: bool
+    transfer_available: bool = False
+    line_number: str = ""  # the line's own number, as people dial it, for texts that say "call us"
 
 
 # ---- Speech ----------------------------------------------------------------------------------

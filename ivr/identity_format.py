@@ -72,3 +72,58 @@ def parse_keyed_date_of_birth(digits: str, today: date) -> date | None:
     if born.year < 1900 or born > today:
         return None
     return born
+
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sept", "sep"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})[\s/.\-]+(\d{1,2})[\s/.\-]+(\d{4}|\d{2})$")
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_DAY_MONTH_YEAR = re.compile(rf"^{_DAY}(?:\s+of)?\s+([a-z]+)\.?,?\s+(\d{{4}})$")
+_MONTH_DAY_YEAR = re.compile(rf"^([a-z]+)\.?\s+{_DAY},?\s+(\d{{4}})$")
+
+
+def parse_written_date_of_birth(text: str, today: date) -> date | None:
+    """A date of birth as people text it: 01/03/1984, 1-3-1984, 01031984, 1 March 1984, 1st of Mar 1984,
+    March 1 1984; two-digit years are the most recent such year not in the future. None if not a real
+    date between 1900 and today."""
+    cleaned = " ".join(text.strip().lower().replace(",", " ").split())
+    if len(cleaned) > 40:
+        return None
+    if cleaned.isdigit() and len(cleaned) == 8:
+        return parse_keyed_date_of_birth(cleaned, today)
+    parts: tuple[str, str, str] | None = None
+    if match := _NUMERIC_DATE.match(cleaned):
+        parts = (match.group(1), match.group(2), match.group(3))
+    elif (match := _DAY_MONTH_YEAR.match(cleaned)) and match.group(2) in _MONTHS:
+        parts = (match.group(1), str(_MONTHS[match.group(2)]), match.group(3))
+    elif (match := _MONTH_DAY_YEAR.match(cleaned)) and match.group(1) in _MONTHS:
+        parts = (match.group(2), str(_MONTHS[match.group(1)]), match.group(3))
+    if parts is None:
+        return None
+    day, month, year = (int(part) for part in parts)
+    if len(parts[2]) == 2:
+        year += 2000 if 2000 + year <= today.year else 1900
+    try:
+        born = date(year, month, day)
+    except ValueError:
+        return None
+    return born if date(1900, 1, 1) <= born <= today else None

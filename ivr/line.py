@@ -10,20 +10,21 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from ivr import choices, dialogue
+from ivr import choices, dialogue, text_dialogue
 from ivr.db import Database
 from ivr.follow_ups import raise_follow_up
 from ivr.identity import Identity
 from ivr.identity_format import mask_digits, mask_free_text
 from ivr.outbox import Outbox, Text
-from ivr.phone_numbers import last_digits, mask_phone_number, parse_caller_id
+from ivr.phone_numbers import format_for_people, last_digits, mask_phone_number, parse_caller_id
 from ivr.prompts import Prompts
 from models import ChoiceStatus, Conversation, ConversationStep, Person, utcnow
 from models.time import uk_date, uk_today
@@ -46,12 +47,57 @@ class Inbound:
     event: dialogue.Event
     turn: int | None = None  # the turn this input answers; None when the conversation starts
     caller_id: str = ""  # the From of the webhook, as Twilio sent it
-    heard: str | None = None  # what the person keyed or said, as received
+    heard: str | None = None  # what the person keyed, said or texted, as received
+    line_id: str = ""  # the To of the webhook: the line's own number
 
     @functools.cached_property
     def caller(self) -> str | None:
         """The calling number in E.164, None when withheld; parsed only when a turn needs it."""
         return parse_caller_id(self.caller_id)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A channel's conversation: its state type, its pure dialogue, and how its input is stored."""
+
+    channel: str
+    new_state: Callable[[], object]
+    load_state: Callable[[dict[str, object]], object]
+    respond: Callable[..., dialogue.Turn]
+    masked_input: Callable[[object, str | None, dialogue.Event], str | None]
+
+
+def _masked_call_input(state: object, heard: str | None, event: dialogue.Event) -> str | None:
+    """What a caller keyed or said, as it may be stored: identifiers hidden."""
+    node = getattr(state, "node", "")
+    if isinstance(event, dialogue.Silence):
+        return "(no input)"
+    if isinstance(event, dialogue.Start) or heard is None:
+        return None
+    if node in _IDENTIFIER_NODES and isinstance(event, dialogue.Keys):
+        return mask_digits(heard, _IDENTIFIER_NODES[node])
+    return mask_free_text(heard)
+
+
+def _masked_text_input(state: object, heard: str | None, event: dialogue.Event) -> str | None:
+    """What a texter sent, as it may be stored: a whole message hidden where it answers for an identifier."""
+    identifier = text_dialogue.expected_identifier(state)  # type: ignore[arg-type]
+    if heard is None:
+        return None
+    if identifier is not None and text_dialogue.keyword_of(heard) is None:
+        return f"({identifier.replace('_', ' ')}, hidden)"
+    return mask_free_text(heard)
+
+
+VOICE_FLOW = Flow("voice", dialogue.State, dialogue.State.from_json_dict, dialogue.respond, _masked_call_input)
+SMS_FLOW = Flow(
+    "sms",
+    text_dialogue.TextState,
+    text_dialogue.TextState.from_json_dict,
+    text_dialogue.respond,
+    _masked_text_input,
+)
+SMS_THREAD_IDLE = timedelta(minutes=30)  # a text after this long starts a new conversation
 
 
 @dataclass(frozen=True)
@@ -105,6 +151,14 @@ _LOAD_CONVERSATION = (
 )
 _SAVE_CONVERSATION = update(_conversation).where(_conversation.c.id == bindparam("conversation_id"))
 _ADD_STEP = insert(_step)
+_STEP_FOR_MESSAGE = select(_step.c.id).where(_step.c.twilio_sid == bindparam("sid"))
+_LATEST_THREAD = (
+    select(*_LOAD_CONVERSATION.selected_columns, _conversation.c.updated_at)
+    .where(_conversation.c.channel == "sms", _conversation.c.caller_hash == bindparam("caller_hash"))
+    .order_by(_conversation.c.id.desc())
+    .limit(1)
+    .with_for_update()
+)
 # A Twilio retry can race the original request that opens a conversation: the loser inserts
 # nothing, and then finds (after the winner commits) the conversation to replay.
 _OPEN_CONVERSATION = {
@@ -149,11 +203,56 @@ class Line:
             else:
                 event = inbound.event
                 state = dialogue.State.from_json_dict(json.loads(conversation.state))
-            turn_run = _TurnRun(self, connection, conversation, inbound)
+            turn_run = _TurnRun(self, connection, conversation, inbound, VOICE_FLOW)
             reply = turn_run.run(state, event)
             rendered = render(reply)
             turn_run.save(rendered)
             return Handled(rendered, replayed=False, message_ids=turn_run.message_ids)
+
+    def handle_text(self, inbound: Inbound) -> Handled:
+        """One text in: its replies go to the outbox in the same transaction, to be sent once committed.
+
+        A text belongs to the texting number's conversation until that is left for 30 minutes. A
+        retried webhook (a MessageSid already answered) changes nothing and sends nothing.
+        """
+        with self.database.writer.begin() as connection:
+            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
+                return Handled("", replayed=True)
+            conversation = self._text_thread(connection, inbound)
+            state = SMS_FLOW.load_state(json.loads(conversation.state))
+            turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
+            reply = turn_run.run(state, inbound.event)
+            for number, prompt in enumerate(reply.say):
+                turn_run.queue_reply(number, prompt)
+            turn_run.save("")
+            return Handled("", replayed=False, message_ids=turn_run.message_ids)
+
+    def record_network_word(self, inbound: Inbound, blocked: bool, word: str) -> Handled:
+        """A texter sent STOP (or START) to the network: keep it, tell staff, and never read it as a choice."""
+        with self.database.writer.begin() as connection:
+            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
+                return Handled("", replayed=True)
+            conversation = self._text_thread(connection, inbound)
+            turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
+            turn_run.record_network_word(blocked, word)
+            return Handled("", replayed=False)
+
+    def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord:
+        caller_hash = self.identity.keyed_hash(inbound.caller or inbound.caller_id)
+        row = connection.execute(_LATEST_THREAD, {"caller_hash": caller_hash}).first()
+        now = utcnow()
+        if row is not None:
+            thread = ConversationRecord(*row[:-1])
+            if row.updated_at > now - SMS_THREAD_IDLE:
+                return thread
+            if thread.ended_at is None:
+                connection.execute(
+                    _SAVE_CONVERSATION,
+                    {"conversation_id": thread.id, "ended_at": row.updated_at, "outcome": thread.outcome or "abandoned"},
+                )
+        opened = self._open(connection, inbound, caller_hash)
+        assert opened is not None, "a MessageSid opens at most one conversation"
+        return opened
 
     def send_texts(self, message_ids: list[int]) -> None:
         if message_ids:
@@ -181,10 +280,11 @@ class Line:
         row = connection.execute(_LOAD_CONVERSATION, {"sid": sid}).first()
         return ConversationRecord(*row) if row is not None else None
 
-    def _open(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
+    def _open(self, connection: Connection, inbound: Inbound, caller_hash: str | None = None) -> ConversationRecord | None:
         """A new conversation; None when a concurrent request for the same SID opened it first."""
         now = utcnow()
-        caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else ""
+        if caller_hash is None:
+            caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else ""
         statement = _OPEN_CONVERSATION[connection.dialect.name].returning(_conversation.c.id)
         conversation_id = connection.execute(
             statement,
@@ -208,8 +308,11 @@ class Line:
 class _TurnRun:
     """One turn in progress: the dialogue, its effects in this transaction, and the step it leaves."""
 
-    def __init__(self, line: Line, connection: Connection, conversation: ConversationRecord, inbound: Inbound) -> None:
+    def __init__(
+        self, line: Line, connection: Connection, conversation: ConversationRecord, inbound: Inbound, flow: Flow
+    ) -> None:
         self.line = line
+        self.flow = flow
         self.connection = connection
         self._session: Session | None = None
         self.conversation = conversation
@@ -217,15 +320,19 @@ class _TurnRun:
         self.message_ids: list[int] = []
         self._changes: dict[str, object] = {}
 
-    def run(self, state: dialogue.State, event: dialogue.Event) -> Reply:
-        context = dialogue.Context(today=self.line.today(), transfer_available=bool(self.line.transfer_number))
-        node_before = state.node
-        turn = dialogue.respond(state, event, context)
+    def run(self, state: Any, event: dialogue.Event) -> Reply:
+        context = dialogue.Context(
+            today=self.line.today(),
+            transfer_available=bool(self.line.transfer_number),
+            line_number=format_for_people(self.inbound.line_id),
+        )
+        state_before = state
+        turn = self.flow.respond(state, event, context)
         said = list(turn.say)
         outcome = turn.outcome
         while turn.effect is not None:
             result = self._perform(turn.effect, turn.state)
-            turn = dialogue.respond(turn.state, result, context)
+            turn = self.flow.respond(turn.state, result, context)
             said.extend(turn.say)
             outcome = _weightier(outcome, turn.outcome)
         conversation = self.conversation
@@ -244,18 +351,51 @@ class _TurnRun:
         }
         if turn.expect.kind == "hangup" and conversation.ended_at is None:
             self._changes["ended_at"] = now
+        node = state_before.node if not isinstance(event, dialogue.Start) else "start"
+        self._add_step(node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now)
+        return Reply(tuple(said), words, turn.expect, conversation.turn + 1, turn.state.node)
+
+    def _add_step(self, node: str, heard: str | None, said: str, now: datetime) -> None:
         self.connection.execute(
             _ADD_STEP,
             {
-                "conversation_id": conversation.id,
-                "turn": conversation.turn + 1,
+                "conversation_id": self.conversation.id,
+                "turn": self.conversation.turn + 1,
+                "twilio_sid": self.inbound.sid if self.flow.channel == "sms" else None,
                 "at": now,
-                "node": node_before if not isinstance(event, dialogue.Start) else "start",
-                "heard": _masked_input(node_before, self.inbound.heard, event),
-                "said": stored_words,
+                "node": node,
+                "heard": heard,
+                "said": said,
             },
         )
-        return Reply(tuple(said), words, turn.expect, conversation.turn + 1, turn.state.node)
+
+    def queue_reply(self, number: int, prompt: dialogue.Prompt) -> None:
+        """One reply text to the texter, sent through the outbox like every other text."""
+        if self.inbound.caller is None:
+            log.warning("A text came from a number that cannot be texted back; no reply sent")
+            return
+        prompts = self.line.prompts
+        body = prompts.render("sms", prompt)
+        masked = prompts.render("sms", prompt, masked=True) if prompt.masked else body
+        self._queue_text(f"reply:{self.inbound.sid}:{number}", "reply", self.inbound.caller, body, masked)
+
+    def record_network_word(self, blocked: bool, word: str) -> None:
+        number = self.inbound.caller
+        now = utcnow()
+        changed = number is not None and self.line.outbox.record_network_word(self.session, number, blocked, word)
+        if changed and blocked:
+            raise_follow_up(
+                self.session,
+                "network_stop",
+                f"Texted {word} to the network: our texts can no longer reach the {mask_phone_number(number)}. "
+                "If they meant to opt out of data use, contact them by phone or post.",
+                conversation_id=self.conversation.id,
+                phone=number,
+            )
+        said = "(no reply: the network answers this word itself)"
+        self._add_step("network_word", mask_free_text(self.inbound.heard or word), said, now)
+        self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
+        self.save("")
 
     @property
     def session(self) -> Session:
@@ -275,7 +415,7 @@ class _TurnRun:
 
     # ---- Effects ---------------------------------------------------------------------------
 
-    def _perform(self, effect: dialogue.Effect, state: dialogue.State) -> dialogue.Event:
+    def _perform(self, effect: dialogue.Effect, state: Any) -> dialogue.Event:
         if isinstance(effect, dialogue.MatchIdentity):
             return self._match_identity(effect)
         if isinstance(effect, dialogue.SendCode):
@@ -302,10 +442,25 @@ class _TurnRun:
         found = self.line.identity.match_details(
             self.session, effect.nhs_number, effect.date_of_birth, self.conversation.caller_hash, self.conversation.id
         )
-        if found.person is None:
+        person = found.person
+        if person is None:
             return dialogue.IdentityNotMatched(locked=found.locked)
-        assert found.person.id is not None
-        return dialogue.IdentityMatched(found.person.id, last_digits(found.person.mobile, 3))
+        assert person.id is not None
+        # By text, the message coming from the mobile on record is the second factor. A caller ID
+        # is not taken as one: the voice line always sends a code.
+        texted_from_mobile = self.flow.channel == "sms" and person.mobile is not None and person.mobile == self.inbound.caller
+        if not texted_from_mobile:
+            return dialogue.IdentityMatched(person.id, last_digits(person.mobile, 3))
+        self.conversation.person_id = person.id
+        current, since = self._current_choice(person)
+        return dialogue.IdentityMatched(person.id, last_digits(person.mobile, 3), True, current, since)
+
+    def _current_choice(self, person: Person) -> tuple[str | None, str | None]:
+        current = choices.current_choice(self.session, person.nhs_number)
+        return (
+            current.status.value if current.status else None,
+            uk_date(current.since).isoformat() if current.since else None,
+        )
 
     def _person(self, person_id: int) -> Person:
         person = self.session.get(Person, person_id)
@@ -319,6 +474,8 @@ class _TurnRun:
             return dialogue.CodeNotSent(locked=True)
         if not person.mobile:
             return dialogue.CodeNotSent()
+        if self.line.outbox.is_blocked(self.session, person.mobile):
+            return dialogue.CodeNotSent(blocked=True)
         issued = self.line.identity.issue_code(self.session, person, self.conversation.id)
         prompts = self.line.prompts
         body = prompts.render("text", dialogue.Prompt("one_time_code", {"code": issued.code}))
@@ -334,10 +491,7 @@ class _TurnRun:
         if result != "accepted":
             return dialogue.CodeRejected(result)
         self.conversation.person_id = person.id
-        current = choices.current_choice(self.session, person.nhs_number)
-        return dialogue.CodeAccepted(
-            current.status.value if current.status else None, uk_date(current.since).isoformat() if current.since else None
-        )
+        return dialogue.CodeAccepted(*self._current_choice(person))
 
     def _record_choice(self, effect: dialogue.RecordChoice, state: dialogue.State) -> dialogue.Event:
         if not state.verified or self.conversation.person_id != effect.person_id:
@@ -346,7 +500,8 @@ class _TurnRun:
         recorded = choices.record_choice(
             self.session, person, ChoiceStatus(effect.status), self.inbound.channel, self.conversation.id
         )
-        if recorded.changed and recorded.event is not None and person.mobile:
+        replied_to_mobile = self.flow.channel == "sms" and person.mobile == self.inbound.caller
+        if recorded.changed and recorded.event is not None and person.mobile and not replied_to_mobile:
             on = dialogue.spoken_date(uk_date(recorded.since))
             prompt = dialogue.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
             body = self.line.prompts.render("text", prompt)
@@ -379,14 +534,3 @@ def _weightier(current: str | None, new: str | None) -> str | None:
     if current is None:
         return new
     return new if dialogue.OUTCOME_WEIGHT[new] >= dialogue.OUTCOME_WEIGHT[current] else current
-
-
-def _masked_input(node: str, heard: str | None, event: dialogue.Event) -> str | None:
-    """What the person keyed or said, as it may be stored: identifiers hidden."""
-    if isinstance(event, dialogue.Silence):
-        return "(no input)"
-    if isinstance(event, dialogue.Start) or heard is None:
-        return None
-    if node in _IDENTIFIER_NODES and isinstance(event, dialogue.Keys):
-        return mask_digits(heard, _IDENTIFIER_NODES[node])
-    return mask_free_text(heard)

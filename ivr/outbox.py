@@ -6,6 +6,7 @@ Nothing is dropped silently: without a Twilio account a text is kept as not_sent
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,15 +18,18 @@ from twilio.rest import Client
 
 from ivr.db import Database
 from ivr.follow_ups import raise_follow_up
+from ivr.gsm import to_gsm7
 from ivr.phone_numbers import mask_phone_number
 from ivr.settings import Settings
-from models import OutboundMessage, utcnow
+from models import OutboundMessage, TextBlock, utcnow
 
 log = logging.getLogger(__name__)
 
+BLOCKED_REASON = "The number has texted STOP (or the like) to its network; our texts cannot reach it."
+TWILIO_UNSUBSCRIBED_RECIPIENT = "21610"  # Twilio's error for a number that has blocked the sender
 CLAIM_LEASE = timedelta(minutes=2)  # a sender that dies mid-send frees its texts after this
 GIVE_UP_AFTER = timedelta(hours=24)
-FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "not_sent"})
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "not_sent", "blocked"})
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = {
     "pending": 0,
@@ -62,9 +66,10 @@ class SendReport:
 
 
 class Outbox:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, number_hash: Callable[[str], str]) -> None:
         self.settings = settings
         self.database = database
+        self.number_hash = number_hash
 
     def queue(self, session: Session, text: Text) -> OutboundMessage | None:
         """Write the text in the caller's transaction; None if a text with this key was queued before."""
@@ -77,11 +82,20 @@ class Outbox:
             idempotency_key=text.idempotency_key,
             purpose=text.purpose,
             to_number=text.to_number,
-            body=text.body,
-            masked_body=text.masked_body,
+            body=to_gsm7(text.body),
+            masked_body=to_gsm7(text.masked_body),
             conversation_id=text.conversation_id,
             status_callback_url=self._status_callback_url(),
         )
+        if self.is_blocked(session, text.to_number):
+            message.status = "blocked"
+            message.body = message.masked_body
+            message.last_error = BLOCKED_REASON
+            log.warning("Text not sent: the %s has blocked our texts", mask_phone_number(text.to_number))
+            session.add(message)
+            session.flush()
+            _raise_failed_text(session, message)
+            return message
         if not self.settings.can_send_texts:
             message.status = "not_sent"
             message.body = text.masked_body
@@ -92,6 +106,28 @@ class Outbox:
         session.add(message)
         session.flush()
         return message
+
+    # ---- Numbers that told their network to stop our texts ---------------------------------
+
+    def is_blocked(self, session: Session, number: str) -> bool:
+        block = session.get(TextBlock, self.number_hash(number))
+        return block is not None and block.blocked
+
+    def record_network_word(self, session: Session, number: str, blocked: bool, word: str) -> bool:
+        """Keep what the number's network was told (STOP or START); True if that changed anything."""
+        block = session.get(TextBlock, self.number_hash(number), with_for_update=True)
+        if block is None:
+            if not blocked:
+                return False
+            block = TextBlock(number_hash=self.number_hash(number), number_last_digits=number[-4:], word=word)
+            session.add(block)
+        elif block.blocked == blocked:
+            return False
+        block.blocked = blocked
+        block.word = word[:16]
+        block.changed_at = utcnow()
+        session.flush()
+        return True
 
     def _status_callback_url(self) -> str | None:
         base = self.settings.public_base_url
@@ -156,7 +192,11 @@ class Outbox:
             )
         except TwilioRestException as error:
             permanent = 400 <= error.status < 500 and error.status != 429
-            return self._after_failure(message, f"Twilio answered {error.status}", str(error.code or ""), permanent)
+            code = str(error.code or "")
+            if code == TWILIO_UNSUBSCRIBED_RECIPIENT:
+                with self.database.transaction() as session:
+                    self.record_network_word(session, message.to_number, True, "21610")
+            return self._after_failure(message, f"Twilio answered {error.status}", code, permanent)
         except Exception as error:  # timeouts, refused connections: the provider may be back soon
             return self._after_failure(message, f"Could not reach Twilio: {type(error).__name__}", None, False)
         with self.database.transaction() as session:
@@ -223,13 +263,14 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _raise_failed_text(session: Session, message: OutboundMessage) -> None:
-    # A one-time code is of no use by the time staff could act; a confirmation is owed to the person.
-    if message.purpose == "one_time_code":
+    # A code or a reply is of no use by the time staff could act; a confirmation is owed to the person.
+    if message.purpose != "choice_confirmation":
         return
     raise_follow_up(
         session,
         "failed_text",
-        f"The confirmation text to the {mask_phone_number(message.to_number)} could not be delivered.",
+        f"The confirmation text to the {mask_phone_number(message.to_number)} could not be sent or delivered"
+        + (" (the number has blocked our texts)." if message.status == "blocked" else "."),
         conversation_id=message.conversation_id,
         phone=message.to_number,
     )

@@ -54,3 +54,13 @@ def last_digits(e164: str | None, count: int = 3) -> str | None:
 def mask_phone_number(e164: str | None) -> str:
     ending = last_digits(e164, 3)
     return f"number ending {ending}" if ending else "withheld number"
+
+
+def format_for_people(raw: str) -> str:
+    """A number as people here write and dial it (020 7946 0000), or as given if it is not a number."""
+    try:
+        parsed = phonenumbers.parse(raw, "GB")
+    except phonenumbers.NumberParseException:
+        return raw
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if parsed.country_code == 44 else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, style)

@@ -1,8 +1,9 @@
-"""`flask call`: a phone in the terminal that calls the line as Twilio would, with no Twilio account.
+"""`flask call` and `flask text`: a phone in the terminal that calls or texts the line as Twilio would,
+with no Twilio account.
 
-It signs and posts the same webhooks Twilio does to the app in this process, speaks the prompts as
-text, takes key presses, and shows the texts the line sends, which go through the real Twilio REST
-client to a local stand-in of Twilio's Messages endpoint rather than to a real phone.
+It signs and posts the same webhooks Twilio does to the app in this process, prints what the line
+says, takes key presses or texts, and shows the texts the line sends, which go through the real
+Twilio REST client to a local stand-in of Twilio's Messages endpoint rather than to a real phone.
 """
 
 import logging
@@ -10,13 +11,13 @@ import uuid
 from urllib.parse import urlsplit
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask.testing import FlaskClient
 
 from ivr.local_twilio import LocalTwilio
 from ivr.phone_numbers import parse_uk_phone_number
-from ivr.twiml_caller import Heard, TwimlCaller
+from ivr.twiml_caller import Heard, Texter, TwimlCaller
 
 LOCAL_ACCOUNT_SID = "AC" + "0" * 32
 LOCAL_FROM_NUMBER = "+447700900999"
@@ -35,39 +36,87 @@ def flask_transport(client: FlaskClient):  # type: ignore[no-untyped-def]
     return post
 
 
+def _phone_number(from_number: str) -> str:
+    number = parse_uk_phone_number(from_number)
+    if number is None:
+        raise click.BadParameter("not a UK phone number", param_hint="--from")
+    return number
+
+
+def _phone_app(texts: LocalTwilio, token: str) -> Flask:
+    """The app, as configured, but sending its texts to the local stand-in and signed with `token`."""
+    from app import create_app
+
+    logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the app's log, on the terminal
+    return create_app(
+        {
+            **current_app.extensions["settings"].model_dump(),
+            "twilio_account_sid": LOCAL_ACCOUNT_SID,
+            "twilio_auth_token": token,
+            "twilio_from_number": LOCAL_FROM_NUMBER,
+            "twilio_api_base_url": texts.base_url,
+            "public_base_url": None,
+        }
+    )
+
+
+def _show_new_texts(texts: LocalTwilio, shown: int) -> int:
+    for text in texts.received[shown:]:
+        click.echo(click.style(f"  [text to {text.to}] {text.body}", fg="green"))
+    return len(texts.received)
+
+
 @click.command("call", help="Call the line from the terminal (texts go to a local stand-in, never a real phone).")
 @with_appcontext
 @click.option("--from", "from_number", default="07700 900001", show_default=True, help="The number you call from.")
 def call_command(from_number: str) -> None:
-    caller_number = parse_uk_phone_number(from_number)
-    if caller_number is None:
-        raise click.BadParameter("not a UK phone number", param_hint="--from")
-    from app import create_app
-
-    settings = current_app.extensions["settings"]
-    logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the app's log, on the terminal
+    caller_number = _phone_number(from_number)
     token = uuid.uuid4().hex
     with LocalTwilio() as texts:
-        phone_app = create_app(
-            {
-                **settings.model_dump(),
-                "twilio_account_sid": LOCAL_ACCOUNT_SID,
-                "twilio_auth_token": token,
-                "twilio_from_number": LOCAL_FROM_NUMBER,
-                "twilio_api_base_url": texts.base_url,
-                "public_base_url": None,
-            }
-        )
         caller = TwimlCaller(
-            flask_transport(phone_app.test_client()),
+            flask_transport(_phone_app(texts, token).test_client()),
             token,
             "http://localhost",
             call_sid="CA" + uuid.uuid4().hex,
             from_number=caller_number,
+            to_number=LOCAL_FROM_NUMBER,
             account_sid=LOCAL_ACCOUNT_SID,
         )
         click.echo(f"Calling the Opt-Out Line from {from_number}. {HELP}")
         _converse(caller, texts)
+
+
+@click.command("text", help="Text the line from the terminal (replies go to a local stand-in, never a real phone).")
+@with_appcontext
+@click.option("--from", "from_number", default="07700 900001", show_default=True, help="The number you text from.")
+def text_command(from_number: str) -> None:
+    texter_number = _phone_number(from_number)
+    token = uuid.uuid4().hex
+    with LocalTwilio() as texts:
+        texter = Texter(
+            flask_transport(_phone_app(texts, token).test_client()),
+            token,
+            "http://localhost",
+            from_number=texter_number,
+            to_number=LOCAL_FROM_NUMBER,
+            account_sid=LOCAL_ACCOUNT_SID,
+        )
+        click.echo(f"Texting the Opt-Out Line from {from_number}. Type a message and press Enter (HELP to start); Ctrl-D to stop.")
+        shown = 0
+        while True:
+            try:
+                body = click.prompt("  you", default="", show_default=False)
+            except (click.Abort, EOFError):
+                break
+            if not body.strip():
+                continue
+            status = texter.send(body)
+            if status != 200:
+                click.echo(f"The line answered with HTTP {status}.")
+            for reply in texter.answered_with:
+                click.echo(click.style(f"  [text to {texter_number}] {reply}", fg="green"))
+            shown = _show_new_texts(texts, shown)
+        click.echo("Stopped texting.")
 
 
 def _converse(caller: TwimlCaller, texts: LocalTwilio) -> None:
@@ -75,9 +124,7 @@ def _converse(caller: TwimlCaller, texts: LocalTwilio) -> None:
     heard = caller.dial()
     while True:
         _show(heard)
-        for text in texts.received[shown:]:
-            click.echo(click.style(f"  [text to {text.to}] {text.body}", fg="green"))
-        shown = len(texts.received)
+        shown = _show_new_texts(texts, shown)
         if heard.hung_up or heard.status != 200:
             break
         if heard.dial:

@@ -1,8 +1,10 @@
-"""A caller that follows TwiML exactly as Twilio does: signed posts, Gather actions, Redirects, Dial, Hangup.
+"""A caller that follows TwiML exactly as Twilio does (signed posts, Gather actions, Redirects, Dial, Hangup),
+and a texter who posts messages as Twilio does.
 
 The terminal phone, the test suite and the benchmarks all call the line through this one class.
 """
 
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,3 +148,53 @@ def parse_twiml(status: int, body: str) -> Heard:
         elif verb.tag == "Hangup":
             heard.hung_up = True
     return heard
+
+
+class Texter:
+    """Someone texting the line, as Twilio posts each message: signed, with a MessageSid of its own."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        auth_token: str,
+        base_url: str,
+        from_number: str = "+447700900001",
+        to_number: str = "+442079460000",
+        account_sid: str = "AC" + "0" * 32,
+    ) -> None:
+        self.transport = transport
+        self.validator = RequestValidator(auth_token)
+        self.url = urljoin(base_url.rstrip("/") + "/", "/twilio/sms")
+        self.from_number = from_number
+        self.to_number = to_number
+        self.account_sid = account_sid
+        self.last_params: dict[str, str] = {}
+        self.answered_with: list[str] = []  # <Message> bodies in the webhook's own answer, if any
+
+    def send(self, body: str, message_sid: str | None = None, **extra: str) -> int:
+        """Text `body` to the line; the status code of the webhook's answer."""
+        params = {
+            "MessageSid": message_sid or "SM" + uuid.uuid4().hex,
+            "AccountSid": self.account_sid,
+            "From": self.from_number,
+            "To": self.to_number,
+            "Body": body,
+            "NumMedia": "0",
+            **extra,
+        }
+        self.last_params = params
+        return self._post(params)
+
+    def resend_last(self) -> int:
+        """Post the last message again, as Twilio does when it retries a webhook."""
+        return self._post(self.last_params)
+
+    def _post(self, params: dict[str, str]) -> int:
+        signature = self.validator.compute_signature(self.url, params)
+        status, body = self.transport(self.url, params, {"X-Twilio-Signature": signature})
+        self.answered_with = []
+        if status == 200:
+            root = ET.fromstring(body)
+            assert root.tag == "Response", f"not TwiML: {body[:200]}"
+            self.answered_with = [(message.text or "").strip() for message in root.iter("Message")]
+        return status

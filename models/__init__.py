@@ -8,6 +8,7 @@ from models.one_time_code import OneTimeCode
 from models.outbound_message import OutboundMessage
 from models.person import Person
 from models.staff import AuditEntry, StaffUser
+from models.text_block import TextBlock
 from models.time import utcnow
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "OutboundMessage",
     "Person",
     "StaffUser",
+    "TextBlock",
     "utcnow",
 ]

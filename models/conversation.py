@@ -35,6 +35,8 @@ class ConversationStep(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     turn: int
+    # The MessageSid of the text this step answers (SMS only): Twilio retrying it finds it taken.
+    twilio_sid: str | None = Field(default=None, max_length=64, unique=True)
     at: datetime = Field(default_factory=utcnow)
     node: str = Field(max_length=40)
     heard: str | None = Field(default=None, sa_type=Text)  # masked where it is an identifier

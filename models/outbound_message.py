@@ -20,7 +20,7 @@ class OutboundMessage(SQLModel, table=True):
     # Once the provider has a code text, the body keeps only its masked form.
     masked_body: str = Field(sa_type=Text)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
-    # pending, sending, queued, sent, delivered, undelivered, failed, not_sent
+    # pending, sending, queued, sent, delivered, undelivered, failed, not_sent, blocked
     status: str = Field(default="pending", max_length=16, index=True)
     twilio_sid: str | None = Field(default=None, max_length=64, unique=True)
     status_callback_url: str | None = Field(default=None, max_length=500)

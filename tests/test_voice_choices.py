@@ -11,12 +11,10 @@ from tests.conftest import verify
 
 ORG = "Kensington and Chelsea Social Council"
 OPTED_OUT_TEXT = (
-    ORG + ": your choice to opt out of your information being used for research and planning was recorded on {on}."
-    " You can change it at any time by calling us."
+    ORG + ": your choice to opt out of research and planning use was recorded on {on}. To change it, call us."
 )
 ALLOWED_TEXT = (
-    ORG + ": your choice to allow your information to be used for research and planning was recorded on {on}."
-    " You can change it at any time by calling us."
+    ORG + ": your choice to allow research and planning use was recorded on {on}. To change it, call us."
 )
 
 
