@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app app
 STAMP := $(VENV)/.installed-from-pyproject
 PORT ?= 5000
 
-.PHONY: install run call test bench
+.PHONY: install run call text test bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ call: install
 	$(FLASK) db upgrade >/dev/null
 	$(FLASK) demo seed >/dev/null
 	$(FLASK) call
+
+# Text the line from the terminal.
+text: install
+	$(FLASK) db upgrade >/dev/null
+	$(FLASK) demo seed >/dev/null
+	$(FLASK) text
 
 # The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run).
 test: install

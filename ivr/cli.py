@@ -1,8 +1,12 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
-`flask outbox send` and `flask call` (the terminal phone)."""
+`flask outbox send`, `flask register apply` and `flask call` (the terminal phone)."""
 
+import logging
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import migrations
 from ivr import demo, terminal_phone
 from ivr.db import Database
 from ivr.people import ImportRejected, import_people, read_people_csv
+from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
 from models import StaffUser
 from models.staff import STAFF_ROLES
 
@@ -23,7 +28,7 @@ MIN_PASSWORD_LENGTH = 12
 
 
 def register(app: Flask) -> None:
-    for group in (db_group, people_group, staff_group, demo_group, outbox_group):
+    for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group):
         app.cli.add_command(group)
     app.cli.add_command(terminal_phone.call_command)
     app.cli.add_command(terminal_phone.text_command)
@@ -125,9 +130,59 @@ def outbox_send(watch: bool, interval: float) -> None:
     if not current_app.extensions["settings"].can_send_texts:
         click.echo("No Twilio account is configured: texts stay in the local outbox.")
     while True:
-        report = outbox.send_due()
-        if report.sent or report.retrying or report.failed or not watch:
-            click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+        try:
+            report = outbox.send_due()
+        except Exception as error:
+            if not watch:
+                fail(f"texts could not be sent: {type(error).__name__}")
+            # The database or Twilio may be back by the next round; a watcher must not die of it.
+            logging.getLogger(__name__).error("Sending texts failed (%s); trying again", type(error).__name__)
+        else:
+            if report.sent or report.retrying or report.failed or not watch:
+                click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
         if not watch:
             return
         time.sleep(interval)
+
+
+@click.group("register", cls=AppGroup, help="The register of opt-out choices.")
+def register_group() -> None:
+    pass
+
+
+@register_group.command(
+    "apply",
+    help="Copy the rows of DATASET (a CSV file, or - for standard input) whose people have not opted out, "
+    "byte for byte, to --out; rows with a missing or invalid NHS number are withheld too. The run is recorded.",
+)
+@click.argument("dataset")
+@click.option("--out", "output", required=True, metavar="FILE", help="Where the kept rows go (- for standard output).")
+@click.option("--column", default="nhs_number", show_default=True, help="The column that holds the NHS number.")
+@click.option("--keep-unmatched", is_flag=True, help="Keep rows whose NHS number is missing or invalid.")
+@click.option("--by", "by_email", metavar="EMAIL", help="The staff user running this (otherwise the system user).")
+def register_apply(dataset: str, output: str, column: str, keep_unmatched: bool, by_email: str | None) -> None:
+    request = ApplyRequest(dataset, output, column=column, keep_unmatched=keep_unmatched, by_email=by_email)
+    try:
+        with _progress_bar(dataset) as on_progress:
+            run = apply_register(
+                _database(),
+                request,
+                standard_input=click.get_binary_stream("stdin"),
+                standard_output=click.get_binary_stream("stdout"),
+                on_progress=on_progress,
+            )
+    except RegisterApplyError as error:
+        fail(str(error))
+        return
+    for line in summary_lines(run):
+        click.echo(line, err=output == STANDARD_STREAM)  # standard output carries the rows then
+
+
+@contextmanager
+def _progress_bar(dataset: str) -> Iterator[ProgressCallback | None]:
+    """A bar by bytes read, on a terminal only, for a file whose size is known."""
+    if not sys.stderr.isatty() or dataset == STANDARD_STREAM or not os.path.isfile(dataset):
+        yield None
+        return
+    with click.progressbar(length=os.path.getsize(dataset), label="Applying the register", file=sys.stderr) as bar:
+        yield lambda done: bar.update(done - bar.pos)

@@ -55,10 +55,19 @@ ABOUT_SECTIONS = (
     "about_national",
 )
 
+# What a number entry at each node holds: the line stores such input masked.
+IDENTIFIER_AT = {
+    NHS_NUMBER: "nhs_number",
+    DATE_OF_BIRTH: "date_of_birth",
+    CODE: "one_time_code",
+    CALLBACK_NUMBER: "phone_number",
+}
+
 MAX_SILENCES = 2  # a prompt is repeated twice, then the call ends
 MAX_IDENTITY_FAILURES = 3  # per call
 MAX_INVALID_ENTRIES = 3  # impossible numbers or dates in a row before offering a person
 MAX_CODE_RESENDS = 2
+MAX_CODES_PER_CALL = 3  # however they are asked for: a resend, or proving identity again
 
 # Outcomes of a conversation, for staff; a later, weightier outcome replaces an earlier one.
 OUTCOME_WEIGHT = {
@@ -89,6 +98,8 @@ class State:
     invalid_entries: int = 0
     identity_failures: int = 0
     code_resends: int = 0
+    codes_sent: int = 0
+    follow_up_raised: bool = False  # staff have been told once this call could not be verified
     mobile_ending: str | None = None
     caller_ending: str | None = None  # last digits of the calling number, None when withheld
     callback_number_ending: str | None = None
@@ -247,6 +258,7 @@ class RequestCallback:
 class RaiseFollowUp:
     kind: str
     detail: str
+    keep_number: bool = False  # keep the person's full number with it, for staff to get in touch
 
 
 Effect = MatchIdentity | SendCode | CheckCode | RecordChoice | RequestCallback | RaiseFollowUp
@@ -449,7 +461,7 @@ def _ask(state: State, context: Context) -> Turn:
             state,
         )
     if node == NHS_NUMBER:
-        return Turn((Prompt("nhs_number_ask"),), Expect("number", identifier="nhs_number"), state)
+        return Turn((Prompt("nhs_number_ask"),), Expect("number", identifier=IDENTIFIER_AT[NHS_NUMBER]), state)
     if node == NHS_NUMBER_CONFIRM:
         number = state.nhs_number or ""
         prompt = Prompt(
@@ -459,11 +471,11 @@ def _ask(state: State, context: Context) -> Turn:
         )
         return Turn((prompt,), Expect("menu", hints=("yes", "no")), state)
     if node == DATE_OF_BIRTH:
-        return Turn((Prompt("date_of_birth_ask"),), Expect("number", identifier="date_of_birth"), state)
+        return Turn((Prompt("date_of_birth_ask"),), Expect("number", identifier=IDENTIFIER_AT[DATE_OF_BIRTH]), state)
     if node == CODE:
         ending = speak_digits(state.mobile_ending or "")
         prompt = Prompt("code_ask", {"mobile_ending": ending})
-        return Turn((prompt,), Expect("number", identifier="one_time_code"), state)
+        return Turn((prompt,), Expect("number", identifier=IDENTIFIER_AT[CODE]), state)
     if node == CANNOT_VERIFY:
         name = "cannot_verify_transfer" if context.transfer_available else "cannot_verify_callback"
         return Turn((Prompt(name),), Expect("menu", hints=("call back", "main menu")), state)
@@ -490,7 +502,7 @@ def _ask(state: State, context: Context) -> Turn:
         prompt = Prompt("callback_confirm_number", {"caller_ending": speak_digits(state.caller_ending or "")})
         return Turn((prompt,), Expect("menu", hints=("yes", "no")), state)
     if node == CALLBACK_NUMBER:
-        return Turn((Prompt("callback_number_ask"),), Expect("number", identifier="phone_number"), state)
+        return Turn((Prompt("callback_number_ask"),), Expect("number", identifier=IDENTIFIER_AT[CALLBACK_NUMBER]), state)
     if node == CALLBACK_DONE:
         return Turn((Prompt("after_callback_options"),), Expect("menu", hints=("main menu",)), state)
     return _goodbye(state, "goodbye")
@@ -549,8 +561,10 @@ def _on_about(state: State, event: Event, context: Context) -> Turn:
 
 
 def _start_verified_step(state: State, context: Context) -> Turn:
-    """Go where the intent leads, proving identity first if this call has not yet."""
+    """Go where the intent leads, proving identity first if this call has not yet (and still may)."""
     if not state.verified:
+        if state.identity_failures >= MAX_IDENTITY_FAILURES or state.codes_sent >= MAX_CODES_PER_CALL:
+            return _cannot_verify(state, context, Prompt("too_many_attempts"))
         return _ask(replace(state, node=NHS_NUMBER, invalid_entries=0), context)
     node = CHOOSE if state.intent == "set" else CHECKED
     turn = _ask(replace(state, node=node), context)
@@ -579,6 +593,8 @@ def _on_nhs_number(state: State, event: Event, context: Context) -> Turn:
         return _ask(state, context)
     if digits == "0":
         return _to_staff(state, context)
+    if digits == "9":
+        return _ask(_back_to_menu(state), context)
     if digits == "":
         return _not_understood(state, context)
     if not is_valid_nhs_number(digits):
@@ -610,6 +626,8 @@ def _on_date_of_birth(state: State, event: Event, context: Context) -> Turn:
         return _ask(state, context)
     if digits == "0":
         return _to_staff(state, context)
+    if digits == "9":
+        return _ask(_back_to_menu(state), context)
     if digits == "":
         return _not_understood(state, context)
     born = parse_keyed_date_of_birth(digits, context.today)
@@ -622,7 +640,9 @@ def _on_identity_matched(state: State, event: IdentityMatched, context: Context)
     state = replace(state, nhs_number=None, person_id=event.person_id)
     if event.mobile_ending is None:
         return _cannot_verify(state, context, Prompt("no_mobile_on_record"))
-    return _perform(state, SendCode(event.person_id))
+    if state.codes_sent >= MAX_CODES_PER_CALL:
+        return _cannot_verify(state, context, Prompt("too_many_attempts"))
+    return _perform(replace(state, codes_sent=state.codes_sent + 1), SendCode(event.person_id))
 
 
 def _on_identity_not_matched(state: State, event: IdentityNotMatched, context: Context) -> Turn:
@@ -660,30 +680,45 @@ def _on_code(state: State, event: Event, context: Context) -> Turn:
     return _perform(state, CheckCode(state.person_id, digits))
 
 
+def _can_resend(state: State) -> bool:
+    return (
+        state.person_id is not None
+        and state.code_resends < MAX_CODE_RESENDS
+        and state.codes_sent < MAX_CODES_PER_CALL
+        and state.identity_failures < MAX_IDENTITY_FAILURES
+    )
+
+
 def _resend_code(state: State, context: Context) -> Turn:
-    if state.code_resends >= MAX_CODE_RESENDS or state.person_id is None:
+    if not _can_resend(state):
         return _with_prefix(_ask(state, context), Prompt("code_no_more_resends"))
-    return _perform(replace(state, code_resends=state.code_resends + 1), SendCode(state.person_id))
+    resent = replace(state, code_resends=state.code_resends + 1, codes_sent=state.codes_sent + 1)
+    return _perform(resent, SendCode(state.person_id))  # type: ignore[arg-type]
 
 
 def _on_code_rejected(state: State, event: CodeRejected, context: Context) -> Turn:
     if event.reason == "wrong":
         return _on_invalid_entry(state, context, "code_wrong")
-    if event.reason == "expired":
-        return _with_prefix(_ask(state, context), Prompt("code_expired"))
     if event.reason == "locked":
         return _cannot_verify(state, context, Prompt("identity_locked"))
-    state = replace(state, identity_failures=state.identity_failures + 1)
-    if state.identity_failures >= MAX_IDENTITY_FAILURES:
-        return _cannot_verify(state, context, Prompt("code_used_up"), Prompt("too_many_attempts"))
-    return _with_prefix(_ask(state, context), Prompt("code_used_up"))
+    if event.reason == "exhausted":
+        state = replace(state, identity_failures=state.identity_failures + 1)
+    reason = Prompt("code_expired" if event.reason == "expired" else "code_used_up")
+    if not _can_resend(state):
+        # Without a way to a new code, "press 9" would be a loop: offer a person instead.
+        return _cannot_verify(state, context, reason, Prompt("too_many_attempts"))
+    return _with_prefix(_ask(state, context), reason, Prompt("code_press_9"))
 
 
 def _cannot_verify(state: State, context: Context, *reasons: Prompt) -> Turn:
-    """The caller cannot prove who they are on this call: tell staff, and offer them a person."""
+    """The caller cannot prove who they are on this call: tell staff (once a call), and offer them a person."""
     state = replace(state, node=CANNOT_VERIFY, nhs_number=None, invalid_entries=0)
+    if state.follow_up_raised:
+        return replace(_with_prefix(_ask(state, context), *reasons), outcome="verification_failed")
     detail = "; ".join(prompt.name.replace("_", " ") for prompt in reasons)
-    turn = _perform(state, RaiseFollowUp("unverified_caller", detail), "verification_failed")
+    # The calling number is not kept: the caller is offered a call back, and asking for one keeps it.
+    effect = RaiseFollowUp("unverified_caller", detail, keep_number=False)
+    turn = _perform(replace(state, follow_up_raised=True), effect, "verification_failed")
     return replace(turn, say=reasons)
 
 

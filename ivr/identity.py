@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlmodel import Session, func, select
@@ -19,6 +19,8 @@ FAILURE_WINDOW = timedelta(hours=1)  # failures are counted over this long
 LOCK_DURATION = timedelta(hours=1)  # and reaching a limit locks for this long from then
 MAX_FAILURES_PER_NHS_NUMBER = 5  # across calls and texts
 MAX_FAILURES_PER_CALLER = 10  # from one calling or texting number
+MAX_FAILURES_WITHHELD = 30  # from all callers who withhold their number, together
+MAX_CODES_PER_PERSON = 5  # texted within FAILURE_WINDOW, however asked for: no flooding anyone's phone
 FAILURE_KINDS = ("details", "code")
 LOCK_NHS_NUMBER = "lock_nhs"
 LOCK_CALLER = "lock_caller"
@@ -38,11 +40,14 @@ class IdentityMatch:
 class IssuedCode:
     code_id: int
     code: str  # the plain code, only to be put in the text; the table keeps its hash
+    expires_at: datetime
 
 
 class Identity:
     def __init__(self, secret_key: str) -> None:
         self._key = secret_key.encode()
+        # Callers who withhold their number share one bucket, so withholding escapes no limit.
+        self.withheld_caller_hash = self.keyed_hash("withheld caller")
 
     def keyed_hash(self, value: str) -> str:
         """A stable, secret-keyed hash: lets limits count by NHS number or caller without storing either."""
@@ -72,8 +77,9 @@ class Identity:
             MAX_FAILURES_PER_NHS_NUMBER
         ):
             session.add(IdentityAttempt(nhs_number_hash=nhs_number_hash, kind=LOCK_NHS_NUMBER))
+        caller_limit = MAX_FAILURES_WITHHELD if caller_hash == self.withheld_caller_hash else MAX_FAILURES_PER_CALLER
         if caller_hash and session.exec(failed.where(IdentityAttempt.caller_hash == caller_hash)).one() >= (
-            MAX_FAILURES_PER_CALLER
+            caller_limit
         ):
             session.add(IdentityAttempt(nhs_number_hash="", caller_hash=caller_hash, kind=LOCK_CALLER))
 
@@ -109,10 +115,16 @@ class Identity:
     def _code_hash(self, person_id: int, code: str) -> str:
         return self.keyed_hash(f"one-time-code:{person_id}:{code}")
 
-    def issue_code(self, session: Session, person: Person, conversation_id: int | None) -> IssuedCode:
-        """A new 6-digit code for the person; any code issued before it stops working."""
+    def issue_code(self, session: Session, person: Person, conversation_id: int | None) -> IssuedCode | None:
+        """A new 6-digit code for the person, which stops any code issued before it working; None when
+        the person has been sent as many codes as an hour allows."""
         assert person.id is not None
         now = utcnow()
+        recent = select(func.count()).where(
+            OneTimeCode.person_id == person.id, OneTimeCode.created_at >= now - FAILURE_WINDOW
+        )
+        if session.exec(recent).one() >= MAX_CODES_PER_PERSON:
+            return None
         for live in session.exec(self._live_codes(person.id)).all():
             live.withdrawn_at = now
         code = f"{secrets.randbelow(1_000_000):06d}"
@@ -126,7 +138,7 @@ class Identity:
         session.add(row)
         session.flush()
         assert row.id is not None
-        return IssuedCode(row.id, code)
+        return IssuedCode(row.id, code, row.expires_at)
 
     @staticmethod
     def _live_codes(person_id: int):  # type: ignore[no-untyped-def]
@@ -150,16 +162,19 @@ class Identity:
             return "locked"
         live = session.exec(self._live_codes(person.id)).first()
         now = utcnow()
-        if live is None or live.expires_at <= now:
+        if live is None:
+            return "exhausted"  # used, or withdrawn after its tries: no code is waiting
+        if live.expires_at <= now:
             return "expired"
         if hmac.compare_digest(live.code_hash, self._code_hash(person.id, code)):
             live.used_at = now
             self._record_attempt(session, person.nhs_number, caller_hash, conversation_id, "code", True)
             return "accepted"
+        # Every wrong code counts towards the locks, so new codes cannot buy endless guesses.
         live.attempts += 1
-        if live.attempts < MAX_CODE_TRIES:
-            session.flush()
-            return "wrong"
-        live.withdrawn_at = now
+        if live.attempts >= MAX_CODE_TRIES:
+            live.withdrawn_at = now
         self._record_attempt(session, person.nhs_number, caller_hash, conversation_id, "code", False)
-        return "exhausted"
+        if self.is_locked(session, person.nhs_number, caller_hash):
+            return "locked"
+        return "wrong" if live.withdrawn_at is None else "exhausted"

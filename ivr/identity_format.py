@@ -26,10 +26,6 @@ def mask_nhs_number(digits: str) -> str:
     return "*** *** *" + digits[-3:] if len(digits) >= 3 else "***"
 
 
-def mask_date_of_birth(_: object = None) -> str:
-    return "**/**/****"
-
-
 def mask_digits(text: str, keep_last: int = 0) -> str:
     """Every digit in `text` hidden but the last `keep_last`; other characters (such as # or *) kept."""
     total = sum(ch.isdigit() for ch in text)

@@ -31,13 +31,9 @@ from models.time import uk_date, uk_today
 
 log = logging.getLogger(__name__)
 
-# What a number entry at each node holds, and how many of its last digits may be stored.
-_IDENTIFIER_NODES = {
-    dialogue.NHS_NUMBER: 0,
-    dialogue.DATE_OF_BIRTH: 0,
-    dialogue.CODE: 0,
-    dialogue.CALLBACK_NUMBER: 3,
-}
+# How many last digits of a keyed identifier may be stored: a call-back number's, for staff to
+# recognise it; none of an NHS number, a date of birth or a code.
+_DIGITS_SHOWN = {"phone_number": 3}
 
 
 @dataclass(frozen=True)
@@ -74,8 +70,9 @@ def _masked_call_input(state: object, heard: str | None, event: dialogue.Event) 
         return "(no input)"
     if isinstance(event, dialogue.Start) or heard is None:
         return None
-    if node in _IDENTIFIER_NODES and isinstance(event, dialogue.Keys):
-        return mask_digits(heard, _IDENTIFIER_NODES[node])
+    identifier = dialogue.IDENTIFIER_AT.get(node)
+    if identifier is not None and isinstance(event, dialogue.Keys):
+        return mask_digits(heard, _DIGITS_SHOWN.get(identifier, 0))
     return mask_free_text(heard)
 
 
@@ -248,7 +245,12 @@ class Line:
             if thread.ended_at is None:
                 connection.execute(
                     _SAVE_CONVERSATION,
-                    {"conversation_id": thread.id, "ended_at": row.updated_at, "outcome": thread.outcome or "abandoned"},
+                    {
+                        "conversation_id": thread.id,
+                        "ended_at": row.updated_at,
+                        "outcome": thread.outcome or "abandoned",
+                        "state": _without_identifiers(thread.state),
+                    },
                 )
         opened = self._open(connection, inbound, caller_hash)
         assert opened is not None, "a MessageSid opens at most one conversation"
@@ -267,6 +269,9 @@ class Line:
             if conversation is None:
                 return False
             conversation.twilio_status = twilio_status
+            # The call is over: no retry can need the last reply, and a number half-entered goes.
+            conversation.last_reply = ""
+            conversation.state = _without_identifiers(conversation.state)
             if duration_seconds is not None:
                 conversation.duration_seconds = duration_seconds
             if conversation.ended_at is None:
@@ -284,7 +289,7 @@ class Line:
         """A new conversation; None when a concurrent request for the same SID opened it first."""
         now = utcnow()
         if caller_hash is None:
-            caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else ""
+            caller_hash = self.identity.keyed_hash(inbound.caller) if inbound.caller else self.identity.withheld_caller_hash
         statement = _OPEN_CONVERSATION[connection.dialect.name].returning(_conversation.c.id)
         conversation_id = connection.execute(
             statement,
@@ -342,14 +347,16 @@ class _TurnRun:
         stored_words = words
         if any(prompt.masked for prompt in said):
             stored_words = prompts.render_all(self.inbound.channel, tuple(said), masked=True)
+        ended = turn.expect.kind == "hangup"
+        stored_state = json.dumps(turn.state.to_json_dict())
         self._changes = {
-            "state": json.dumps(turn.state.to_json_dict()),
+            "state": _without_identifiers(stored_state) if ended else stored_state,
             "outcome": _weightier(conversation.outcome, outcome),
             "turn": conversation.turn + 1,
             "updated_at": now,
             "person_id": conversation.person_id,
         }
-        if turn.expect.kind == "hangup" and conversation.ended_at is None:
+        if ended and conversation.ended_at is None:
             self._changes["ended_at"] = now
         node = state_before.node if not isinstance(event, dialogue.Start) else "start"
         self._add_step(node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now)
@@ -433,7 +440,7 @@ class _TurnRun:
                 effect.detail,
                 conversation_id=self.conversation.id,
                 person_id=state.person_id,
-                phone=self.inbound.caller,
+                phone=self.inbound.caller if effect.keep_number else None,
             )
             return dialogue.FollowUpRaised()
         raise TypeError(f"unknown effect {effect!r}")
@@ -477,10 +484,12 @@ class _TurnRun:
         if self.line.outbox.is_blocked(self.session, person.mobile):
             return dialogue.CodeNotSent(blocked=True)
         issued = self.line.identity.issue_code(self.session, person, self.conversation.id)
+        if issued is None:
+            return dialogue.CodeNotSent(locked=True)
         prompts = self.line.prompts
         body = prompts.render("text", dialogue.Prompt("one_time_code", {"code": issued.code}))
         masked = prompts.render("text", dialogue.Prompt("one_time_code", {"code": mask_digits(issued.code)}))
-        self._queue_text(f"code:{issued.code_id}", "one_time_code", person.mobile, body, masked)
+        self._queue_text(f"code:{issued.code_id}", "one_time_code", person.mobile, body, masked, issued.expires_at)
         return dialogue.CodeSent(last_digits(person.mobile, 3) or "")
 
     def _check_code(self, effect: dialogue.CheckCode) -> dialogue.Event:
@@ -520,12 +529,23 @@ class _TurnRun:
         )
         return dialogue.CallbackRequested()
 
-    def _queue_text(self, key: str, purpose: str, to_number: str, body: str, masked_body: str) -> None:
-        text = Text(key, purpose, to_number, body, masked_body, self.conversation.id)
+    def _queue_text(
+        self, key: str, purpose: str, to_number: str, body: str, masked_body: str, give_up_at: datetime | None = None
+    ) -> None:
+        text = Text(key, purpose, to_number, body, masked_body, self.conversation.id, give_up_at)
         message = self.line.outbox.queue(self.session, text)
         if message is not None and message.status == "pending":
             assert message.id is not None
             self.message_ids.append(message.id)
+
+
+def _without_identifiers(state_json: str) -> str:
+    """A stored state with any NHS number still held between entry and match taken out."""
+    state = json.loads(state_json or "{}")
+    if state.get("nhs_number") is None:
+        return state_json
+    state["nhs_number"] = None
+    return json.dumps(state)
 
 
 def _weightier(current: str | None, new: str | None) -> str | None:

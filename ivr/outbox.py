@@ -8,7 +8,7 @@ Nothing is dropped silently: without a Twilio account a text is kept as not_sent
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_
 from sqlmodel import Session, select
@@ -56,6 +56,7 @@ class Text:
     body: str
     masked_body: str
     conversation_id: int | None = None
+    give_up_at: datetime | None = None  # when the text stops being of use, if it ever does
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Outbox:
             masked_body=to_gsm7(text.masked_body),
             conversation_id=text.conversation_id,
             status_callback_url=self._status_callback_url(),
+            give_up_at=text.give_up_at,
         )
         if self.is_blocked(session, text.to_number):
             message.status = "blocked"
@@ -165,7 +167,15 @@ class Outbox:
             )
             if ids is not None:
                 query = query.where(OutboundMessage.id.in_(ids))  # type: ignore[union-attr]
-            claimed = list(session.exec(query).all())
+            claimed = []
+            for message in session.exec(query).all():
+                if message.give_up_at is not None and message.give_up_at <= now:
+                    message.status = "failed"
+                    message.body = message.masked_body
+                    message.last_error = "Not sent in time to be of use."
+                    message.updated_at = now
+                    continue
+                claimed.append(message)
             for message in claimed:
                 message.status = "sending"
                 message.attempts += 1
@@ -218,7 +228,8 @@ class Outbox:
             row.last_error = reason
             row.error_code = code
             row.updated_at = now
-            if permanent or now - row.created_at >= GIVE_UP_AFTER:
+            give_up_at = row.give_up_at or row.created_at + GIVE_UP_AFTER
+            if permanent or now >= give_up_at:
                 row.status = "failed"
                 row.body = row.masked_body
                 _raise_failed_text(session, row)

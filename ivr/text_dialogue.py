@@ -284,5 +284,7 @@ def _on_idle_result(state: TextState, event: Event, context: Context) -> Turn:
 def _cannot_verify(state: TextState, context: Context, detail: str, prompt: str = "too_many_attempts") -> Turn:
     """The texter cannot prove who they are by text: tell staff, and tell them how to reach a person."""
     state = replace(_fresh(state), nhs_number=None)
-    turn = _perform(state, RaiseFollowUp("unverified_caller", f"By text: {detail}."), outcome="verification_failed")
+    # The reply says our team will be in touch, so staff need the number this came from.
+    effect = RaiseFollowUp("unverified_caller", f"By text: {detail}.", keep_number=True)
+    turn = _perform(state, effect, outcome="verification_failed")
     return replace(turn, say=(Prompt(prompt, _line(context)),))

@@ -7,6 +7,7 @@ from models.identity_attempt import IdentityAttempt
 from models.one_time_code import OneTimeCode
 from models.outbound_message import OutboundMessage
 from models.person import Person
+from models.register_run import RegisterRun
 from models.staff import AuditEntry, StaffUser
 from models.text_block import TextBlock
 from models.time import utcnow
@@ -23,6 +24,7 @@ __all__ = [
     "OneTimeCode",
     "OutboundMessage",
     "Person",
+    "RegisterRun",
     "StaffUser",
     "TextBlock",
     "utcnow",

@@ -26,6 +26,8 @@ class OutboundMessage(SQLModel, table=True):
     status_callback_url: str | None = Field(default=None, max_length=500)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    # After this a text is of no use (a one-time code that has expired): never sent late.
+    give_up_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     error_code: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)

@@ -26,7 +26,7 @@ SECTIONS = (
 
 def menu_words(greeting_and_menu: str) -> str:
     """The menu as the line says it, without the greeting that comes before it on the first turn."""
-    return greeting_and_menu.split("This call is not recorded.", 1)[1].strip()
+    return greeting_and_menu.split("the choices you make.", 1)[1].strip()
 
 
 def hear_section(caller, number: int):  # type: ignore[no-untyped-def]
@@ -255,9 +255,14 @@ def test_opting_out_does_not_change_my_care(caller):
     caller.hears("If you opt out, your care will not change")
 
 
-def test_the_choice_is_part_of_the_national_data_opt_out(caller):
+def test_the_line_says_its_choice_is_the_organisations_and_points_to_the_national_data_opt_out(caller):
     hear_section(caller, 7)
-    caller.hears("national data opt-out", "health and care organisations in England")
+    caller.hears(
+        "kept by Kensington and Chelsea Social Council",
+        "every health and care organisation in England",
+        "national data opt-out",
+        "Texting STOP to our number only stops our texts",
+    )
 
 
 def test_pressing_9_in_an_information_section_returns_to_the_main_menu(caller):

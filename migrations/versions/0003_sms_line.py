@@ -1,4 +1,4 @@
-"""SMS line: the text each step answers, and numbers blocked by their network
+"""SMS line: the text each step answers, numbers blocked by their network, texts' give-up times
 
 Revision ID: 0003
 Revises: 0002
@@ -30,9 +30,13 @@ def upgrade() -> None:
     with op.batch_alter_table("conversation_step", schema=None) as batch_op:
         batch_op.add_column(sa.Column("twilio_sid", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_conversation_step_twilio_sid"), ["twilio_sid"])
+    with op.batch_alter_table("outbound_message", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("give_up_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbound_message", schema=None) as batch_op:
+        batch_op.drop_column("give_up_at")
     with op.batch_alter_table("conversation_step", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_conversation_step_twilio_sid"), type_="unique")
         batch_op.drop_column("twilio_sid")

@@ -1,0 +1,597 @@
+"""Apply the register to a data set: withhold the rows of people who opted out, copy the rest byte for byte, record the run."""
+
+import csv
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import compress, count, repeat
+from operator import not_
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import nhs_number
+from sqlalchemy import func, select
+from sqlmodel import Session
+from sqlmodel import select as select_model
+
+from ivr.db import Database
+from ivr.identity_format import normalise_nhs_number
+from models import ChoiceEvent, ChoiceStatus, CurrentChoice, RegisterRun, StaffUser, utcnow
+
+STANDARD_STREAM = "-"
+DEFAULT_COLUMN = "nhs_number"
+BLOCK_BYTES = 4 << 20  # read and filter the data set this much at a time
+MAX_LINE_BYTES = 16 << 20  # a "line" longer than this is not CSV; stops a file without newlines filling memory
+SYSTEM_USER = "the system user"
+
+ProgressCallback = Callable[[int], None]  # called with the number of bytes read so far, between blocks
+
+
+class RegisterApplyError(Exception):
+    """The data set cannot be filtered. The message is one line and never holds an NHS number."""
+
+
+@dataclass(frozen=True)
+class RegisterSnapshot:
+    """The register at one point in time: who had opted out, as of the latest choice then recorded."""
+
+    opted_out: frozenset[bytes]  # NHS numbers as 10 ASCII digits
+    as_of: datetime | None  # the latest choice in the snapshot; None when no choice had been recorded
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    source: str  # a path, or "-" for standard input
+    destination: str  # a path, or "-" for standard output
+    column: str = DEFAULT_COLUMN
+    keep_unmatched: bool = False  # keep rows whose NHS number is missing or invalid
+    by_email: str | None = None  # the staff user running it; None for the system user
+
+
+@dataclass
+class RowCounts:
+    read: int = 0
+    kept: int = 0  # kept_unmatched included
+    opted_out: int = 0
+    invalid: int = 0  # withheld: missing or invalid NHS number
+    kept_unmatched: int = 0  # kept by --keep-unmatched: missing or invalid NHS number
+
+    @property
+    def withheld(self) -> int:
+        return self.opted_out + self.invalid
+
+
+@dataclass(frozen=True)
+class RegisterRunListing:
+    """A register run as the staff console lists it."""
+
+    run: RegisterRun
+    by: str  # the staff user's email, or SYSTEM_USER
+
+
+# ---- The register ---------------------------------------------------------------------------
+
+
+def load_register(database: Database) -> RegisterSnapshot:
+    """Every opted-out NHS number and the time of the latest choice, read in one consistent snapshot.
+
+    Choices recorded while this reads (or later) are not in it. PostgreSQL needs REPEATABLE READ
+    for both statements to see one snapshot; a SQLite read transaction in WAL mode always does.
+    """
+    with database.engine.connect() as connection:
+        if not database.is_sqlite:
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            as_of = connection.execute(select(func.max(ChoiceEvent.recorded_at))).scalar()
+            numbers = connection.execute(
+                select(CurrentChoice.nhs_number).where(CurrentChoice.status == ChoiceStatus.OPTED_OUT.value)
+            ).scalars()
+            opted_out = frozenset(map(str.encode, numbers))
+    return RegisterSnapshot(opted_out, as_of)
+
+
+# ---- Applying it ----------------------------------------------------------------------------
+
+
+def apply_register(
+    database: Database,
+    request: ApplyRequest,
+    *,
+    standard_input: BinaryIO | None = None,
+    standard_output: BinaryIO | None = None,
+    on_progress: ProgressCallback | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> RegisterRun:
+    """Write the rows of the data set whose people have not opted out, and record the run.
+
+    The output appears (renamed into place) only when the whole data set was read without error
+    and the run is recorded; otherwise RegisterApplyError, and no output file is left behind.
+    """
+    started_at = utcnow()
+    staff_user_id = _staff_user_id(database, request.by_email)
+    with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
+        snapshot = load_register(database)
+        counts = filter_data_set(
+            source,
+            destination.stream,
+            snapshot.opted_out,
+            column=request.column,
+            keep_unmatched=request.keep_unmatched,
+            on_progress=on_progress,
+            block_bytes=block_bytes,
+        )
+        destination.finish()
+        run = RegisterRun(
+            staff_user_id=staff_user_id,
+            started_at=started_at,
+            finished_at=utcnow(),
+            input_name=_display_name(request.source, "standard input"),
+            output_name=_display_name(request.destination, "standard output"),
+            nhs_number_column=request.column,
+            keep_unmatched=request.keep_unmatched,
+            rows_read=counts.read,
+            rows_kept=counts.kept,
+            withheld_opted_out=counts.opted_out,
+            withheld_invalid=counts.invalid,
+            kept_unmatched=counts.kept_unmatched,
+            register_as_of=snapshot.as_of,
+            register_opted_out=len(snapshot.opted_out),
+        )
+        with database.transaction() as session:
+            session.add(run)
+            session.flush()
+            destination.publish()
+    return run
+
+
+def summary_lines(run: RegisterRun) -> list[str]:
+    """What a run did, in a few lines for a person; never an NHS number."""
+    if run.keep_unmatched:
+        kept = f"kept {run.rows_kept:,} (including {run.kept_unmatched:,} with a missing or invalid NHS number)"
+        withheld = f"withheld {run.withheld_opted_out:,} (opted out)"
+    else:
+        kept = f"kept {run.rows_kept:,}"
+        withheld_total = run.withheld_opted_out + run.withheld_invalid
+        withheld = (
+            f"withheld {withheld_total:,} (opted out {run.withheld_opted_out:,}; "
+            f"missing or invalid NHS number {run.withheld_invalid:,})"
+        )
+    if run.register_as_of is None:
+        register = f"Register: no choices recorded yet, {run.register_opted_out:,} opted out."
+    else:
+        register = f"Register: choices up to {run.register_as_of:%Y-%m-%d %H:%M:%S} UTC, {run.register_opted_out:,} opted out."
+    return [
+        f"Read {run.rows_read:,} {'row' if run.rows_read == 1 else 'rows'}: {kept}; {withheld}.",
+        register,
+        f"Kept rows written to {run.output_name}; recorded as register run {run.id}.",
+    ]
+
+
+def list_register_runs(session: Session, limit: int = 100) -> list[RegisterRunListing]:
+    """The latest register runs first, with who ran each, for the staff console."""
+    query = (
+        select_model(RegisterRun, StaffUser.email)
+        .outerjoin(StaffUser, RegisterRun.staff_user_id == StaffUser.id)  # type: ignore[arg-type]
+        .order_by(RegisterRun.started_at.desc(), RegisterRun.id.desc())  # type: ignore[attr-defined,union-attr]
+        .limit(limit)
+    )
+    return [RegisterRunListing(run, email or SYSTEM_USER) for run, email in session.exec(query).all()]
+
+
+def _staff_user_id(database: Database, email: str | None) -> int | None:
+    if email is None:
+        return None
+    with database.transaction() as session:
+        user = session.exec(select_model(StaffUser).where(StaffUser.email == email.strip().lower())).first()
+    if user is None or not user.active:
+        raise RegisterApplyError(f"there is no active staff user with the email {email.strip()}")
+    return user.id
+
+
+def _display_name(path: str, standard: str) -> str:
+    return standard if path == STANDARD_STREAM else Path(path).name
+
+
+class _Source:
+    """The data set as a binary stream: a file opened for reading, or standard input."""
+
+    def __init__(self, path: str, standard_input: BinaryIO | None) -> None:
+        self._path = path
+        self._standard_input = standard_input
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        if self._path == STANDARD_STREAM:
+            if self._standard_input is None:
+                raise RegisterApplyError("standard input is not available")
+            return self._standard_input
+        try:
+            self._file = open(self._path, "rb", buffering=0)  # noqa: SIM115  closed in __exit__
+        except FileNotFoundError:
+            raise RegisterApplyError(f"there is no file {self._path}") from None
+        except IsADirectoryError:
+            raise RegisterApplyError(f"{self._path} is a folder, not a CSV file") from None
+        except OSError as error:
+            raise RegisterApplyError(f"cannot read {self._path}: {error.strerror}") from None
+        return self._file
+
+    def __exit__(self, *_: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class _Destination:
+    """Where kept rows go: standard output, or a temporary file beside the output, renamed into place
+    only when the run is complete, and deleted on any error."""
+
+    def __init__(self, path: str, standard_output: BinaryIO | None) -> None:
+        self._path = path
+        self._standard_output = standard_output
+        self._temporary: str | None = None
+        self._published = False
+        self.stream: BinaryIO
+
+    def __enter__(self) -> "_Destination":
+        if self._path == STANDARD_STREAM:
+            if self._standard_output is None:
+                raise RegisterApplyError("standard output is not available")
+            self.stream = self._standard_output
+            return self
+        target = Path(self._path)
+        if target.is_dir():
+            raise RegisterApplyError(f"the output {self._path} is a folder")
+        if not target.parent.is_dir():
+            raise RegisterApplyError(f"there is no folder {target.parent} for the output")
+        try:
+            handle, self._temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        except OSError as error:
+            raise RegisterApplyError(f"cannot write to the folder {target.parent}: {error.strerror}") from None
+        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in finish() or __exit__
+        return self
+
+    def finish(self) -> None:
+        """Everything is written: make sure it is on disk before it is renamed into place."""
+        self.stream.flush()
+        if self._temporary is not None:
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+
+    def publish(self) -> None:
+        if self._temporary is not None:
+            os.replace(self._temporary, self._path)
+            self._published = True
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self._temporary is None:
+            return
+        if not self.stream.closed:
+            self.stream.close()
+        if error_type is None:
+            return
+        # A run that failed leaves no output: not the partial file, nor one renamed before the record failed.
+        leftover = self._path if self._published else self._temporary
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+
+
+# ---- Filtering a data set -------------------------------------------------------------------
+
+
+def filter_data_set(
+    source: BinaryIO,
+    sink: BinaryIO,
+    opted_out: frozenset[bytes],
+    *,
+    column: str = DEFAULT_COLUMN,
+    keep_unmatched: bool = False,
+    on_progress: ProgressCallback | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> RowCounts:
+    """Copy the header and every row whose NHS number is valid and not in `opted_out` from `source`
+    to `sink`, byte for byte and in order. Memory is bounded by the block size, not the data set."""
+    blocks = _checked_blocks(source, block_bytes, on_progress or (lambda _: None))
+    return _RowFilter(opted_out, column, keep_unmatched, sink).run(_Cursor(blocks))
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCallback) -> Iterator[bytes]:
+    """The data set in blocks of whole lines, each checked to be UTF-8 text; the last may lack a newline."""
+    carry = b""
+    lines_before = 0
+    read = 0
+    while chunk := source.read(block_bytes):
+        read += len(chunk)
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) > MAX_LINE_BYTES:
+                raise RegisterApplyError(f"line {lines_before + 1} is longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV file")
+            carry = data
+            continue
+        block, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        _check_text(block, lines_before)
+        yield block
+        lines_before += block.count(b"\n")
+        on_progress(read)
+    if carry:
+        _check_text(carry, lines_before)
+        yield carry
+        on_progress(read)
+
+
+def _check_text(block: bytes, lines_before: int) -> None:
+    nul = block.find(b"\0")
+    if nul >= 0:
+        line = lines_before + block.count(b"\n", 0, nul) + 1
+        raise RegisterApplyError(f"line {line} holds binary data: this is not a CSV file")
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = lines_before + block.count(b"\n", 0, error.start) + 1
+            raise RegisterApplyError(f"the file is not UTF-8 text (line {line})") from None
+
+
+class _Cursor:
+    """Reads blocks: runs of quote-free lines to filter together, and single lines; a quoted record
+    may run on into the next block."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._block = b""
+        self._position = 0
+
+    def next_block(self) -> bool:
+        block = next(self._blocks, None)
+        if block is None:
+            return False
+        self._block, self._position = block, 0
+        return True
+
+    def plain_lines(self) -> bytes:
+        """The lines from here up to the next line that holds a quote (or the end of the block)."""
+        block, start = self._block, self._position
+        quote = block.find(b'"', start)
+        end = len(block) if quote < 0 else max(block.rfind(b"\n", start, quote) + 1, start)
+        self._position = end
+        return block if start == 0 and end == len(block) else block[start:end]
+
+    def next_line(self, run_on: bool = False) -> bytes | None:
+        """The next line with its ending; at the end of the block None, unless `run_on` asks for the next block."""
+        if self._position >= len(self._block) and not (run_on and self.next_block()):
+            return None
+        block, start = self._block, self._position
+        end = block.find(b"\n", start) + 1 or len(block)
+        self._position = end
+        return block[start:end]
+
+
+# How a row's NHS number decides its fate: bit 0 set when the number is valid, bit 1 when it is on the register.
+_INVALID, _VALID, _ON_REGISTER_INVALID, _OPTED_OUT = 0, 1, 2, 3
+_ASCII_SEPARATORS = b" \t\r\n\v\f-"  # spaces and hyphens people write in NHS numbers; normalise_nhs_number removes these and more
+_NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for a number that cannot be normalised: its check digit is wrong
+_TEN_DIGITS = re.compile(rb"[0-9]{10}")
+_FEW_LINES = 64  # below this, filtering line by line is quicker than setting up a block
+
+
+class _RowFilter:
+    def __init__(self, opted_out: frozenset[bytes], column: str, keep_unmatched: bool, sink: BinaryIO) -> None:
+        self.opted_out = opted_out
+        self.column_name = column
+        self.keep_unmatched = keep_unmatched
+        self.write = sink.write
+        self.counts = RowCounts()
+        self.lines_read = 0
+        self.column = 0
+        self.columns = 0
+        # code -> 1 to keep the row, 0 to withhold it
+        self.keep_codes = bytes([int(keep_unmatched), 1, int(keep_unmatched), 0]) + bytes(252)
+
+    def run(self, cursor: _Cursor) -> RowCounts:
+        self._read_header(cursor)
+        while True:
+            plain = cursor.plain_lines()
+            if plain:
+                self._filter_plain_lines(plain)
+            line = cursor.next_line()
+            if line is not None:
+                self._filter_record(line, cursor)
+            elif not cursor.next_block():
+                return self.counts
+
+    # -- the header --
+
+    def _read_header(self, cursor: _Cursor) -> None:
+        first = cursor.next_line(run_on=True) or b""
+        bom = first.startswith(_UTF8_BOM)
+        if bom:
+            first = first[len(_UTF8_BOM) :]
+        if _is_blank(first):
+            while (line := cursor.next_line(run_on=True)) is not None:
+                if not _is_blank(line):
+                    raise RegisterApplyError("line 1 is blank: the file must start with a header row")
+            raise RegisterApplyError("the file is empty")
+        raw, fields = self._read_record(first, cursor)
+        names = [name.strip() for name in fields]
+        matches = [index for index, name in enumerate(names) if name == self.column_name]
+        if not matches:
+            raise RegisterApplyError(f"the header row has no column {self.column_name} (--column names another)")
+        if len(matches) > 1:
+            raise RegisterApplyError(f"the header row has more than one column {self.column_name}")
+        self.column, self.columns = matches[0], len(names)
+        if bom:
+            self.write(_UTF8_BOM)
+        self.write(b"".join(raw))
+
+    # -- many quote-free lines at once --
+
+    def _filter_plain_lines(self, plain: bytes) -> None:
+        """Lines without quotes: all at once when they are regular, else one by one (which finds the fault)."""
+        if not plain.endswith(b"\n") or plain.count(b"\n") < _FEW_LINES or not self._filter_regular_lines(plain):
+            start = 0
+            while start < len(plain):
+                end = plain.find(b"\n", start) + 1 or len(plain)
+                self._filter_plain_line(plain[start:end])
+                start = end
+
+    def _filter_regular_lines(self, plain: bytes) -> bool:
+        """Filter whole lines that all have the header's number of fields; False (having done nothing) if not."""
+        lines = plain.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        separators = self.columns - 1
+        if plain.count(b",") != separators * len(lines):
+            return False
+        if list(map(bytes.count, lines, repeat(b","))).count(separators) != len(lines):
+            return False
+        column = self.column
+        fields = [line.split(b",", column + 1)[column] for line in lines]
+        codes = self._codes(fields)
+        n = len(lines)
+        opted_out, valid = codes.count(_OPTED_OUT), codes.count(_VALID)
+        invalid = n - opted_out - valid
+        counts = self.counts
+        counts.read += n
+        counts.opted_out += opted_out
+        if self.keep_unmatched:
+            counts.kept_unmatched += invalid
+            kept = n - opted_out
+        else:
+            counts.invalid += invalid
+            kept = valid
+        counts.kept += kept
+        self.lines_read += n
+        if kept == n:
+            self.write(plain)
+        elif kept:
+            self.write(b"\n".join(compress(lines, codes.translate(self.keep_codes))))
+            self.write(b"\n")
+        return True
+
+    def _codes(self, fields: list[bytes]) -> bytes:
+        """One code per field: whether it is a valid NHS number, and whether it is on the register."""
+        joined = b"".join(fields)
+        if not (len(joined) == 10 * len(fields) and joined.isdigit()):
+            fields = _normalised_numbers(fields)
+            joined = b"".join(fields)
+        on_register = bytes([field in self.opted_out for field in fields])
+        valid = _valid_nhs_numbers(joined)
+        n = len(fields)
+        return (int.from_bytes(valid, "little") | int.from_bytes(on_register, "little") << 1).to_bytes(n, "little")
+
+    # -- one record at a time --
+
+    def _filter_plain_line(self, line: bytes) -> None:
+        self.lines_read += 1
+        if _is_blank(line):
+            self.write(line)  # a blank line is not a row: copied, never counted
+            return
+        fields = _without_line_ending(line).split(b",")
+        if len(fields) != self.columns:
+            raise self._ragged(self.lines_read, len(fields))
+        self._keep_or_withhold([line], fields[self.column].decode("utf-8"))
+
+    def _filter_record(self, first: bytes, cursor: _Cursor) -> None:
+        start = self.lines_read + 1
+        raw, fields = self._read_record(first, cursor)
+        if len(fields) != self.columns:
+            raise self._ragged(start, len(fields))
+        self._keep_or_withhold(raw, fields[self.column])
+
+    def _read_record(self, first: bytes, cursor: _Cursor) -> tuple[list[bytes], list[str]]:
+        """One record and the lines it spans (a quoted field may hold line breaks), parsed by the csv module."""
+        start = self.lines_read + 1
+        raw = [first]
+
+        def text_lines() -> Iterator[str]:
+            yield first.decode("utf-8")
+            while (line := cursor.next_line(run_on=True)) is not None:
+                raw.append(line)
+                yield line.decode("utf-8")
+
+        try:
+            fields = next(csv.reader(text_lines(), strict=True))
+        except csv.Error as error:
+            raise RegisterApplyError(f"line {start} is not a CSV record: {error}") from None
+        self.lines_read += len(raw)
+        return raw, fields
+
+    def _keep_or_withhold(self, raw: list[bytes], value: str) -> None:
+        number = normalise_nhs_number(value)
+        counts = self.counts
+        counts.read += 1
+        if number is not None and number.encode() in self.opted_out:
+            counts.opted_out += 1
+            return
+        if number is None:
+            if not self.keep_unmatched:
+                counts.invalid += 1
+                return
+            counts.kept_unmatched += 1
+        counts.kept += 1
+        self.write(b"".join(raw))
+
+    def _ragged(self, line: int, fields: int) -> RegisterApplyError:
+        return RegisterApplyError(f"line {line} has {fields} {'field' if fields == 1 else 'fields'} but the header row has {self.columns}")
+
+
+def _is_blank(line: bytes) -> bool:
+    return line in (b"\n", b"\r\n", b"", b"\r")
+
+
+def _without_line_ending(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
+def _normalised_numbers(fields: list[bytes]) -> list[bytes]:
+    """Each field as 10 digits: spaces and hyphens removed, or _NOT_AN_NHS_NUMBER if that does not make one."""
+    cleaned = b"\n".join(fields).translate(None, _ASCII_SEPARATORS).split(b"\n")
+    for index in compress(count(), map(not_, map(_TEN_DIGITS.fullmatch, cleaned))):
+        number = normalise_nhs_number(fields[index].decode("utf-8"))
+        cleaned[index] = _NOT_AN_NHS_NUMBER if number is None else number.encode()
+    return cleaned
+
+
+# The NHS number check: digits d0..d9 are valid when (10·d0 + 9·d1 + ... + 2·d8 + 1·d9) mod 11 == 0.
+# Modulo 11, the weights 10..6 of d0..d4 are -1..-5, so the check is
+#     5·d5 + 4·d6 + 3·d7 + 2·d8 + 1·d9  ≡  1·d0 + 2·d1 + 3·d2 + 4·d3 + 5·d4   (mod 11),
+# each side at most 9 × 15 = 135, small enough for a byte. Laid out as one big integer, a byte per digit,
+# multiplying by the weights computes each side for every number at once (a byte of the product per
+# number, never carrying into the next), and bytes.translate reduces them modulo 11.
+_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+_LATE_WEIGHTS = sum((j + 1) << (8 * j) for j in range(5))  # d9..d5 sit 0..4 bytes below the last digit
+_EARLY_WEIGHTS = sum((10 - j) << (8 * j) for j in range(5, 10))  # d4..d0 sit 5..9 bytes below it
+_MOD_11 = bytes(value % 11 for value in range(256))
+_MINUS_MOD_11 = bytes(-value % 11 for value in range(256))
+_IS_ZERO_MOD_11 = bytes(int(value % 11 == 0) for value in range(256))
+_CHI_FIRST_DIGITS = re.compile(rb"[0-3]")
+
+
+def _valid_nhs_numbers(joined: bytes) -> bytes:
+    """For 10-digit numbers laid end to end, one byte per number: 1 if it is a valid NHS number, else 0."""
+    n = len(joined) // 10
+    digits = int.from_bytes(joined.translate(_DIGIT_VALUES), "little")
+    late = (digits * _LATE_WEIGHTS).to_bytes(len(joined) + 10, "little")[9::10][:n]
+    early = (digits * _EARLY_WEIGHTS).to_bytes(len(joined) + 10, "little")[9::10][:n]
+    difference = int.from_bytes(late.translate(_MOD_11), "little") + int.from_bytes(early.translate(_MINUS_MOD_11), "little")
+    valid = difference.to_bytes(n, "little").translate(_IS_ZERO_MOD_11)
+    first_digits = joined[::10]
+    if first_digits.translate(None, b"456789"):
+        # Numbers from 0100000000 to 3112999999 are Scottish CHI numbers, also valid only if they begin
+        # with a date (DDMMYY): leave that rule to the nhs_number package, as normalise_nhs_number does.
+        checked = bytearray(valid)
+        for match in _CHI_FIRST_DIGITS.finditer(first_digits):
+            index = match.start()
+            if checked[index]:
+                checked[index] = nhs_number.is_valid(joined[10 * index : 10 * index + 10].decode())
+        valid = bytes(checked)
+    return valid
