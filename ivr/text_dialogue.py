@@ -100,7 +100,8 @@ _STATE_FIELDS = frozenset(f.name for f in dataclasses.fields(TextState))
 
 def keyword_of(body: str) -> str | None:
     """The keyword a message starts with ("Opt-out please" is OPT OUT), or None."""
-    words = " " + " ".join(re.sub(r"[^a-z0-9' ]+", " ", body.lower().replace("-", " ")).split()) + " "
+    plain = body.lower().replace("-", " ").replace("\u2019", "'").replace("\u2018", "'")  # phones curl apostrophes
+    words = " " + " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split()) + " "
     for name, phrases in _KEYWORDS:
         if any(words.startswith(f" {phrase} ") for phrase in phrases):
             return name
