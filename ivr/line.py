@@ -324,12 +324,13 @@ class _TurnRun:
         self.inbound = inbound
         self.message_ids: list[int] = []
         self._changes: dict[str, object] = {}
+        self._person_id_loaded = conversation.person_id
 
     def run(self, state: Any, event: dialogue.Event) -> Reply:
         context = dialogue.Context(
             today=self.line.today(),
             transfer_available=bool(self.line.transfer_number),
-            line_number=format_for_people(self.inbound.line_id),
+            line_number=format_for_people(self.inbound.line_id) if self.flow.channel == "sms" else "",
         )
         state_before = state
         turn = self.flow.respond(state, event, context)
@@ -351,11 +352,15 @@ class _TurnRun:
         stored_state = json.dumps(turn.state.to_json_dict())
         self._changes = {
             "state": _without_identifiers(stored_state) if ended else stored_state,
-            "outcome": _weightier(conversation.outcome, outcome),
             "turn": conversation.turn + 1,
             "updated_at": now,
-            "person_id": conversation.person_id,
         }
+        # Indexed columns are written only when they change: most turns change neither.
+        new_outcome = _weightier(conversation.outcome, outcome)
+        if new_outcome != conversation.outcome:
+            self._changes["outcome"] = new_outcome
+        if conversation.person_id != self._person_id_loaded:
+            self._changes["person_id"] = conversation.person_id
         if ended and conversation.ended_at is None:
             self._changes["ended_at"] = now
         node = state_before.node if not isinstance(event, dialogue.Start) else "start"
