@@ -242,6 +242,11 @@ class Outbox:
 
     # ---- Delivery receipts -------------------------------------------------------------------
 
+    def apply_receipt(self, twilio_sid: str, status: str, error_code: str | None) -> bool:
+        """A delivery receipt from Twilio, in a transaction of its own."""
+        with self.database.transaction() as session:
+            return self.record_status(session, twilio_sid, status, error_code)
+
     def record_status(self, session: Session, twilio_sid: str, status: str, error_code: str | None) -> bool:
         """Apply a Twilio status callback; late or repeated receipts never move a text backwards."""
         row = session.exec(

@@ -82,8 +82,7 @@ def message_status() -> Response:
     status = request.form.get("MessageStatus", "")[:32]
     error_code = request.form.get("ErrorCode", "")[:16] or None
     if sid and status:
-        with current_app.extensions["database"].transaction() as session:
-            current_app.extensions["outbox"].record_status(session, sid, status, error_code)
+        current_app.extensions["outbox"].apply_receipt(sid, status, error_code)
     return Response(status=204)
 
 
