@@ -57,7 +57,6 @@ class Flow:
     """A channel's conversation: its state type, its pure dialogue, and how its input is stored."""
 
     channel: str
-    new_state: Callable[[], object]
     load_state: Callable[[dict[str, object]], object]
     respond: Callable[..., dialogue.Turn]
     masked_input: Callable[[object, str | None, dialogue.Event], str | None]
@@ -86,14 +85,8 @@ def _masked_text_input(state: object, heard: str | None, event: dialogue.Event) 
     return mask_free_text(heard)
 
 
-VOICE_FLOW = Flow("voice", dialogue.State, dialogue.State.from_json_dict, dialogue.respond, _masked_call_input)
-SMS_FLOW = Flow(
-    "sms",
-    text_dialogue.TextState,
-    text_dialogue.TextState.from_json_dict,
-    text_dialogue.respond,
-    _masked_text_input,
-)
+VOICE_FLOW = Flow("voice", dialogue.State.from_json_dict, dialogue.respond, _masked_call_input)
+SMS_FLOW = Flow("sms", text_dialogue.TextState.from_json_dict, text_dialogue.respond, _masked_text_input)
 SMS_THREAD_IDLE = timedelta(minutes=30)  # a text after this long starts a new conversation
 
 
@@ -111,7 +104,7 @@ class Handled:
     """What the adapter sends back: the rendered reply and the texts to send once committed."""
 
     rendered: str
-    replayed: bool
+    replayed: bool  # a retried webhook: nothing was done again
     message_ids: list[int] = field(default_factory=list)
 
 
@@ -199,7 +192,7 @@ class Line:
                 state = dialogue.State()
             else:
                 event = inbound.event
-                state = dialogue.State.from_json_dict(json.loads(conversation.state))
+                state = VOICE_FLOW.load_state(json.loads(conversation.state))
             turn_run = _TurnRun(self, connection, conversation, inbound, VOICE_FLOW)
             reply = turn_run.run(state, event)
             rendered = render(reply)
