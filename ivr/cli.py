@@ -167,8 +167,8 @@ def register_apply(dataset: str, output: str, column: str, keep_unmatched: bool,
             run = apply_register(
                 _database(),
                 request,
-                standard_input=click.get_binary_stream("stdin"),
-                standard_output=click.get_binary_stream("stdout"),
+                standard_input=sys.stdin.buffer if dataset == STANDARD_STREAM else None,
+                standard_output=sys.stdout.buffer if output == STANDARD_STREAM else None,
                 on_progress=on_progress,
             )
     except RegisterApplyError as error:

@@ -1,14 +1,19 @@
 """Apply the register to a data set: withhold the rows of people who opted out, copy the rest byte for byte, record the run."""
 
 import csv
+import multiprocessing
 import os
 import re
+import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import compress, count, repeat
-from operator import not_
+from multiprocessing.connection import Connection
+from operator import ne, not_
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -27,6 +32,7 @@ DEFAULT_COLUMN = "nhs_number"
 BLOCK_BYTES = 4 << 20  # read and filter the data set this much at a time
 MAX_LINE_BYTES = 16 << 20  # a "line" longer than this is not CSV; stops a file without newlines filling memory
 SYSTEM_USER = "the system user"
+HELPER = (os.cpu_count() or 1) > 1  # with a second CPU, a helper process filters about half of each block
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes read so far, between blocks
 
@@ -59,10 +65,6 @@ class RowCounts:
     opted_out: int = 0
     invalid: int = 0  # withheld: missing or invalid NHS number
     kept_unmatched: int = 0  # kept by --keep-unmatched: missing or invalid NHS number
-
-    @property
-    def withheld(self) -> int:
-        return self.opted_out + self.invalid
 
 
 @dataclass(frozen=True)
@@ -113,39 +115,48 @@ def apply_register(
     """
     started_at = utcnow()
     staff_user_id = _staff_user_id(database, request.by_email)
-    with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
-        snapshot = load_register(database)
-        counts = filter_data_set(
-            source,
-            destination.stream,
-            snapshot.opted_out,
-            column=request.column,
-            keep_unmatched=request.keep_unmatched,
-            on_progress=on_progress,
-            block_bytes=block_bytes,
-        )
-        destination.finish()
-        run = RegisterRun(
-            staff_user_id=staff_user_id,
-            started_at=started_at,
-            finished_at=utcnow(),
-            input_name=_display_name(request.source, "standard input"),
-            output_name=_display_name(request.destination, "standard output"),
-            nhs_number_column=request.column,
-            keep_unmatched=request.keep_unmatched,
-            rows_read=counts.read,
-            rows_kept=counts.kept,
-            withheld_opted_out=counts.opted_out,
-            withheld_invalid=counts.invalid,
-            kept_unmatched=counts.kept_unmatched,
-            register_as_of=snapshot.as_of,
-            register_opted_out=len(snapshot.opted_out),
-        )
-        with database.transaction() as session:
-            session.add(run)
-            session.flush()
-            destination.publish()
+    try:
+        with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
+            snapshot = load_register(database)
+            counts = filter_data_set(
+                source,
+                destination.stream,
+                snapshot.opted_out,
+                column=request.column,
+                keep_unmatched=request.keep_unmatched,
+                on_progress=on_progress,
+                block_bytes=block_bytes,
+            )
+            destination.finish()
+            run = _run_record(request, staff_user_id, started_at, counts, snapshot)
+            with database.transaction() as session:
+                session.add(run)
+                session.flush()
+                destination.publish()
+    except OSError as error:  # a disk that is full, a pipe closed by the reader of standard output
+        raise RegisterApplyError(f"cannot read the data set or write the output: {error.strerror or error}") from None
     return run
+
+
+def _run_record(
+    request: ApplyRequest, staff_user_id: int | None, started_at: datetime, counts: RowCounts, snapshot: RegisterSnapshot
+) -> RegisterRun:
+    return RegisterRun(
+        staff_user_id=staff_user_id,
+        started_at=started_at,
+        finished_at=utcnow(),
+        input_name=_display_name(request.source, "standard input"),
+        output_name=_display_name(request.destination, "standard output"),
+        nhs_number_column=request.column,
+        keep_unmatched=request.keep_unmatched,
+        rows_read=counts.read,
+        rows_kept=counts.kept,
+        withheld_opted_out=counts.opted_out,
+        withheld_invalid=counts.invalid,
+        kept_unmatched=counts.kept_unmatched,
+        register_as_of=snapshot.as_of,
+        register_opted_out=len(snapshot.opted_out),
+    )
 
 
 def summary_lines(run: RegisterRun) -> list[str]:
@@ -273,11 +284,8 @@ class _Destination:
         if error_type is None:
             return
         # A run that failed leaves no output: not the partial file, nor one renamed before the record failed.
-        leftover = self._path if self._published else self._temporary
-        try:
-            os.unlink(leftover)
-        except FileNotFoundError:
-            pass
+        with suppress(FileNotFoundError):
+            os.unlink(self._path if self._published else self._temporary)
 
 
 # ---- Filtering a data set -------------------------------------------------------------------
@@ -292,24 +300,33 @@ def filter_data_set(
     keep_unmatched: bool = False,
     on_progress: ProgressCallback | None = None,
     block_bytes: int = BLOCK_BYTES,
+    helper: bool = HELPER,
 ) -> RowCounts:
     """Copy the header and every row whose NHS number is valid and not in `opted_out` from `source`
-    to `sink`, byte for byte and in order. Memory is bounded by the block size, not the data set."""
+    to `sink`, byte for byte and in order. Memory is bounded by the block size, not the data set.
+
+    With `helper`, a second process (forked, so it shares the register) filters about half of each block.
+    """
     blocks = _checked_blocks(source, block_bytes, on_progress or (lambda _: None))
-    return _RowFilter(opted_out, column, keep_unmatched, sink).run(_Cursor(blocks))
+    return _RowFilter(opted_out, column, keep_unmatched, sink, helper).run(_Cursor(blocks))
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCallback) -> Iterator[bytes]:
-    """The data set in blocks of whole lines, each checked to be UTF-8 text; the last may lack a newline."""
+    """The data set in blocks of whole lines, each checked to be UTF-8 text without NUL bytes (which
+    binary files have, and CSV never); the last block may lack a final newline."""
     carry = b""
     lines_before = 0
     read = 0
     while chunk := source.read(block_bytes):
         read += len(chunk)
         data = carry + chunk if carry else chunk
+        nul = chunk.find(b"\0")
+        if nul >= 0:
+            line = lines_before + data.count(b"\n", 0, len(carry) + nul) + 1
+            raise RegisterApplyError(f"line {line} holds binary data: this is not a CSV file")
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > MAX_LINE_BYTES:
@@ -328,10 +345,6 @@ def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCal
 
 
 def _check_text(block: bytes, lines_before: int) -> None:
-    nul = block.find(b"\0")
-    if nul >= 0:
-        line = lines_before + block.count(b"\n", 0, nul) + 1
-        raise RegisterApplyError(f"line {line} holds binary data: this is not a CSV file")
     if not block.isascii():
         try:
             block.decode("utf-8")
@@ -374,38 +387,168 @@ class _Cursor:
         return block[start:end]
 
 
-# How a row's NHS number decides its fate: bit 0 set when the number is valid, bit 1 when it is on the register.
-_INVALID, _VALID, _ON_REGISTER_INVALID, _OPTED_OUT = 0, 1, 2, 3
-_ASCII_SEPARATORS = b" \t\r\n\v\f-"  # spaces and hyphens people write in NHS numbers; normalise_nhs_number removes these and more
-_NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for a number that cannot be normalised: its check digit is wrong
-_TEN_DIGITS = re.compile(rb"[0-9]{10}")
-_FEW_LINES = 64  # below this, filtering line by line is quicker than setting up a block
+@dataclass(frozen=True)
+class _Filtered:
+    """What filtering a run of regular lines came to."""
+
+    rows: int
+    opted_out: int
+    valid: int  # valid NHS numbers not on the register
+    output: bytes  # the kept lines, as they were
+
+
+_FEW_BYTES = 8192  # below this, filtering line by line is quicker than setting up a block
+# The helper's share of each block of regular lines: it starts at half and moves a step at a time,
+# within bounds, so that neither process waits long for the other (a CPU busy elsewhere, say).
+_HELPER_SHARE, _HELPER_SHARE_STEP, _HELPER_SHARE_BOUNDS = 0.5, 0.02, (0.2, 0.8)
+_NOT_COMMA_OR_NEWLINE = bytes(sorted(set(range(256)) - set(b",\n")))
+# A row's code: bit 0 set when its NHS number is valid, bit 1 when the number is on the register.
+_VALID, _OPTED_OUT = 1, 3
+
+
+@dataclass(frozen=True)
+class _RegularLines:
+    """Filters many regular lines at once: quote-free, each with the header's number of fields.
+
+    Every step works on the whole run of lines inside C (bytes methods, map, compress, big integers),
+    so Python does a fixed amount of work per run rather than per row.
+    """
+
+    opted_out: frozenset[bytes]
+    column: int
+    columns: int
+    keep_unmatched: bool
+
+    def filter(self, plain: bytes) -> _Filtered | None:
+        """None (having done nothing) when some line is irregular: blank, or with another number of fields."""
+        lines = plain.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        if plain.translate(None, _NOT_COMMA_OR_NEWLINE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
+            return None
+        column = self.column
+        fields = [line.split(b",", column + 1)[column] for line in lines]
+        if self.columns == 1 and (b"" in fields or b"\r" in fields):
+            return None  # blank lines, which are not rows
+        codes = self._codes(fields)
+        rows, opted_out, valid = len(lines), codes.count(_OPTED_OUT), codes.count(_VALID)
+        kept = rows - opted_out if self.keep_unmatched else valid
+        if kept == rows:
+            output = plain
+        elif kept:
+            keep = bytes([self.keep_unmatched, 1, self.keep_unmatched, 0]) + bytes(252)  # by code
+            output = b"\n".join(compress(lines, codes.translate(keep))) + b"\n"
+        else:
+            output = b""
+        return _Filtered(rows, opted_out, valid, output)
+
+    def _codes(self, fields: list[bytes]) -> bytes:
+        """One code per field: whether it is a valid NHS number, and whether it is on the register."""
+        joined = b"".join(fields)
+        if not (len(joined) == 10 * len(fields) and joined.isdigit()):
+            fields = _normalised_numbers(fields)
+            joined = b"".join(fields)
+        on_register = bytes(map(self.opted_out.__contains__, fields))
+        valid = _valid_nhs_numbers(joined)
+        return (int.from_bytes(valid, "little") | int.from_bytes(on_register, "little") << 1).to_bytes(len(fields), "little")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Regular lines being filtered: up to `cut` by the helper, the rest already by this process."""
+
+    plain: bytes
+    cut: int
+    filtered: _Filtered | None  # this process's result for plain[cut:]
+
+
+class _Helper:
+    """A second process that filters runs of regular lines handed to it, one at a time.
+
+    It is forked, so it shares the register's memory instead of loading or copying it.
+    """
+
+    def __init__(self, regular: _RegularLines) -> None:
+        # A forked process flushes sys.stdout and sys.stderr as it exits: empty them first, or
+        # what is waiting in their buffers would be written twice.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        context = multiprocessing.get_context("fork")
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(target=_help, args=(regular, theirs, self._connection), daemon=True)
+        self._process.start()
+        theirs.close()
+
+    def submit(self, plain: bytes | memoryview) -> None:
+        self._connection.send_bytes(plain)
+
+    def ready(self) -> bool:
+        return self._connection.poll()
+
+    def result(self) -> _Filtered | None:
+        return self._connection.recv()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._connection.send_bytes(b"")
+        self._connection.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _help(regular: _RegularLines, connection: Connection, parents_end: Connection) -> None:
+    parents_end.close()  # so that if the parent dies, this end sees the pipe close
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then stops this
+    try:
+        while plain := connection.recv_bytes():
+            connection.send(regular.filter(plain))
+    except (EOFError, OSError):
+        pass  # the parent stopped early (it had an error to report): so does this
 
 
 class _RowFilter:
-    def __init__(self, opted_out: frozenset[bytes], column: str, keep_unmatched: bool, sink: BinaryIO) -> None:
+    def __init__(self, opted_out: frozenset[bytes], column: str, keep_unmatched: bool, sink: BinaryIO, helper: bool) -> None:
         self.opted_out = opted_out
         self.column_name = column
         self.keep_unmatched = keep_unmatched
+        self.sink = sink
         self.write = sink.write
         self.counts = RowCounts()
         self.lines_read = 0
-        self.column = 0
         self.columns = 0
-        # code -> 1 to keep the row, 0 to withhold it
-        self.keep_codes = bytes([int(keep_unmatched), 1, int(keep_unmatched), 0]) + bytes(252)
+        self.column = 0
+        self.regular = _RegularLines(opted_out, 0, 0, keep_unmatched)
+        # A daemonic process (a worker of some pool) may not start one.
+        self.use_helper = helper and not multiprocessing.current_process().daemon
+        self.helper: _Helper | None = None
+        self.helper_share = _HELPER_SHARE
+        self.pending: _Pending | None = None
 
     def run(self, cursor: _Cursor) -> RowCounts:
-        self._read_header(cursor)
-        while True:
-            plain = cursor.plain_lines()
-            if plain:
-                self._filter_plain_lines(plain)
-            line = cursor.next_line()
-            if line is not None:
-                self._filter_record(line, cursor)
-            elif not cursor.next_block():
-                return self.counts
+        try:
+            self._read_header(cursor)
+            while True:
+                plain = cursor.plain_lines()
+                if plain:
+                    self._filter_plain_lines(plain)
+                line = cursor.next_line()
+                if line is not None:
+                    self._settle()
+                    self._filter_record(line, cursor)
+                elif not self._next_block(cursor):
+                    self._settle()
+                    return self.counts
+        finally:
+            if self.helper is not None:
+                self.helper.close()
+
+    def _next_block(self, cursor: _Cursor) -> bool:
+        try:
+            return cursor.next_block()
+        except RegisterApplyError:
+            self._settle()  # a fault in the lines still being filtered comes first in the file
+            raise
 
     # -- the header --
 
@@ -427,66 +570,72 @@ class _RowFilter:
         if len(matches) > 1:
             raise RegisterApplyError(f"the header row has more than one column {self.column_name}")
         self.column, self.columns = matches[0], len(names)
+        self.regular = _RegularLines(self.opted_out, self.column, self.columns, self.keep_unmatched)
         if bom:
             self.write(_UTF8_BOM)
         self.write(b"".join(raw))
 
-    # -- many quote-free lines at once --
+    # -- many quote-free lines at once, shared with the helper --
 
     def _filter_plain_lines(self, plain: bytes) -> None:
-        """Lines without quotes: all at once when they are regular, else one by one (which finds the fault)."""
-        if not plain.endswith(b"\n") or plain.count(b"\n") < _FEW_LINES or not self._filter_regular_lines(plain):
-            start = 0
-            while start < len(plain):
-                end = plain.find(b"\n", start) + 1 or len(plain)
-                self._filter_plain_line(plain[start:end])
-                start = end
+        """Regular lines go in part to the helper, and its result is taken only after the next block has
+        been read, so that it works while this process reads and writes."""
+        self._settle()
+        if not plain.endswith(b"\n") or len(plain) < _FEW_BYTES:
+            self._filter_line_by_line(plain)
+            return
+        cut = plain.rfind(b"\n", 0, int(len(plain) * self.helper_share)) + 1 if self.use_helper else 0
+        if not cut:
+            self._take_or_find_fault(self.regular.filter(plain), plain)
+            return
+        if self.helper is None:
+            self.sink.flush()  # the helper gets a copy of its buffer too (and flushes it, if it is sys.stdout's)
+            self.helper = _Helper(self.regular)
 
-    def _filter_regular_lines(self, plain: bytes) -> bool:
-        """Filter whole lines that all have the header's number of fields; False (having done nothing) if not."""
-        lines = plain.split(b"\n")
-        lines.pop()  # the empty string after the last newline
-        separators = self.columns - 1
-        if plain.count(b",") != separators * len(lines):
-            return False
-        if list(map(bytes.count, lines, repeat(b","))).count(separators) != len(lines):
-            return False
-        column = self.column
-        fields = [line.split(b",", column + 1)[column] for line in lines]
-        codes = self._codes(fields)
-        n = len(lines)
-        opted_out, valid = codes.count(_OPTED_OUT), codes.count(_VALID)
-        invalid = n - opted_out - valid
+        self.helper.submit(memoryview(plain)[:cut])
+        mine = plain[cut:]
+        self.pending = _Pending(plain, cut, self.regular.filter(mine))
+
+    def _settle(self) -> None:
+        """Take the results for the lines still pending, the helper's part first, in the order of the file."""
+        if self.pending is None:
+            return
+        assert self.helper is not None
+        pending, self.pending = self.pending, None
+        step = _HELPER_SHARE_STEP if self.helper.ready() else -_HELPER_SHARE_STEP
+        self.helper_share = min(max(self.helper_share + step, _HELPER_SHARE_BOUNDS[0]), _HELPER_SHARE_BOUNDS[1])
+        self._take_or_find_fault(self.helper.result(), pending.plain[: pending.cut])
+        self._take_or_find_fault(pending.filtered, pending.plain[pending.cut :])
+
+    def _take_or_find_fault(self, filtered: _Filtered | None, plain: bytes) -> None:
+        if filtered is None:
+            self._filter_line_by_line(plain)  # some line is irregular: find it
+        else:
+            self._take(filtered)
+
+    def _take(self, filtered: _Filtered) -> None:
         counts = self.counts
-        counts.read += n
-        counts.opted_out += opted_out
+        invalid = filtered.rows - filtered.opted_out - filtered.valid
+        counts.read += filtered.rows
+        counts.opted_out += filtered.opted_out
         if self.keep_unmatched:
             counts.kept_unmatched += invalid
-            kept = n - opted_out
+            counts.kept += filtered.rows - filtered.opted_out
         else:
             counts.invalid += invalid
-            kept = valid
-        counts.kept += kept
-        self.lines_read += n
-        if kept == n:
-            self.write(plain)
-        elif kept:
-            self.write(b"\n".join(compress(lines, codes.translate(self.keep_codes))))
-            self.write(b"\n")
-        return True
-
-    def _codes(self, fields: list[bytes]) -> bytes:
-        """One code per field: whether it is a valid NHS number, and whether it is on the register."""
-        joined = b"".join(fields)
-        if not (len(joined) == 10 * len(fields) and joined.isdigit()):
-            fields = _normalised_numbers(fields)
-            joined = b"".join(fields)
-        on_register = bytes([field in self.opted_out for field in fields])
-        valid = _valid_nhs_numbers(joined)
-        n = len(fields)
-        return (int.from_bytes(valid, "little") | int.from_bytes(on_register, "little") << 1).to_bytes(n, "little")
+            counts.kept += filtered.valid
+        self.lines_read += filtered.rows
+        if filtered.output:
+            self.write(filtered.output)
 
     # -- one record at a time --
+
+    def _filter_line_by_line(self, plain: bytes) -> None:
+        start = 0
+        while start < len(plain):
+            end = plain.find(b"\n", start) + 1 or len(plain)
+            self._filter_plain_line(plain[start:end])
+            start = end
 
     def _filter_plain_line(self, line: bytes) -> None:
         self.lines_read += 1
@@ -552,13 +701,31 @@ def _without_line_ending(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\n") else line
 
 
+_ASCII_SEPARATORS = b" \t\r\v\f-"  # spaces and hyphens in NHS numbers (fields hold no newline); normalise_nhs_number removes these and more
+_NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for what cannot be normalised: its check digit is wrong
+
+
 def _normalised_numbers(fields: list[bytes]) -> list[bytes]:
-    """Each field as 10 digits: spaces and hyphens removed, or _NOT_AN_NHS_NUMBER if that does not make one."""
-    cleaned = b"\n".join(fields).translate(None, _ASCII_SEPARATORS).split(b"\n")
-    for index in compress(count(), map(not_, map(_TEN_DIGITS.fullmatch, cleaned))):
-        number = normalise_nhs_number(fields[index].decode("utf-8"))
-        cleaned[index] = _NOT_AN_NHS_NUMBER if number is None else number.encode()
-    return cleaned
+    """Each field as 10 ASCII digits: spaces and hyphens removed, or _NOT_AN_NHS_NUMBER if that does not make one.
+
+    Changes `fields` in place. Fields that are not 10 long are put right one by one, unless there are
+    many (as when every number is written with spaces): then the spaces go from all at once first.
+    """
+    wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
+    if len(wrong_length) > len(fields) // 32:
+        fields[:] = b"\n".join(fields).translate(None, _ASCII_SEPARATORS).split(b"\n")
+        wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
+    for index in wrong_length:
+        fields[index] = _normalised_number(fields[index])
+    if not b"".join(fields).isdigit():  # 10 characters, but not all of them digits
+        for index in compress(count(), map(not_, map(bytes.isdigit, fields))):
+            fields[index] = _normalised_number(fields[index])
+    return fields
+
+
+def _normalised_number(field: bytes) -> bytes:
+    number = normalise_nhs_number(field.decode("utf-8"))
+    return _NOT_AN_NHS_NUMBER if number is None else number.encode()
 
 
 # The NHS number check: digits d0..d9 are valid when (10·d0 + 9·d1 + ... + 2·d8 + 1·d9) mod 11 == 0.
