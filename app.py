@@ -7,7 +7,7 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import cli, health, sms, voice
+from ivr import cli, health, sms, staff, voice
 from ivr.db import Database
 from ivr.identity import Identity
 from ivr.line import Line
@@ -44,5 +44,6 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
+    staff.init_app(app, csrf_exempt=(voice.bp, sms.bp))
     cli.register(app)
     return app

@@ -1,8 +1,16 @@
-"""Follow-ups: work the line hands to staff (call backs, callers who could not be verified, failed texts)."""
+"""Follow-ups: work the line hands to staff (call backs, callers who could not be verified, failed texts),
+and what staff do with them: take one on, add a note, reveal the number to call, resolve it."""
 
-from sqlmodel import Session
+from dataclasses import dataclass
+from datetime import datetime
 
-from models import FollowUp
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from ivr.audit import record_audit
+from ivr.db import Database
+from ivr.phone_numbers import mask_phone_number
+from models import FollowUp, FollowUpNote, StaffUser, utcnow
 
 KINDS = ("callback", "unverified_caller", "failed_text", "network_stop", "proxy_request")
 
@@ -21,3 +29,189 @@ def raise_follow_up(
     session.add(follow_up)
     session.flush()
     return follow_up
+
+
+# ---- Working on follow-ups in the staff console --------------------------------------------
+
+PAGE_SIZE = 25
+STATUSES = ("open", "resolved")
+KIND_NAMES = {
+    "callback": "Call back",
+    "unverified_caller": "Caller not verified",
+    "failed_text": "Text not delivered",
+    "network_stop": "Texts blocked by the network",
+    "proxy_request": "On behalf of someone else",
+}
+NOTE_MAX_LENGTH = 2000
+
+
+class FollowUpNotFound(Exception):
+    pass
+
+
+class FollowUpAlreadyResolved(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class FollowUpRow:
+    id: int
+    kind: str
+    status: str
+    created_at: datetime
+    detail: str
+    conversation_id: int | None
+    phone: str | None  # masked: "number ending 123"
+    has_phone: bool
+    assigned_to: str | None  # email
+    assigned_to_id: int | None
+    resolved_at: datetime | None
+    resolved_by: str | None  # email
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    at: datetime
+    staff_email: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FollowUpDetail:
+    follow_up: FollowUpRow
+    notes: list[NoteRow]
+
+
+@dataclass(frozen=True)
+class FollowUpPage:
+    rows: list[FollowUpRow]
+    older_than: int | None  # the id to continue from, when there are older follow-ups
+
+
+_assignee = aliased(StaffUser)
+_resolver = aliased(StaffUser)
+
+
+def _follow_up_query():  # type: ignore[no-untyped-def]
+    return (
+        select(FollowUp, _assignee.email, _resolver.email)
+        .join(_assignee, col(FollowUp.assigned_to_id) == _assignee.id, isouter=True)
+        .join(_resolver, col(FollowUp.resolved_by_id) == _resolver.id, isouter=True)
+    )
+
+
+def _row(follow_up: FollowUp, assigned_to: str | None, resolved_by: str | None) -> FollowUpRow:
+    assert follow_up.id is not None
+    return FollowUpRow(
+        id=follow_up.id,
+        kind=follow_up.kind,
+        status=follow_up.status,
+        created_at=follow_up.created_at,
+        detail=follow_up.detail,
+        conversation_id=follow_up.conversation_id,
+        phone=mask_phone_number(follow_up.phone) if follow_up.phone else None,
+        has_phone=bool(follow_up.phone),
+        assigned_to=assigned_to,
+        assigned_to_id=follow_up.assigned_to_id,
+        resolved_at=follow_up.resolved_at,
+        resolved_by=resolved_by,
+    )
+
+
+def list_follow_ups(
+    database: Database,
+    status: str | None = "open",
+    kind: str | None = None,
+    older_than: int | None = None,
+    page_size: int | None = None,
+) -> FollowUpPage:
+    """Follow-ups newest first (ids only grow), a page at a time; phone numbers masked."""
+    page_size = page_size or PAGE_SIZE
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown follow-up status {status!r}")
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown follow-up kind {kind!r}")
+    query = _follow_up_query().order_by(col(FollowUp.id).desc()).limit(page_size + 1)
+    if status is not None:
+        query = query.where(FollowUp.status == status)
+    if kind is not None:
+        query = query.where(FollowUp.kind == kind)
+    if older_than is not None:
+        query = query.where(col(FollowUp.id) < older_than)
+    with Session(database.engine) as session:
+        found = [_row(*row) for row in session.exec(query).all()]
+    rows = found[:page_size]
+    return FollowUpPage(rows, rows[-1].id if len(found) > page_size else None)
+
+
+def follow_up_detail(database: Database, follow_up_id: int) -> FollowUpDetail:
+    with Session(database.engine) as session:
+        found = session.exec(_follow_up_query().where(FollowUp.id == follow_up_id)).first()
+        if found is None:
+            raise FollowUpNotFound(follow_up_id)
+        notes = session.exec(
+            select(FollowUpNote.at, StaffUser.email, FollowUpNote.text)
+            .join(StaffUser, col(FollowUpNote.staff_user_id) == StaffUser.id)
+            .where(FollowUpNote.follow_up_id == follow_up_id)
+            .order_by(col(FollowUpNote.id))
+        ).all()
+    return FollowUpDetail(_row(*found), [NoteRow(*note) for note in notes])
+
+
+def _locked(session: Session, follow_up_id: int) -> FollowUp:
+    follow_up = session.exec(select(FollowUp).where(FollowUp.id == follow_up_id).with_for_update()).first()
+    if follow_up is None:
+        raise FollowUpNotFound(follow_up_id)
+    return follow_up
+
+
+def assign_follow_up(database: Database, follow_up_id: int, staff_user_id: int) -> None:
+    """The member of staff takes the follow-up on."""
+    with database.transaction() as session:
+        follow_up = _locked(session, follow_up_id)
+        if follow_up.status != "open":
+            raise FollowUpAlreadyResolved(follow_up_id)
+        follow_up.assigned_to_id = staff_user_id
+        record_audit(session, staff_user_id, "assigned_follow_up", "follow_up", follow_up_id)
+
+
+def add_follow_up_note(database: Database, follow_up_id: int, staff_user_id: int, text: str) -> None:
+    text = text.strip()
+    if not text or len(text) > NOTE_MAX_LENGTH:
+        raise ValueError(f"a note has 1 to {NOTE_MAX_LENGTH} characters")
+    with database.transaction() as session:
+        _locked(session, follow_up_id)
+        session.add(FollowUpNote(follow_up_id=follow_up_id, staff_user_id=staff_user_id, at=utcnow(), text=text))
+        record_audit(session, staff_user_id, "noted_follow_up", "follow_up", follow_up_id)
+
+
+def resolve_follow_up(database: Database, follow_up_id: int, staff_user_id: int) -> None:
+    with database.transaction() as session:
+        follow_up = _locked(session, follow_up_id)
+        if follow_up.status != "open":
+            raise FollowUpAlreadyResolved(follow_up_id)
+        follow_up.status = "resolved"
+        follow_up.resolved_at = utcnow()
+        follow_up.resolved_by_id = staff_user_id
+        record_audit(session, staff_user_id, "resolved_follow_up", "follow_up", follow_up_id)
+
+
+def reveal_follow_up_phone(database: Database, follow_up_id: int, staff_user_id: int) -> str | None:
+    """The follow-up's full phone number (None when it has none), with an audit entry saying who saw it."""
+    with database.transaction() as session:
+        follow_up = _locked(session, follow_up_id)
+        if not follow_up.phone:
+            return None
+        record_audit(
+            session,
+            staff_user_id,
+            "revealed_phone_number",
+            "follow_up",
+            follow_up_id,
+            f"The {mask_phone_number(follow_up.phone)}",
+        )
+        return follow_up.phone

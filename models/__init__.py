@@ -2,13 +2,13 @@
 
 from models.choice import ChoiceEvent, ChoiceStatus, CurrentChoice
 from models.conversation import Conversation, ConversationStep
-from models.follow_up import FollowUp
+from models.follow_up import FollowUp, FollowUpNote
 from models.identity_attempt import IdentityAttempt
 from models.one_time_code import OneTimeCode
 from models.outbound_message import OutboundMessage
 from models.person import Person
 from models.register_run import RegisterRun
-from models.staff import AuditEntry, StaffUser
+from models.staff import AuditEntry, StaffSignInAttempt, StaffUser
 from models.text_block import TextBlock
 from models.time import utcnow
 
@@ -20,11 +20,13 @@ __all__ = [
     "ConversationStep",
     "CurrentChoice",
     "FollowUp",
+    "FollowUpNote",
     "IdentityAttempt",
     "OneTimeCode",
     "OutboundMessage",
     "Person",
     "RegisterRun",
+    "StaffSignInAttempt",
     "StaffUser",
     "TextBlock",
     "utcnow",

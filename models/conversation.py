@@ -2,12 +2,16 @@
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel, Text
 
 from models.time import utcnow
 
 
 class Conversation(SQLModel, table=True):
+    # The staff console lists conversations newest first, a page at a time from a (started_at, id) key.
+    __table_args__ = (Index("ix_conversation_started_at_id", "started_at", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=8, index=True)  # voice or sms
     twilio_sid: str | None = Field(default=None, max_length=64, unique=True)

@@ -22,3 +22,15 @@ class FollowUp(SQLModel, table=True):
     assigned_to_id: int | None = Field(default=None, foreign_key="staff_user.id")
     resolved_at: datetime | None = None
     resolved_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+
+
+class FollowUpNote(SQLModel, table=True):
+    """A note a member of staff added to a follow-up; kept, never edited."""
+
+    __tablename__ = "follow_up_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    follow_up_id: int = Field(foreign_key="follow_up.id", index=True)
+    staff_user_id: int = Field(foreign_key="staff_user.id")
+    at: datetime = Field(default_factory=utcnow)
+    text: str = Field(sa_type=Text)

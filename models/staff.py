@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel, Text
 
 from models.time import utcnow
@@ -31,3 +32,16 @@ class AuditEntry(SQLModel, table=True):
     target_type: str = Field(max_length=40)
     target_id: str = Field(default="", max_length=64)
     detail: str = Field(default="", sa_type=Text)
+
+
+class StaffSignInAttempt(SQLModel, table=True):
+    """One try at signing in to the console, kept to limit failures per email address."""
+
+    __tablename__ = "staff_sign_in_attempt"
+    __table_args__ = (Index("ix_staff_sign_in_attempt_email_hash_at", "email_hash", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A keyed hash of the address as typed: attempts name addresses that belong to nobody too.
+    email_hash: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+    succeeded: bool = False

@@ -1,0 +1,80 @@
+"""The audit: who in the console saw or changed what, and when; written alongside the change, never edited."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from ivr.db import Database
+from models import AuditEntry, StaffUser, utcnow
+
+PAGE_SIZE = 50
+
+# What each action is called on the audit page.
+ACTION_NAMES = {
+    "signed_in": "Signed in",
+    "signed_out": "Signed out",
+    "viewed_conversation": "Viewed a conversation",
+    "revealed_phone_number": "Revealed a phone number",
+    "assigned_follow_up": "Took a follow-up",
+    "noted_follow_up": "Added a note to a follow-up",
+    "resolved_follow_up": "Resolved a follow-up",
+}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    staff_email: str | None  # None: the system
+    action: str
+    target_type: str
+    target_id: str
+    detail: str
+
+    @property
+    def action_name(self) -> str:
+        return ACTION_NAMES.get(self.action, self.action.replace("_", " ").capitalize())
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    older_than: int | None  # the id to continue from, when there are older entries
+
+
+def record_audit(
+    session: Session, staff_user_id: int | None, action: str, target_type: str, target_id: object = "", detail: str = ""
+) -> AuditEntry:
+    """Add an entry in the caller's transaction, so the audit and the change it records commit together."""
+    entry = AuditEntry(
+        at=utcnow(),
+        staff_user_id=staff_user_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id)[:64],
+        detail=detail,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def list_audit(database: Database, older_than: int | None = None, page_size: int | None = None) -> AuditPage:
+    """Entries newest first, a page at a time; ids only grow, so the id alone is the page key."""
+    page_size = page_size or PAGE_SIZE
+    query = (
+        select(AuditEntry, StaffUser.email)
+        .join(StaffUser, col(AuditEntry.staff_user_id) == StaffUser.id, isouter=True)
+        .order_by(col(AuditEntry.id).desc())
+        .limit(page_size + 1)
+    )
+    if older_than is not None:
+        query = query.where(col(AuditEntry.id) < older_than)
+    with Session(database.engine) as session:
+        found = session.exec(query).all()
+    rows = [
+        AuditRow(entry.id or 0, entry.at, email, entry.action, entry.target_type, entry.target_id, entry.detail)
+        for entry, email in found[:page_size]
+    ]
+    return AuditPage(rows, rows[-1].id if len(found) > page_size else None)

@@ -1,0 +1,38 @@
+"""The staff console: a blueprint under /staff/ with sign-in, roles, CSRF and security headers,
+rendered with the NHS.UK design system (nhsuk-frontend-jinja macros, NHS.UK frontend assets)."""
+
+from collections.abc import Iterable
+
+from flask import Blueprint, Flask
+from flask_wtf.csrf import CSRFProtect
+from jinja2 import ChainableUndefined, ChoiceLoader, PackageLoader
+
+from ivr.staff import assets, audit_pages, conversation_pages, follow_up_pages, headers, layout, sign_in_pages  # noqa: F401  routes
+from ivr.staff.access import IDLE_LIMIT, login_manager
+from ivr.staff.blueprint import bp
+
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask, csrf_exempt: Iterable[Blueprint] = ()) -> None:
+    """Register the console; `csrf_exempt` are blueprints whose POSTs come from elsewhere (Twilio's webhooks)."""
+    # The NHS.UK macros need ChainableUndefined, and their .jinja files must be escaped like .html.
+    app.jinja_options = {
+        **app.jinja_options,
+        "undefined": ChainableUndefined,
+        "autoescape": True,
+        "loader": ChoiceLoader([app.create_global_jinja_loader(), PackageLoader("nhsuk_frontend_jinja")]),
+    }
+    secure_cookies = (app.extensions["settings"].public_base_url or "").startswith("https://")
+    app.config.update(
+        PERMANENT_SESSION_LIFETIME=IDLE_LIMIT,
+        SESSION_REFRESH_EACH_REQUEST=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+    )
+    csrf.init_app(app)
+    for blueprint in csrf_exempt:
+        csrf.exempt(blueprint)
+    login_manager.init_app(app)
+    app.register_blueprint(bp)

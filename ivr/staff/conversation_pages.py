@@ -1,0 +1,71 @@
+"""Conversations: every call and text thread, filtered and paged, and one conversation's timeline."""
+
+from flask import abort, current_app, render_template, request, url_for
+from flask_login import current_user
+
+from ivr.conversations import (
+    ConversationFilter,
+    ConversationNotFound,
+    ConversationPage,
+    PageKey,
+    list_conversations,
+    view_conversation,
+)
+from ivr.staff.access import requires_role
+from ivr.staff.blueprint import bp
+from ivr.staff.forms import ConversationFilterForm, error_list
+
+FILTER_PARAMETERS = (
+    "channel",
+    "outcome",
+    "caller_ending",
+    *(f"{name}-{part}" for name in ("started_from", "started_to") for part in ("day", "month", "year")),
+)
+
+
+@bp.get("/conversations")
+@requires_role("viewer")
+def conversations() -> str:
+    form = ConversationFilterForm(request.args)
+    if not form.validate():
+        empty = ConversationPage([], None, None)
+        return render_template("staff/conversations.html", form=form, errors=error_list(form), page=empty, links={})
+    where = ConversationFilter(
+        channel=form.channel.data or None,
+        outcome=form.outcome.data or None,
+        started_from=form.started_from.data,
+        started_to=form.started_to.data,
+        caller_ending=form.caller_ending.data or None,
+    )
+    older_than = PageKey.from_token(request.args.get("older", ""))
+    newer_than = PageKey.from_token(request.args.get("newer", "")) if older_than is None else None
+    page = list_conversations(current_app.extensions["database"], where, older_than, newer_than)
+    return render_template(
+        "staff/conversations.html",
+        form=form,
+        errors=[],
+        page=page,
+        links=_page_links(page),
+        filtered=where != ConversationFilter(),
+    )
+
+
+def _page_links(page: ConversationPage) -> dict[str, str]:
+    """Links to the newer and older pages, keeping the filters."""
+    kept = {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
+    links = {}
+    if page.newer is not None:
+        links["newer"] = url_for("staff.conversations", **kept, newer=page.newer.token())
+    if page.older is not None:
+        links["older"] = url_for("staff.conversations", **kept, older=page.older.token())
+    return links
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@requires_role("viewer")
+def conversation(conversation_id: int) -> str:
+    try:
+        timeline = view_conversation(current_app.extensions["database"], conversation_id, current_user.id)
+    except ConversationNotFound:
+        abort(404)
+    return render_template("staff/conversation.html", timeline=timeline, conversation=timeline.conversation)

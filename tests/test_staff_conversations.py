@@ -1,0 +1,323 @@
+"""Conversations in the staff console: every call and text thread, newest first, filtered and paged;
+one conversation's timeline with identifiers masked and whatever a caller sent shown inert."""
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from ivr import conversations
+from ivr.conversations import ConversationFilter, PageKey, list_conversations
+from models import AuditEntry, ChoiceEvent
+from tests.db import create_person
+from tests.staff_helpers import (
+    create_conversation,
+    create_outbound_message,
+    create_step,
+)
+
+pytest_plugins = ["tests.staff_fixtures"]
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _listed_ids(page) -> list[int]:  # type: ignore[no-untyped-def]
+    return [int(link["href"].rsplit("/", 1)[1]) for link in page.select("table a[href^='/staff/conversations/']")]
+
+
+def test_the_list_shows_every_call_and_text_newest_first(app, client_request):
+    older_call = create_conversation(app, started_at=NOW - timedelta(hours=2), caller_last_digits="4567")
+    text = create_conversation(app, channel="sms", started_at=NOW - timedelta(hours=1), outcome="choice_recorded")
+    in_progress = create_conversation(app, started_at=NOW, outcome=None, caller_last_digits="")
+    client_request.sign_in("viewer")
+    page = client_request.get("staff.conversations")
+    assert page.title_text.startswith("Conversations – ")
+    assert _listed_ids(page) == [in_progress.id, text.id, older_call.id]
+    rows = [" ".join(row.get_text(" ", strip=True).split()) for row in page.select("tbody tr")]
+    assert "withheld" in rows[0] and "In progress" in rows[0]
+    assert "Text" in rows[1] and "Choice recorded" in rows[1]
+    assert "ending 4567" in rows[2] and "1 min 15 s" in rows[2]
+    # 12:00 UTC on 20 November is 12:00 in London (GMT).
+    assert "20 Nov 2026, 12:00" in rows[0]
+    assert [th.get_text(strip=True) for th in page.select("thead th")][:4] == [
+        "Started",
+        "Channel",
+        "Caller's number",
+        "Outcome",
+    ]
+    assert page.select_one("table caption").get_text(strip=True) == "Conversations, newest first"
+
+
+def test_filters_by_channel_outcome_dates_and_the_callers_last_digits(app, client_request):
+    call = create_conversation(
+        app, started_at=NOW - timedelta(days=3), outcome="verification_failed", caller_last_digits="1234"
+    )
+    text = create_conversation(
+        app, channel="sms", started_at=NOW - timedelta(days=1), outcome="checked", caller_last_digits="5234"
+    )
+    late = create_conversation(app, started_at=NOW, outcome="callback_requested", caller_last_digits="9999")
+    client_request.sign_in("viewer")
+
+    def listed(**filters: str) -> list[int]:
+        page = client_request.get("staff.conversations", **filters)
+        assert page.error_summary == []
+        return _listed_ids(page)
+
+    assert listed(channel="sms") == [text.id]
+    assert listed(channel="voice") == [late.id, call.id]
+    assert listed(outcome="verification_failed") == [call.id]
+    assert listed(outcome="callback_requested", channel="voice") == [late.id]
+    assert listed(caller_ending="1234") == [call.id]
+    assert listed(caller_ending="234") == [text.id, call.id]
+    assert listed(caller_ending="9 999") == [late.id]
+    day = (NOW - timedelta(days=1)).date()
+    assert listed(
+        **{"started_from-day": str(day.day), "started_from-month": str(day.month), "started_from-year": str(day.year)}
+    ) == [
+        late.id,
+        text.id,
+    ]
+    assert listed(
+        **{"started_to-day": str(day.day), "started_to-month": str(day.month), "started_to-year": str(day.year)}
+    ) == [
+        text.id,
+        call.id,
+    ]
+    both = {
+        "started_from-day": str(day.day), "started_from-month": str(day.month), "started_from-year": str(day.year),
+        "started_to-day": str(day.day), "started_to-month": str(day.month), "started_to-year": str(day.year),
+    }  # fmt: skip
+    assert listed(**both) == [text.id]
+    page = client_request.get("staff.conversations", channel="sms", outcome="choice_recorded")
+    assert "No conversations match these filters." in page.text_of("main")
+    # The filters the page was asked for stay filled in.
+    assert page.select_one("#channel option[selected]")["value"] == "sms"
+
+
+def test_a_day_is_a_day_in_the_uk(app):
+    """A call at 23:30 UTC on 1 July is on 2 July in London (BST)."""
+    summer_night = create_conversation(app, started_at=datetime(2026, 7, 1, 23, 30, tzinfo=UTC))
+    database = app.extensions["database"]
+    on = list_conversations(database, ConversationFilter(started_from=date(2026, 7, 2), started_to=date(2026, 7, 2)))
+    before = list_conversations(database, ConversationFilter(started_to=date(2026, 7, 1)))
+    assert [row.id for row in on.rows] == [summer_night.id]
+    assert before.rows == []
+
+
+INVALID_FILTERS = [
+    ({"channel": "fax"}, "Select channel from the list", "#channel"),
+    ({"outcome": "<script>"}, "Select outcome from the list", "#outcome"),
+    ({"caller_ending": "12"}, "Enter the last 3 or 4 digits of the caller's number", "#caller_ending"),
+    ({"caller_ending": "<img src=x onerror=alert(1)>"}, "Enter the last 3 or 4 digits of the caller's number", "#caller_ending"),
+    ({"started_from-day": "31", "started_from-month": "2", "started_from-year": "2026"}, "Start date must be a real date", "#started_from-day"),
+    ({"started_from-day": "1", "started_from-year": "2026"}, "Start date must include a month", "#started_from-month"),
+    ({"started_to-day": "1", "started_to-month": "1", "started_to-year": "99999"}, "End date must be a real date", "#started_to-day"),
+    ({"started_to-day": "x", "started_to-month": "1", "started_to-year": "2026"}, "End date must be a real date", "#started_to-day"),
+    (
+        {"started_from-day": "2", "started_from-month": "1", "started_from-year": "2026",
+         "started_to-day": "1", "started_to-month": "1", "started_to-year": "2026"},
+        "End date must be the same as or after the start date",
+        "#started_to-day",
+    ),
+]  # fmt: skip
+
+
+def test_invalid_filters_are_named_in_an_error_summary_never_a_server_error(app, client_request):
+    create_conversation(app)
+    client_request.sign_in("viewer")
+    for filters, message, anchor in INVALID_FILTERS:
+        page = client_request.get("staff.conversations", **filters)
+        assert page.title_text.startswith("Error: Conversations"), filters
+        assert len(page.error_summary) == 1 and page.error_summary[0].startswith(message), (filters, page.error_summary)
+        assert page.select_one(".nhsuk-error-summary__list a")["href"] == anchor
+        assert page.select_one(anchor) is not None, anchor
+        assert not page.select("tbody tr")
+        html = page.response.get_data(as_text=True)
+        assert "<script>" not in html.replace('<script nonce="', "").replace("<script type=", "")
+        assert "<img src=x" not in html
+
+
+def test_pages_go_older_and_newer_and_keep_the_filters(app, client_request, monkeypatch):
+    monkeypatch.setattr(conversations, "PAGE_SIZE", 3)
+    # Two conversations share a start time: the id breaks the tie, so neither is skipped or shown twice.
+    calls = [create_conversation(app, started_at=NOW - timedelta(minutes=minutes)) for minutes in (0, 1, 2, 2, 3, 4, 5)]
+    create_conversation(app, channel="sms", started_at=NOW)
+    newest_first = [call.id for call in sorted(calls, key=lambda call: (call.started_at, call.id), reverse=True)]
+    client_request.sign_in("viewer")
+
+    first = client_request.get("staff.conversations", channel="voice")
+    assert _listed_ids(first) == newest_first[:3]
+    assert first.select_one("a[rel=prev]") is None
+    second = client_request.get(first.select_one("a[rel=next]")["href"])
+    assert _listed_ids(second) == newest_first[3:6]
+    assert "channel=voice" in second.select_one("a[rel=next]")["href"]
+    third = client_request.get(second.select_one("a[rel=next]")["href"])
+    assert _listed_ids(third) == newest_first[6:]
+    assert third.select_one("a[rel=next]") is None
+    back = client_request.get(third.select_one("a[rel=prev]")["href"])
+    assert _listed_ids(back) == newest_first[3:6]
+    top = client_request.get(back.select_one("a[rel=prev]")["href"])
+    assert _listed_ids(top) == newest_first[:3]
+    assert top.select_one("a[rel=prev]") is None
+    # A page link that was tampered with starts again from the newest.
+    assert (
+        _listed_ids(client_request.get("staff.conversations", channel="voice", older="not-a-key")) == newest_first[:3]
+    )
+    assert (
+        _listed_ids(client_request.get("staff.conversations", channel="voice", older="99999999999999999999-1"))
+        == newest_first[:3]
+    )
+
+
+def test_page_keys_survive_the_round_trip_through_a_link():
+    key = PageKey(datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=UTC), 42)
+    assert PageKey.from_token(key.token()) == key
+    for bad in ("", "-", "1-", "-1", "a-1", "1-a", "1.5-2", "١-١"):
+        assert PageKey.from_token(bad) is None, bad
+
+
+def test_the_list_is_read_through_the_started_at_index(app):
+    """The page query walks an index of started_at (with the id) rather than sorting the table.
+
+    On SQLite every index carries the rowid (the id), so either started_at index serves."""
+    database = app.extensions["database"]
+    create_conversation(app)
+    from sqlalchemy import text
+
+    if database.is_sqlite:
+        with database.engine.connect() as connection:
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT id, channel, outcome FROM conversation WHERE started_at <= :s "
+                        "AND (started_at < :s OR id < :i) ORDER BY started_at DESC, id DESC LIMIT 26"
+                    ),
+                    {"s": "2026-11-20 12:00:00.000000", "i": 5},
+                )
+            )
+        assert "INDEX ix_conversation_started_at" in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        with database.engine.connect() as connection:
+            # A handful of rows would be sorted in memory: ask whether the index can serve the order at all.
+            connection.execute(text("SET enable_seqscan = off"))
+            connection.execute(text("SET enable_bitmapscan = off"))
+            plan = " ".join(
+                row[0]
+                for row in connection.execute(
+                    text(
+                        "EXPLAIN SELECT id, channel, outcome FROM conversation WHERE started_at <= now() "
+                        "AND (started_at < now() OR id < 5) ORDER BY started_at DESC, id DESC LIMIT 26"
+                    )
+                )
+            )
+        assert "ix_conversation_started_at_id" in plan and "Sort" not in plan, plan
+
+
+def test_the_timeline_shows_each_step_masked_and_escaped(app, client_request):
+    with app.extensions["database"].transaction() as session:
+        person = create_person(session, nhs_number="9990000107")
+    call = create_conversation(
+        app,
+        started_at=NOW,
+        outcome="choice_recorded",
+        person_id=person.id,
+        twilio_status="completed",
+        duration_seconds=192,
+    )
+    create_step(app, conversation=call, turn=0, node="greeting", heard=None, said="Welcome to the line.", at=NOW)
+    create_step(
+        app,
+        conversation=call,
+        turn=1,
+        node="nhs_number",
+        heard="**********#",
+        said="Thank you.",
+        at=NOW + timedelta(seconds=20),
+    )
+    create_step(
+        app,
+        conversation=call,
+        turn=2,
+        node="menu",
+        heard="<script>alert(1)</script>",
+        said="Sorry, I did not catch that.",
+        at=NOW + timedelta(seconds=40),
+    )
+    create_step(
+        app,
+        conversation=call,
+        turn=3,
+        node="menu",
+        heard="<img src=x onerror=alert(1)>",
+        said="Goodbye.",
+        at=NOW + timedelta(seconds=60),
+    )
+    create_outbound_message(
+        app,
+        conversation=call,
+        to_number="+447700900123",
+        body="Your code is 482913",
+        masked_body="Your code is ******",
+        status="delivered",
+    )
+    create_outbound_message(
+        app,
+        conversation=call,
+        purpose="choice_confirmation",
+        body="<b>You opted out</b>",
+        masked_body="<b>You opted out</b>",
+        status="undelivered",
+    )
+    with app.extensions["database"].transaction() as session:
+        session.add(
+            ChoiceEvent(
+                nhs_number="9990000107",
+                person_id=person.id,
+                status="opted_out",
+                channel="voice",
+                conversation_id=call.id,
+                recorded_at=NOW,
+            )
+        )
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.conversation", conversation_id=call.id)
+    html = page.response.get_data(as_text=True)
+    assert page.h1_text == "Call ending 0123 20 Nov 2026, 12:00"
+    summary = page.text_of("dl")
+    assert "Twilio status completed" in summary and "Duration 3 min 12 s" in summary
+    assert "Outcome Choice recorded" in summary
+    assert "NHS number *** *** *107" in summary
+    steps = [
+        [cell.get_text(" ", strip=True) for cell in row.select("td")]
+        for row in page.select("table")[0].select("tbody tr")
+    ]
+    assert len(steps) == 4
+    assert steps[0][0].endswith("20 Nov 2026, 12:00:00") and steps[0][2].endswith("Welcome to the line.")
+    assert steps[1][1].endswith("**********#")
+    # What the caller sent is text on the page, never markup.
+    assert steps[2][1].endswith("<script>alert(1)</script>")
+    assert steps[3][1].endswith("<img src=x onerror=alert(1)>")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert page.find("img") is None and len(page.find_all("script")) == 2  # the page's own two
+    texts = [row.get_text(" ", strip=True) for row in page.select("table")[1].select("tbody tr")]
+    assert "number ending 123" in texts[0] and "Your code is ******" in texts[0] and "delivered" in texts[0]
+    assert "undelivered" in texts[1] and "<b>You opted out</b>" in texts[1]
+    assert page.find("b") is None
+    assert "Opted out for NHS number *** *** *107" in page.text_of("main")
+    for secret in ("9990000107", "999 000 0107", "482913", "+447700900123", "07700 900123"):
+        assert secret not in html
+
+
+def test_viewing_a_conversation_is_audited(app, client_request):
+    call = create_conversation(app)
+    user = client_request.sign_in("viewer")
+    client_request.get("staff.conversation", conversation_id=call.id)
+    client_request.get("staff.conversation", conversation_id=999999, _expected_status=404)
+    with Session(app.extensions["database"].engine) as session:
+        views = session.exec(select(AuditEntry).where(AuditEntry.action == "viewed_conversation")).all()
+    assert [(entry.staff_user_id, entry.target_type, entry.target_id) for entry in views] == [
+        (user.id, "conversation", str(call.id))
+    ]

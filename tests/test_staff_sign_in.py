@@ -1,0 +1,149 @@
+"""Signing in to the staff console and out again: the same answer for an unknown address and a wrong
+password, failures limited per address, sessions that end after 30 minutes idle."""
+
+import time
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from ivr.staff.access import SEEN_AT
+from models import AuditEntry, StaffSignInAttempt, StaffUser
+from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user
+
+pytest_plugins = ["tests.staff_fixtures"]
+
+
+def _attempt(client_request, email: str, password: str):  # type: ignore[no-untyped-def]
+    return client_request.post("staff.sign_in", {"email": email, "password": password}, _expected_status=200)
+
+
+def test_signing_in_opens_the_console_and_signing_out_closes_it(app, client_request):
+    user = create_staff_user(app, role="viewer", email="sam@example.org")
+    page = client_request.get("staff.sign_in")
+    assert page.h1_text == "Sign in"
+    assert page.select_one("input#email")["autocomplete"] == "username"
+    assert page.select_one("input#password")["type"] == "password"
+
+    client_request.post(
+        "staff.sign_in", {"email": "  Sam@Example.org ", "password": PASSWORD}, _expected_redirect="/staff/"
+    )
+    page = client_request.get("staff.conversations")
+    assert "sam@example.org" in page.text_of(".nhsuk-header__account")
+    assert page.select_one("form[action='/staff/sign-out'] input[name=csrf_token]")
+
+    client_request.sign_out()
+    page = client_request.get("staff.sign_in")
+    assert "You have signed out" in page.text_of(".nhsuk-notification-banner")
+    client_request.get("staff.conversations", _expected_status=302, _expected_redirect="/staff/sign-in")
+
+    with Session(app.extensions["database"].engine) as session:
+        actions = session.exec(select(AuditEntry.action).where(AuditEntry.staff_user_id == user.id)).all()
+        signed_in_at = session.get(StaffUser, user.id).last_signed_in_at
+    assert list(actions) == ["signed_in", "signed_out"]
+    assert signed_in_at is not None
+
+
+def test_an_unknown_address_and_a_wrong_password_get_the_same_answer(app, client_request):
+    create_staff_user(app, email="known@example.org")
+    wrong_password = _attempt(client_request, "known@example.org", "not the password at all")
+    unknown_address = _attempt(client_request, "nobody@example.org", PASSWORD)
+    for page in (wrong_password, unknown_address):
+        assert page.title_text.startswith("Error: Sign in")
+        assert page.error_summary == ["Enter a correct email address and password"]
+        assert page.text_of("#email-error") == "Error: Enter a correct email address and password"
+        assert not page.select_one("input#password").get("value")  # the password is never sent back
+    assert wrong_password.select_one("main").get_text() == unknown_address.select_one("main").get_text().replace(
+        "nobody@example.org", "known@example.org"
+    )
+
+
+def test_empty_fields_are_named_in_the_error_summary(client_request):
+    page = client_request.post("staff.sign_in", {"email": "", "password": ""}, _expected_status=200)
+    assert page.error_summary == ["Enter your email address", "Enter your password"]
+    assert [link["href"] for link in page.select(".nhsuk-error-summary__list a")] == ["#email", "#password"]
+
+
+def test_five_failures_lock_the_address_for_15_minutes_whatever_the_password(app, client_request):
+    create_staff_user(app, email="target@example.org")
+    create_staff_user(app, email="bystander@example.org")
+    for _ in range(5):
+        page = _attempt(client_request, "target@example.org", "guess")
+        assert page.error_summary == ["Enter a correct email address and password"]
+
+    locked = _attempt(client_request, "TARGET@example.org", PASSWORD)
+    assert "too many attempts to sign in with this email address" in locked.error_summary[0]
+    assert "Wait 15 minutes" in locked.error_summary[0]
+    # An address nobody has is limited the same way, so the lock says nothing about who has an account.
+    for _ in range(5):
+        _attempt(client_request, "ghost@example.org", "guess")
+    assert _attempt(client_request, "ghost@example.org", "guess").error_summary == locked.error_summary
+    # Other addresses are not affected.
+    ClientRequest(app, app.test_client()).sign_in_as("bystander@example.org")
+
+    # Once the failures are older than 15 minutes, the right password works again.
+    with app.extensions["database"].transaction() as session:
+        for attempt in session.exec(select(StaffSignInAttempt)).all():
+            attempt.at -= timedelta(minutes=16)
+    client_request.sign_in_as("target@example.org")
+
+
+def test_a_successful_sign_in_clears_earlier_failures(app, client_request):
+    create_staff_user(app, email="typo@example.org")
+    for _ in range(4):
+        _attempt(client_request, "typo@example.org", "typo")
+    ClientRequest(app, app.test_client()).sign_in_as("typo@example.org")
+    for _ in range(4):
+        _attempt(client_request, "typo@example.org", "typo")
+    client_request.sign_in_as("typo@example.org")
+
+
+def test_an_inactive_account_cannot_sign_in_and_is_signed_out_when_deactivated(app, client_request):
+    create_staff_user(app, email="left@example.org", active=False)
+    assert _attempt(client_request, "left@example.org", PASSWORD).error_summary == [
+        "Enter a correct email address and password"
+    ]
+    user = client_request.sign_in("viewer")
+    client_request.get("staff.conversations")
+    with app.extensions["database"].transaction() as session:
+        session.get(StaffUser, user.id).active = False
+    client_request.get("staff.conversations", _expected_status=302, _expected_redirect="/staff/sign-in")
+
+
+def test_a_session_idle_for_30_minutes_ends(app, client_request):
+    client_request.sign_in("viewer")
+    client_request.get("staff.conversations")
+    with client_request.client.session_transaction() as session:
+        assert session.permanent
+        session[SEEN_AT] = int(time.time()) - 29 * 60
+    client_request.get("staff.conversations")  # still active, and the clock starts again
+    with client_request.client.session_transaction() as session:
+        assert session[SEEN_AT] >= int(time.time()) - 5
+        session[SEEN_AT] = int(time.time()) - 31 * 60
+
+    client_request.get("staff.conversations", _expected_status=302, _expected_redirect="/staff/sign-in")
+    page = client_request.get("staff.sign_in")
+    assert "30 minutes" in page.text_of(".nhsuk-notification-banner")
+    client_request.get("staff.conversations", _expected_status=302, _expected_redirect="/staff/sign-in")
+    assert app.permanent_session_lifetime.total_seconds() == 30 * 60
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(app, client_request):
+    create_staff_user(app, email="back@example.org")
+    redirected = client_request.get("staff.conversations", _expected_status=302)
+    assert redirected.response.headers["Location"] == "/staff/sign-in?next=/staff/conversations"
+    token = client_request.csrf_token()
+    response = client_request.client.post(
+        "/staff/sign-in?next=/staff/conversations",
+        data={"email": "back@example.org", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/staff/conversations"
+
+    for elsewhere in ("https://evil.example/staff/", "//evil.example/staff/", "/twilio/voice", "/staff/\\evil"):
+        fresh = ClientRequest(app, app.test_client())
+        token = fresh.csrf_token()
+        response = fresh.client.post(
+            "/staff/sign-in",
+            query_string={"next": elsewhere},
+            data={"email": "back@example.org", "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.headers["Location"] == "/staff/", elsewhere
