@@ -23,6 +23,7 @@ pytest_plugins = ["tests.staff_fixtures"]
 # Routes that must be role-restricted, and the least role each needs; the walk below proves the rest.
 EXPECTED_ROLES = {
     "staff.audit": "admin",
+    "staff.register_runs": "manager",
     "staff.assign_follow_up": "manager",
     "staff.add_follow_up_note": "manager",
     "staff.resolve_follow_up": "manager",
@@ -98,7 +99,7 @@ def test_the_navigation_shows_only_what_the_role_may_open(client_request):
     client_request.sign_in("manager")
     page = client_request.get("staff.follow_ups")
     links = [link.get_text(strip=True) for link in page.select(".nhsuk-header__navigation-list a")]
-    assert links == ["Conversations", "Follow-ups"]
+    assert links == ["Conversations", "Follow-ups", "Register runs"]
     current = page.select_one(".nhsuk-header__navigation-item--current")
     assert current is not None and "Follow-ups" in current.get_text()
 

@@ -7,7 +7,16 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, PackageLoader
 
-from ivr.staff import assets, audit_pages, conversation_pages, follow_up_pages, headers, layout, sign_in_pages  # noqa: F401  routes
+from ivr.staff import (  # noqa: F401  routes
+    assets,
+    audit_pages,
+    conversation_pages,
+    follow_up_pages,
+    headers,
+    layout,
+    register_run_pages,
+    sign_in_pages,
+)
 from ivr.staff.access import IDLE_LIMIT, login_manager
 from ivr.staff.blueprint import bp
 
