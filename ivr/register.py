@@ -403,7 +403,7 @@ _FEW_BYTES = 8192  # below this, filtering line by line is quicker than setting 
 _HELPER_SHARE, _HELPER_SHARE_STEP, _HELPER_SHARE_BOUNDS = 0.5, 0.02, (0.2, 0.8)
 _NOT_COMMA_OR_NEWLINE = bytes(sorted(set(range(256)) - set(b",\n")))
 # A row's code: bit 0 set when its NHS number is valid, bit 1 when the number is on the register.
-_VALID, _OPTED_OUT = 1, 3
+_VALID, _ON_REGISTER_ONLY, _OPTED_OUT = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -430,12 +430,14 @@ class _RegularLines:
         if self.columns == 1 and (b"" in fields or b"\r" in fields):
             return None  # blank lines, which are not rows
         codes = self._codes(fields)
-        rows, opted_out, valid = len(lines), codes.count(_OPTED_OUT), codes.count(_VALID)
+        # A number on the register is withheld whatever its check digit seems to say (code 2 cannot
+        # arise from a valid register, but a register row must never be let through by a validity bit).
+        rows, opted_out, valid = len(lines), codes.count(_OPTED_OUT) + codes.count(_ON_REGISTER_ONLY), codes.count(_VALID)
         kept = rows - opted_out if self.keep_unmatched else valid
         if kept == rows:
             output = plain
         elif kept:
-            keep = bytes([self.keep_unmatched, 1, self.keep_unmatched, 0]) + bytes(252)  # by code
+            keep = bytes([self.keep_unmatched, 1, 0, 0]) + bytes(252)  # by code
             output = b"\n".join(compress(lines, codes.translate(keep))) + b"\n"
         else:
             output = b""
@@ -444,7 +446,9 @@ class _RegularLines:
     def _codes(self, fields: list[bytes]) -> bytes:
         """One code per field: whether it is a valid NHS number, and whether it is on the register."""
         joined = b"".join(fields)
-        if not (len(joined) == 10 * len(fields) and joined.isdigit()):
+        # Every field must be 10 digits itself: lengths that merely add up (a 9 and an 11) would
+        # shift the check-digit test onto the wrong digits.
+        if not (joined.isdigit() and set(map(len, fields)) == {10}):
             fields = _normalised_numbers(fields)
             joined = b"".join(fields)
         on_register = bytes(map(self.opted_out.__contains__, fields))
@@ -604,7 +608,11 @@ class _RowFilter:
         pending, self.pending = self.pending, None
         step = _HELPER_SHARE_STEP if self.helper.ready() else -_HELPER_SHARE_STEP
         self.helper_share = min(max(self.helper_share + step, _HELPER_SHARE_BOUNDS[0]), _HELPER_SHARE_BOUNDS[1])
-        self._take_or_find_fault(self.helper.result(), pending.plain[: pending.cut])
+        try:
+            helpers_part = self.helper.result()
+        except (EOFError, OSError):
+            raise RegisterApplyError("the helper process stopped unexpectedly; no output was written") from None
+        self._take_or_find_fault(helpers_part, pending.plain[: pending.cut])
         self._take_or_find_fault(pending.filtered, pending.plain[pending.cut :])
 
     def _take_or_find_fault(self, filtered: _Filtered | None, plain: bytes) -> None:

@@ -28,6 +28,7 @@ class StaffAccount:
     id: int
     email: str
     role: str
+    session_generation: int = 0
 
     def has_role(self, role: str) -> bool:
         """True when this account's role is `role` or above it (viewer < manager < admin)."""
@@ -81,13 +82,24 @@ def record_sign_out(database: Database, account_id: int) -> None:
         record_audit(session, account_id, "signed_out", "staff_user", account_id)
 
 
-def load_account(database: Database, account_id: int) -> StaffAccount | None:
-    """The account behind a session, or None when it is gone or no longer active."""
+def load_account(database: Database, account_id: int, session_generation: int | None = None) -> StaffAccount | None:
+    """The account behind a session, or None when it is gone, no longer active, or the session
+    began before its member of staff last signed out."""
     with Session(database.engine) as session:
         user = session.get(StaffUser, account_id)
         if user is None or not user.active or user.id is None:
             return None
-        return StaffAccount(user.id, user.email, user.role)
+        if session_generation is not None and session_generation != user.session_generation:
+            return None
+        return StaffAccount(user.id, user.email, user.role, user.session_generation)
+
+
+def end_all_sessions(database: Database, account_id: int) -> None:
+    """Sign the member of staff out everywhere: every session begun before now stops working."""
+    with database.transaction() as session:
+        user = session.get(StaffUser, account_id, with_for_update=True)
+        if user is not None:
+            user.session_generation += 1
 
 
 def _recent_failures(session: Session, email_hash: str) -> int:

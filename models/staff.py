@@ -17,6 +17,9 @@ class StaffUser(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, index=True)
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=16)
+    # Every session carries the generation it began in; signing out moves it on, so a copied
+    # cookie from before is refused everywhere.
+    session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     last_signed_in_at: datetime | None = None

@@ -415,3 +415,38 @@ def test_filtering_in_blocks_decides_every_row_as_normalise_nhs_number_would(val
     counts = filter_data_set(io.BytesIO(content), out, _REGISTER, keep_unmatched=keep_unmatched, helper=helper, block_bytes=16384)
     assert out.getvalue() == expected
     assert (counts.read, counts.opted_out) == (len(values), opted_out)
+
+
+def _reference(data: bytes, opted_out: set[str], keep_unmatched: bool) -> bytes:
+    """The rows a plain csv-module reading keeps, byte for byte (the data has no quotes)."""
+    lines = data.splitlines(keepends=True)
+    kept = [lines[0]]
+    for line in lines[1:]:
+        number = normalise_nhs_number(line.split(b",")[0].decode())
+        if number in opted_out:
+            continue
+        if number is None and not keep_unmatched:
+            continue
+        kept.append(line)
+    return b"".join(kept)
+
+
+@pytest.mark.parametrize("keep_unmatched", [False, True])
+@pytest.mark.parametrize("helper", [False, True])
+@pytest.mark.parametrize("odd", [("943476591", "94347659190"), ("", "94347659199434765919")])
+def test_numbers_of_the_wrong_length_never_shift_the_check_of_their_neighbours(keep_unmatched, helper, odd):
+    """A 9-digit and an 11-digit number (or an empty one and a 20-digit one) add up to whole numbers of
+    10 digits: the rows between them are still judged on their own digits, and an opted-out row is
+    withheld even with --keep-unmatched."""
+    numbers = [nhs(serial) for serial in range(1, 1001)]
+    numbers[99], numbers[299] = odd
+    opted_out = nhs(101)
+    data = b"nhs_number,name,postcode,n\n" + b"".join(f"{n},Ada,W10 6TH,{i}\n".encode() for i, n in enumerate(numbers))
+    sink = io.BytesIO()
+    counts = filter_data_set(
+        io.BytesIO(data), sink, frozenset({opted_out.encode()}), keep_unmatched=keep_unmatched, helper=helper
+    )
+    assert sink.getvalue() == _reference(data, {opted_out}, keep_unmatched)
+    assert opted_out.encode() not in sink.getvalue()
+    assert counts.opted_out == 1
+    assert (counts.kept_unmatched if keep_unmatched else counts.invalid) == 2

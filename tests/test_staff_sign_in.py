@@ -2,6 +2,8 @@
 password, failures limited per address, sessions that end after 30 minutes idle."""
 
 import time
+
+import pytest
 from datetime import timedelta
 
 from sqlmodel import Session, select
@@ -147,3 +149,50 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(app, cl
             data={"email": "back@example.org", "password": PASSWORD, "csrf_token": token},
         )
         assert response.headers["Location"] == "/staff/", elsewhere
+
+
+def test_signing_out_ends_the_session_everywhere_so_a_copied_cookie_is_refused(app, client_request):
+    client_request.sign_in("manager")
+    copied = app.test_client()
+    cookie = client_request.client.get_cookie("session")
+    assert cookie is not None
+    copied.set_cookie("session", cookie.value)
+    assert copied.get("/staff/conversations").status_code == 200
+
+    client_request.post("staff.sign_out", _expected_redirect="/staff/sign-in")
+
+    response = copied.get("/staff/conversations")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/staff/sign-in")
+
+
+def test_a_session_ends_after_a_working_day_however_busy(client_request, monkeypatch):
+    from ivr.staff import access
+
+    client_request.sign_in("viewer")
+    signed_in = time.time()
+    minutes = 0
+    while minutes < 595:  # a request every 25 minutes: never idle for 30, for nearly ten hours
+        minutes += 25
+        monkeypatch.setattr(time, "time", lambda m=minutes: signed_in + m * 60)
+        assert client_request.client.get("/staff/conversations").status_code == 200, minutes
+    monkeypatch.setattr(time, "time", lambda: signed_in + 605 * 60)
+    response = client_request.client.get("/staff/conversations")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/staff/sign-in")
+    assert access.SESSION_LIMIT.total_seconds() == 10 * 3600
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/staff/conversations/99999999999999999999", "/staff/follow-ups/9223372036854775808", "/staff/follow-ups/2147483648"],
+)
+def test_an_absurd_id_in_the_address_is_not_found(client_request, path):
+    client_request.sign_in("admin")
+    assert client_request.client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("target", ["/staff/../elsewhere", "/staff/..//evil.example", "/staff//evil.example"])
+def test_after_sign_in_dot_segments_never_lead_out_of_the_console(target):
+    from ivr.staff.access import safe_next
+
+    assert safe_next(target) is None
+    assert safe_next("/staff/conversations?channel=sms") == "/staff/conversations?channel=sms"

@@ -3,6 +3,7 @@ with the role the page asks for (viewer < manager < admin). Not signed in goes t
 wrong role gets 403."""
 
 import functools
+import posixpath
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,10 +15,12 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from werkzeug.wrappers import Response
 
 from ivr.staff.blueprint import bp
-from ivr.staff_accounts import StaffAccount, load_account
+from ivr.staff_accounts import StaffAccount, end_all_sessions, load_account
 
 IDLE_LIMIT = timedelta(minutes=30)
+SESSION_LIMIT = timedelta(hours=10)  # however busy, a session ends after a working day
 SEEN_AT = "staff_seen_at"  # when this session last made a request, in seconds since the epoch
+SIGNED_IN_AT = "staff_signed_in_at"
 # Pages anyone may fetch: the sign-in page, and the stylesheet and script it needs.
 PUBLIC_ENDPOINTS = frozenset({"staff.sign_in", "staff.asset"})
 
@@ -36,6 +39,10 @@ class SignedInStaff(UserMixin):
         self.email = account.email
         self.role = account.role
 
+    def get_id(self) -> str:
+        """What the session keeps: the account and the session generation it was signed in under."""
+        return f"{self.account.id}:{self.account.session_generation}"
+
     def has_role(self, role: str) -> bool:
         return self.account.has_role(role)
 
@@ -52,10 +59,13 @@ login_manager.anonymous_user = NobodySignedIn
 
 
 @login_manager.user_loader
-def _load_staff(user_id: str) -> SignedInStaff | None:
-    if not user_id.isdigit():
+def _load_staff(session_id: str) -> SignedInStaff | None:
+    account_id, _, generation = session_id.partition(":")
+    if not (account_id.isascii() and account_id.isdigit() and generation.isascii() and generation.isdigit()):
         return None
-    account = load_account(current_app.extensions["database"], int(user_id))
+    if len(account_id) > 18 or len(generation) > 18:
+        return None
+    account = load_account(current_app.extensions["database"], int(account_id), int(generation))
     return SignedInStaff(account) if account else None
 
 
@@ -64,10 +74,13 @@ def start_session(account: StaffAccount) -> None:
     session.clear()
     login_user(SignedInStaff(account))
     session.permanent = True  # the cookie lasts PERMANENT_SESSION_LIFETIME, renewed by each request
-    session[SEEN_AT] = int(time.time())
+    session[SEEN_AT] = session[SIGNED_IN_AT] = int(time.time())
 
 
 def end_session() -> None:
+    """Sign out: this session, and any copy of its cookie, stop working."""
+    if current_user.is_authenticated:
+        end_all_sessions(current_app.extensions["database"], current_user.account.id)
     logout_user()
     session.clear()
 
@@ -80,7 +93,12 @@ def require_signed_in_staff() -> Response | None:
     if not current_user.is_authenticated:
         return redirect_to_sign_in()
     seen_at = session.get(SEEN_AT)
+    signed_in_at = session.get(SIGNED_IN_AT)
     now = int(time.time())
+    if not isinstance(signed_in_at, int) or now - signed_in_at > SESSION_LIMIT.total_seconds():
+        end_session()
+        flash("You were signed out because your session had lasted a working day.", "signed_out")
+        return redirect_to_sign_in()
     if not isinstance(seen_at, int) or now - seen_at > IDLE_LIMIT.total_seconds():
         end_session()
         flash("You were signed out because you had not done anything for 30 minutes.", "signed_out")
@@ -123,6 +141,9 @@ def safe_next(target: str | None) -> str | None:
     if not target or not target.startswith(bp.url_prefix + "/") or "\\" in target:  # type: ignore[operator]
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc or "//" in parts.path:
+        return None
+    # Dot segments could climb out of the console: "/staff/../elsewhere".
+    if not posixpath.normpath(parts.path).startswith(bp.url_prefix + "/") and parts.path != bp.url_prefix + "/":  # type: ignore[operator]
         return None
     return target

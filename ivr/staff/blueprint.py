@@ -3,3 +3,6 @@
 from flask import Blueprint
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# A row id in a URL, no larger than an INTEGER column holds, so an absurd id is a 404, not a database error.
+ROW_ID = "int(max=2147483647)"

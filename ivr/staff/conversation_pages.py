@@ -12,7 +12,7 @@ from ivr.conversations import (
     view_conversation,
 )
 from ivr.staff.access import requires_role
-from ivr.staff.blueprint import bp
+from ivr.staff.blueprint import ROW_ID, bp
 from ivr.staff.forms import ConversationFilterForm, error_list
 
 FILTER_PARAMETERS = (
@@ -61,7 +61,7 @@ def _page_links(page: ConversationPage) -> dict[str, str]:
     return links
 
 
-@bp.get("/conversations/<int:conversation_id>")
+@bp.get(f"/conversations/<{ROW_ID}:conversation_id>")
 @requires_role("viewer")
 def conversation(conversation_id: int) -> str:
     try:

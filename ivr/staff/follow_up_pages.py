@@ -9,7 +9,7 @@ from ivr.db import Database
 from ivr.follow_ups import FollowUpAlreadyResolved, FollowUpNotFound
 from ivr.phone_numbers import format_for_people
 from ivr.staff.access import requires_role
-from ivr.staff.blueprint import bp
+from ivr.staff.blueprint import ROW_ID, bp
 from ivr.staff.forms import ActionForm, FollowUpFilterForm, NoteForm, error_list
 
 
@@ -39,7 +39,7 @@ def follow_up_list() -> str:
     return render_template("staff/follow_ups.html", form=form, errors=[], page=page, older_link=older_link)
 
 
-@bp.get("/follow-ups/<int:follow_up_id>")
+@bp.get(f"/follow-ups/<{ROW_ID}:follow_up_id>")
 @requires_role("viewer")
 def follow_up(follow_up_id: int) -> str:
     return _follow_up_page(follow_up_id)
@@ -65,7 +65,7 @@ def _follow_up_page(
     return page, status
 
 
-@bp.post("/follow-ups/<int:follow_up_id>/assign")
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/assign")
 @requires_role("manager")
 def assign_follow_up(follow_up_id: int) -> Response:
     try:
@@ -79,7 +79,7 @@ def assign_follow_up(follow_up_id: int) -> Response:
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 
-@bp.post("/follow-ups/<int:follow_up_id>/notes")
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/notes")
 @requires_role("manager")
 def add_follow_up_note(follow_up_id: int) -> Response | tuple[str, int]:
     form = NoteForm()
@@ -93,7 +93,7 @@ def add_follow_up_note(follow_up_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 
-@bp.post("/follow-ups/<int:follow_up_id>/resolve")
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/resolve")
 @requires_role("manager")
 def resolve_follow_up(follow_up_id: int) -> Response:
     try:
@@ -107,7 +107,7 @@ def resolve_follow_up(follow_up_id: int) -> Response:
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 
-@bp.post("/follow-ups/<int:follow_up_id>/reveal")
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/reveal")
 @requires_role("manager")
 def reveal_follow_up_phone(follow_up_id: int) -> tuple[str, int]:
     """The full number, shown in this answer only (never kept in the session), and audited."""
