@@ -40,11 +40,23 @@ def mask_digits(text: str, keep_last: int = 0) -> str:
     return "".join(masked)
 
 
-def mask_free_text(text: str, min_run: int = 4) -> str:
-    """Free text (a speech transcript, a text message, a log line) with every run of `min_run` or more
-    digits hidden, spaces, dashes, dots and slashes inside a run included: 943 476 5919, 01/03/1984."""
-    run = re.compile(r"\d(?:[\s\-./]*\d){%d,}" % (min_run - 1))
-    return run.sub(lambda m: re.sub(r"\d", "*", m.group()), text)
+_NUMBER_WORDS = re.compile(
+    r"\b(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|"
+    r"first|second|third|(?:four|fif|six|seven|eigh|nin|ten|eleven|twelf|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen)th|(?:twentie|thirtie)th)\b",
+    re.IGNORECASE,
+)
+
+
+def mask_free_text(text: str, min_digits: int = 4) -> str:
+    """Free text (a speech transcript, a text message) as it may be stored: when it holds `min_digits`
+    or more digits in all, written or spoken ("943, 476 5919", "nine four three ..."), every one of
+    them is hidden, however they are separated; a few digits ("press 2") are kept."""
+    words = _NUMBER_WORDS.findall(text)
+    if sum(ch.isdigit() for ch in text) + len(words) < min_digits:
+        return text
+    return _NUMBER_WORDS.sub("*", re.sub(r"\d", "*", text))
 
 
 def speak_digits(digits: str) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 from twilio.request_validator import RequestValidator
 
 from app import create_app
@@ -400,3 +400,23 @@ def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller
             f"the {what} is in the log: "
             + "; ".join(f"{record.name} {record.levelname}: {record.getMessage()[:200]}" for record in found[:3])
         )
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "my NHS number is 943, 476, 5919",
+        "nine four three four seven six five nine one nine",
+        "I was born on the first of March nineteen eighty four",
+        "born 01/03/1984",
+        "943_476+5919",
+    ],
+)
+def test_identifiers_spoken_at_a_menu_are_never_stored(app, caller, said):
+    caller.dial()
+    assert caller.speak(said).gather is not None  # the line answers, and waits for the caller
+    with Session(app.extensions["database"].engine) as session:
+        heard = [step.heard or "" for step in session.exec(select(ConversationStep)).all()]
+    stored = " ".join(heard)
+    for piece in ("943", "476", "5919", "nine four", "1984", "nineteen", "first of", "03"):
+        assert piece not in stored, (piece, stored)
