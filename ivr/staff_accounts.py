@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -55,26 +55,45 @@ def sign_in(database: Database, email_hash: Callable[[str], str], email: str, pa
     """
     email = normalise_email(email)
     hashed = email_hash(email)
+    attempt_id, user = _claim_attempt(database, hashed, email)
     # The password is checked outside any write transaction: hashing takes a while, and on SQLite
     # a write transaction holds the lock the line's webhooks need.
-    with Session(database.engine) as session:
+    matched = check_password_hash(user.password_hash if user else _no_account_hash(), password)
+    account = None
+    if user is not None and user.id is not None and user.active and matched:
+        account = StaffAccount(user.id, user.email, user.role, user.session_generation)
+    if account is None:
+        raise SignInRefused(locked=False)
+    now = utcnow()
+    with database.transaction() as session:
+        attempt = session.get(StaffSignInAttempt, attempt_id)
+        if attempt is not None:
+            attempt.succeeded = True
+        signed_in = session.get(StaffUser, account.id)
+        if signed_in is not None:
+            signed_in.last_signed_in_at = now
+        record_audit(session, account.id, "signed_in", "staff_user", account.id)
+    return account
+
+
+def _claim_attempt(database: Database, hashed: str, email: str) -> tuple[int, StaffUser | None]:
+    """Count the address's recent failures and, under the limit, record this attempt as a failure
+    before any password is checked (it becomes a success if the password is right), in one
+    serialised transaction: attempts sent together cannot all slip under the limit."""
+    with database.transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"sign-in:{hashed}"})
         if _recent_failures(session, hashed) >= FAILURE_LIMIT:
             log.warning("Sign-in refused: too many recent failures for that address")
             raise SignInRefused(locked=True)
+        attempt = StaffSignInAttempt(email_hash=hashed, at=utcnow(), succeeded=False)
+        session.add(attempt)
+        session.flush()
         user = session.exec(select(StaffUser).where(StaffUser.email == email)).first()
-    matched = check_password_hash(user.password_hash if user else _no_account_hash(), password)
-    account = StaffAccount(user.id, user.email, user.role) if user and user.id and user.active and matched else None
-    now = utcnow()
-    with database.transaction() as session:
-        session.add(StaffSignInAttempt(email_hash=hashed, at=now, succeeded=account is not None))
-        if account is not None:
-            signed_in = session.get(StaffUser, account.id)
-            if signed_in is not None:
-                signed_in.last_signed_in_at = now
-            record_audit(session, account.id, "signed_in", "staff_user", account.id)
-    if account is None:
-        raise SignInRefused(locked=False)
-    return account
+        if user is not None:
+            session.expunge(user)
+        assert attempt.id is not None
+        return attempt.id, user
 
 
 def record_sign_out(database: Database, account_id: int) -> None:

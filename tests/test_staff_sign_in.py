@@ -196,3 +196,19 @@ def test_after_sign_in_dot_segments_never_lead_out_of_the_console(target):
 
     assert safe_next(target) is None
     assert safe_next("/staff/conversations?channel=sms") == "/staff/conversations?channel=sms"
+
+
+def test_behind_an_https_proxy_the_session_cookie_is_secure(app, client_request):
+    client_request.sign_in("viewer")  # over plain http in tests: the cookie may not be Secure here
+    response = app.test_client().post(
+        "/staff/sign-in", data={}, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "line.example.org"}
+    )
+    cookies = response.headers.getlist("Set-Cookie")
+    assert cookies and all("Secure" in cookie for cookie in cookies if cookie.startswith("session="))
+
+
+def test_after_signing_out_the_same_person_can_sign_in_again(client_request):
+    user = client_request.sign_in("manager")
+    client_request.post("staff.sign_out", _expected_redirect="/staff/sign-in")
+    client_request.sign_in_as(user.email)
+    assert client_request.client.get("/staff/conversations").status_code == 200

@@ -3,7 +3,8 @@ rendered with the NHS.UK design system (nhsuk-frontend-jinja macros, NHS.UK fron
 
 from collections.abc import Iterable
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, PackageLoader
 
@@ -23,6 +24,14 @@ from ivr.staff.blueprint import bp
 csrf = CSRFProtect()
 
 
+class _SessionCookieSecureOverHttps(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over HTTPS (as a proxy's
+    X-Forwarded-Proto says, through ProxyFix), not only when PUBLIC_BASE_URL says https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
 def init_app(app: Flask, csrf_exempt: Iterable[Blueprint] = ()) -> None:
     """Register the console; `csrf_exempt` are blueprints whose POSTs come from elsewhere (Twilio's webhooks)."""
     # The NHS.UK macros need ChainableUndefined, and their .jinja files must be escaped like .html.
@@ -40,6 +49,7 @@ def init_app(app: Flask, csrf_exempt: Iterable[Blueprint] = ()) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies,
     )
+    app.session_interface = _SessionCookieSecureOverHttps()
     csrf.init_app(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
