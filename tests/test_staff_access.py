@@ -38,10 +38,10 @@ def _console_rules(app: Flask) -> list[Rule]:
 
 
 def _path(rule: Rule, ids: dict[str, int]) -> str:
-    path = rule.rule
-    for argument in rule.arguments:
-        path = path.replace(f"<int:{argument}>", str(ids.get(argument, 1))).replace(f"<path:{argument}>", "console.js")
-    return path
+    values = {argument: ids.get(argument, 1) for argument in rule.arguments}
+    if any(converter.__class__.__name__ == "PathConverter" for converter in rule._converters.values()):
+        values = {argument: "console.js" for argument in rule.arguments}
+    return rule.build(values)[1]
 
 
 def _method(rule: Rule) -> str:
