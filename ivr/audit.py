@@ -15,6 +15,8 @@ ACTION_NAMES = {
     "signed_in": "Signed in",
     "signed_out": "Signed out",
     "viewed_conversation": "Viewed a conversation",
+    "searched_by_nhs_number": "Searched for an NHS number",
+    "viewed_person": "Viewed a person",
     "revealed_phone_number": "Revealed a phone number",
     "assigned_follow_up": "Took a follow-up",
     "noted_follow_up": "Added a note to a follow-up",

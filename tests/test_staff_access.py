@@ -10,6 +10,7 @@ from werkzeug.routing import Rule
 
 from ivr.staff.access import PUBLIC_ENDPOINTS
 from models.staff import STAFF_ROLES
+from tests.db import create_person
 from tests.staff_helpers import (
     ClientRequest,
     check_page,
@@ -37,6 +38,11 @@ def _console_rules(app: Flask) -> list[Rule]:
     return rules
 
 
+def _create_person(app: Flask):  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return create_person(session)
+
+
 def _path(rule: Rule, ids: dict[str, int]) -> str:
     values = {argument: ids.get(argument, 1) for argument in rule.arguments}
     if any(converter.__class__.__name__ == "PathConverter" for converter in rule._converters.values()):
@@ -49,7 +55,11 @@ def _method(rule: Rule) -> str:
 
 
 def test_every_console_route_but_sign_in_and_assets_needs_a_signed_in_member_of_staff(app, client_request):
-    ids = {"conversation_id": create_conversation(app).id, "follow_up_id": create_follow_up(app).id}
+    ids = {
+        "conversation_id": create_conversation(app).id,
+        "follow_up_id": create_follow_up(app).id,
+        "person_id": _create_person(app).id,
+    }
     public = set()
     for rule in _console_rules(app):
         view = app.view_functions[rule.endpoint]
@@ -70,7 +80,11 @@ def test_every_console_route_but_sign_in_and_assets_needs_a_signed_in_member_of_
 
 
 def test_role_restricted_routes_refuse_lower_roles_with_403(app):
-    ids = {"conversation_id": create_conversation(app).id, "follow_up_id": create_follow_up(app).id}
+    ids = {
+        "conversation_id": create_conversation(app).id,
+        "follow_up_id": create_follow_up(app).id,
+        "person_id": _create_person(app).id,
+    }
     signed_in = {}
     for role in STAFF_ROLES:
         signed_in[role] = ClientRequest(app, app.test_client())
@@ -99,7 +113,7 @@ def test_the_navigation_shows_only_what_the_role_may_open(client_request):
     client_request.sign_in("manager")
     page = client_request.get("staff.follow_ups")
     links = [link.get_text(strip=True) for link in page.select(".nhsuk-header__navigation-list a")]
-    assert links == ["Conversations", "Follow-ups", "Register runs"]
+    assert links == ["Conversations", "Follow-ups", "People", "Register runs"]
     current = page.select_one(".nhsuk-header__navigation-item--current")
     assert current is not None and "Follow-ups" in current.get_text()
 
@@ -141,7 +155,11 @@ def test_twilio_webhooks_need_no_csrf_token(client):
 
 
 def test_every_console_page_has_the_security_headers(app, client_request):
-    ids = {"conversation_id": create_conversation(app).id, "follow_up_id": create_follow_up(app).id}
+    ids = {
+        "conversation_id": create_conversation(app).id,
+        "follow_up_id": create_follow_up(app).id,
+        "person_id": _create_person(app).id,
+    }
     check_page(client_request.client.get("/staff/sign-in"))
     client_request.sign_in("admin")
     nonces = set()

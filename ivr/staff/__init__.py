@@ -15,6 +15,7 @@ from ivr.staff import (  # noqa: F401  routes
     follow_up_pages,
     headers,
     layout,
+    people_pages,
     register_run_pages,
     sign_in_pages,
 )

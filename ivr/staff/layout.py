@@ -24,6 +24,7 @@ NAVIGATION = (
         "viewer",
         {"staff.follow_ups", "staff.follow_up", "staff.add_follow_up_note", "staff.reveal_follow_up_phone"},
     ),
+    ("staff.people", "People", "viewer", {"staff.people", "staff.person"}),
     ("staff.register_runs", "Register runs", "manager", {"staff.register_runs"}),
     ("staff.audit", "Audit", "admin", {"staff.audit"}),
 )

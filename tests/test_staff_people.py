@@ -1,0 +1,80 @@
+"""Staff look people up by full NHS number or name and see their choice history across channels, masked."""
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from ivr.choices import record_choice
+from ivr.demo import synthetic_nhs_number
+from models import AuditEntry, ChoiceStatus, Conversation
+from tests.db import create_person
+from tests.staff_helpers import create_conversation
+
+pytest_plugins = ["tests.staff_fixtures"]
+
+
+def _person(app, **fields):  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return create_person(session, **fields)
+
+
+def _actions(app) -> list[str]:  # type: ignore[no-untyped-def]
+    with Session(app.extensions["database"].engine) as session:
+        return [entry.action for entry in session.exec(select(AuditEntry).order_by(AuditEntry.id)).all()]
+
+
+def _cells(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    for heading in page.select("td .nhsuk-table__heading"):
+        heading.decompose()
+    return [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("tbody tr")]
+
+
+def test_a_full_nhs_number_with_spaces_finds_the_person_masked_and_the_search_is_audited(app, client_request):
+    number = synthetic_nhs_number(8001)
+    ada = _person(app, nhs_number=number, given_name="Ada", family_name="Lovelace", date_of_birth=date(1984, 3, 1))
+    client_request.sign_in("viewer")
+    page = client_request.get("staff.people", q=f"{number[:3]} {number[3:6]} {number[6:]}")
+    assert _cells(page) == [["Ada Lovelace", f"*** *** *{number[-3:]}", "1984", "No choice recorded"]]
+    body = page.response.get_data(as_text=True)
+    assert number not in body and "01/03/1984" not in body
+    assert page.select_one("tbody a")["href"] == f"/staff/people/{ada.id}"
+    assert "searched_by_nhs_number" in _actions(app)
+
+
+def test_part_of_a_name_finds_people_and_an_unknown_one_finds_nobody(app, client_request):
+    _person(app, given_name="Mary", family_name="Seacole")
+    _person(app, given_name="Mary", family_name="Somerville")
+    _person(app, given_name="Alan", family_name="Turing")
+    client_request.sign_in("viewer")
+    page = client_request.get("staff.people", q="mary s")
+    assert [row[0] for row in _cells(page)] == ["Mary Seacole", "Mary Somerville"]
+    page = client_request.get("staff.people", q="Nightingale")
+    assert "Nobody on record matches that search." in page.text_of("main")
+
+
+def test_a_search_that_cannot_be_run_says_what_to_type(client_request):
+    client_request.sign_in("viewer")
+    for query, message in (("", "Enter a full NHS number"), ("943 476", "Enter a full, valid 10-digit NHS number")):
+        page = client_request.get("staff.people", q=query, _expected_status=400)
+        assert page.error_summary and page.error_summary[0].startswith(message)
+
+
+def test_a_persons_page_shows_their_choice_history_across_channels_and_their_conversations(app, client_request):
+    person = _person(app, given_name="<script>alert(1)</script>", family_name="Tull", mobile="+447700900321")
+    call = create_conversation(app, outcome="choice_recorded")
+    with app.extensions["database"].transaction() as session:
+        conversation = session.get(Conversation, call.id)
+        conversation.person_id = person.id
+        record_choice(session, person, ChoiceStatus.OPTED_OUT, "voice", conversation_id=call.id)
+        record_choice(session, person, ChoiceStatus.ALLOWED, "sms")
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.person", person_id=person.id)
+    body = page.response.get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert(1)" not in body
+    assert person.nhs_number not in body and "+447700900321" not in body and "number ending 321" in body
+    history = _cells(page)
+    assert [row[1:3] for row in history[:2]] == [["Allowed", "By text"], ["Opted out", "By phone"]]
+    assert page.select_one(f'a[href="/staff/conversations/{call.id}"]') is not None
+    assert _actions(app)[-1] == "viewed_person"
+    client_request.get("staff.person", person_id=999999, _expected_status=404)
