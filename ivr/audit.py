@@ -17,6 +17,8 @@ ACTION_NAMES = {
     "viewed_conversation": "Viewed a conversation",
     "searched_by_nhs_number": "Searched for an NHS number",
     "viewed_person": "Viewed a person",
+    "exported_conversations": "Downloaded conversations",
+    "exported_register": "Downloaded the register",
     "revealed_phone_number": "Revealed a phone number",
     "assigned_follow_up": "Took a follow-up",
     "noted_follow_up": "Added a note to a follow-up",

@@ -4,6 +4,7 @@ Lists page by a key of (started_at, id) over the index of the same columns, neve
 so a page deep in a large table costs what the first page costs.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -271,3 +272,16 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
         ],
         choices=[ChoiceRow(recorded_at, status, mask_nhs_number(nhs)) for recorded_at, status, nhs in choices],
     )
+
+
+def iter_conversations(database: Database, where: ConversationFilter, batch: int = 1000) -> Iterator[ConversationRow]:
+    """Every conversation the filter selects, newest first, read a batch at a time (for exports)."""
+    query = (
+        select(*_ROW_COLUMNS)
+        .where(*_conditions(where))
+        .order_by(col(Conversation.started_at).desc(), col(Conversation.id).desc())
+        .execution_options(yield_per=batch)
+    )
+    with Session(database.engine) as session:
+        for found in session.exec(query):
+            yield ConversationRow(*found)

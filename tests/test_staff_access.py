@@ -25,6 +25,8 @@ pytest_plugins = ["tests.staff_fixtures"]
 EXPECTED_ROLES = {
     "staff.audit": "admin",
     "staff.register_runs": "manager",
+    "staff.export_conversations": "manager",
+    "staff.export_register": "manager",
     "staff.assign_follow_up": "manager",
     "staff.add_follow_up_note": "manager",
     "staff.resolve_follow_up": "manager",

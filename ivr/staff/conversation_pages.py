@@ -1,6 +1,9 @@
 """Conversations: every call and text thread, filtered and paged, and one conversation's timeline."""
 
-from flask import abort, current_app, render_template, request, url_for
+from collections.abc import Iterator
+from datetime import datetime
+
+from flask import Response, abort, current_app, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
 from ivr.conversations import (
@@ -13,7 +16,9 @@ from ivr.conversations import (
 )
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
-from ivr.staff.forms import ConversationFilterForm, error_list
+from ivr import exports
+from ivr.staff.forms import ActionForm, ConversationFilterForm, error_list
+from models.time import UK
 
 FILTER_PARAMETERS = (
     "channel",
@@ -23,6 +28,16 @@ FILTER_PARAMETERS = (
 )
 
 
+def _filter(form: ConversationFilterForm) -> ConversationFilter:
+    return ConversationFilter(
+        channel=form.channel.data or None,
+        outcome=form.outcome.data or None,
+        started_from=form.started_from.data,
+        started_to=form.started_to.data,
+        caller_ending=form.caller_ending.data or None,
+    )
+
+
 @bp.get("/conversations")
 @requires_role("viewer")
 def conversations() -> str:
@@ -30,16 +45,11 @@ def conversations() -> str:
     if not form.validate():
         empty = ConversationPage([], None, None)
         return render_template("staff/conversations.html", form=form, errors=error_list(form), page=empty, links={})
-    where = ConversationFilter(
-        channel=form.channel.data or None,
-        outcome=form.outcome.data or None,
-        started_from=form.started_from.data,
-        started_to=form.started_to.data,
-        caller_ending=form.caller_ending.data or None,
-    )
+    where = _filter(form)
     older_than = PageKey.from_token(request.args.get("older", ""))
     newer_than = PageKey.from_token(request.args.get("newer", "")) if older_than is None else None
     page = list_conversations(current_app.extensions["database"], where, older_than, newer_than)
+    kept = {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
     return render_template(
         "staff/conversations.html",
         form=form,
@@ -47,7 +57,34 @@ def conversations() -> str:
         page=page,
         links=_page_links(page),
         filtered=where != ConversationFilter(),
+        export_action=url_for("staff.export_conversations", **kept),
+        action_form=ActionForm(formdata=None),
     )
+
+
+@bp.post("/conversations/export")
+@requires_role("manager")
+def export_conversations() -> Response:
+    """The conversations the filters in the address select, as CSV; a POST, since it is audited."""
+    form = ConversationFilterForm(request.args)
+    if not form.validate():
+        abort(400)
+    lines = exports.export_conversations(current_app.extensions["database"], _filter(form), current_user.id)
+    return _csv_download(lines, "conversations")
+
+
+@bp.post("/register/export")
+@requires_role("manager")
+def export_register() -> Response:
+    """The opt-out register, whole, as CSV: NHS numbers in full, so audited."""
+    return _csv_download(exports.export_register(current_app.extensions["database"], current_user.id), "register")
+
+
+def _csv_download(lines: Iterator[str], name: str) -> Response:
+    stamp = datetime.now(UK).strftime("%Y-%m-%d-%H%M")
+    response = Response(stream_with_context(lines), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="opt-out-line-{name}-{stamp}.csv"'
+    return response
 
 
 def _page_links(page: ConversationPage) -> dict[str, str]:
