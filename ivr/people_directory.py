@@ -99,8 +99,9 @@ def search_people(database: Database, query: str, staff_user_id: int) -> list[Pe
     return [_person_row(person, status) for person, status in rows]
 
 
-def view_person(database: Database, person_id: int, staff_user_id: int) -> PersonRecord:
-    """One person's record, choice history across channels and conversations, with an audit entry."""
+def view_person(database: Database, person_id: int, staff_user_id: int, audited: bool = True) -> PersonRecord:
+    """One person's record, choice history across channels and conversations, with an audit entry
+    unless `audited` is False (a HEAD request, which shows nobody anything)."""
     with Session(database.engine) as session:
         found = session.exec(
             select(Person, CurrentChoice.status)
@@ -121,8 +122,9 @@ def view_person(database: Database, person_id: int, staff_user_id: int) -> Perso
             .order_by(col(Conversation.started_at).desc(), col(Conversation.id).desc())
             .limit(MAX_RESULTS)
         ).all()
-    with database.transaction() as session:
-        record_audit(session, staff_user_id, "viewed_person", "person", person_id)
+    if audited:
+        with database.transaction() as session:
+            record_audit(session, staff_user_id, "viewed_person", "person", person_id)
     return PersonRecord(
         person=_person_row(person, status),
         postcode=person.postcode,

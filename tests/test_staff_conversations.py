@@ -321,3 +321,18 @@ def test_viewing_a_conversation_is_audited(app, client_request):
     assert [(entry.staff_user_id, entry.target_type, entry.target_id) for entry in views] == [
         (user.id, "conversation", str(call.id))
     ]
+
+
+def test_only_a_real_viewing_of_a_conversation_is_audited(app, client_request):
+    from sqlmodel import Session, select
+
+    from models import AuditEntry
+
+    call = create_conversation(app)
+    client_request.sign_in("viewer")
+    assert client_request.client.head(f"/staff/conversations/{call.id}").status_code == 200
+    with Session(app.extensions["database"].engine) as session:
+        assert session.exec(select(AuditEntry).where(AuditEntry.action == "viewed_conversation")).all() == []
+    client_request.get("staff.conversation", conversation_id=call.id)
+    with Session(app.extensions["database"].engine) as session:
+        assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "viewed_conversation")).all()) == 1

@@ -11,6 +11,7 @@ from ivr.conversations import (
     ConversationNotFound,
     ConversationPage,
     PageKey,
+    conversation_timeline,
     list_conversations,
     view_conversation,
 )
@@ -102,7 +103,12 @@ def _page_links(page: ConversationPage) -> dict[str, str]:
 @requires_role("viewer")
 def conversation(conversation_id: int) -> str:
     try:
-        timeline = view_conversation(current_app.extensions["database"], conversation_id, current_user.id)
+        database = current_app.extensions["database"]
+        # A HEAD request sees no page, so it is not a viewing to audit.
+        if request.method == "HEAD":
+            timeline = conversation_timeline(database, conversation_id)
+        else:
+            timeline = view_conversation(database, conversation_id, current_user.id)
     except ConversationNotFound:
         abort(404)
     return render_template("staff/conversation.html", timeline=timeline, conversation=timeline.conversation)

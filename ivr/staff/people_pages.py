@@ -25,7 +25,8 @@ def people() -> tuple[str, int] | str:
 @requires_role("viewer")
 def person(person_id: int) -> str:
     try:
-        record = view_person(current_app.extensions["database"], person_id, current_user.id)
+        database = current_app.extensions["database"]
+        record = view_person(database, person_id, current_user.id, audited=request.method != "HEAD")
     except PersonNotFound:
         abort(404)
     return render_template("staff/person.html", record=record)
