@@ -11,7 +11,7 @@ from ivr import cli, health, sms, staff, voice
 from ivr.db import Database
 from ivr.identity import Identity
 from ivr.line import Line
-from ivr.logs import configure_logging
+from ivr.logs import configure_logging, track_requests
 from ivr.outbox import Outbox
 from ivr.prompts import Prompts
 from ivr.settings import Settings
@@ -21,8 +21,9 @@ PROXY_HOPS = 1  # one reverse proxy (or tunnel) in front, when PUBLIC_BASE_URL i
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
-    configure_logging()
     settings = Settings(**(config or {})).resolve_defaults(Path(app.instance_path))  # type: ignore[arg-type]
+    configure_logging(log_format=settings.log_format)
+    track_requests(app)
     app.config.update(SECRET_KEY=settings.secret_key)
 
     database = Database(settings.database_url or "")

@@ -2,6 +2,7 @@
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     org_name: str = DEFAULT_ORG_NAME
     # Seconds the REST client waits for Twilio before the outbox retries later.
     twilio_timeout_seconds: float = 5.0
+    # Logs: text on a terminal and JSON lines elsewhere (auto), or always one of them.
+    log_format: Literal["auto", "text", "json"] = "auto"
 
     @property
     def can_send_texts(self) -> bool:

@@ -1,0 +1,91 @@
+"""Logs a machine can read and a person can trace: one JSON object per line off a terminal, each with the
+request id (returned to the caller of the webhook) and the Twilio SID, and never an identifier."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """What the root logger writes, formatted as the service writes it when not on a terminal."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContext())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+
+
+def _entries(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_failing_call_step_is_logged_as_one_json_line_with_its_call_sid_and_request_id(
+    app: Flask, caller, json_log, monkeypatch
+):
+    caller.dial()
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the store went away while handling 9434765919")
+
+    monkeypatch.setattr(app.extensions["line"], "handle", broken)
+    heard = caller.press("1")
+    assert "sorry" in heard.text.lower()
+    entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.voice"]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["level"] == "ERROR"
+    assert entry["twilio_sid"] == caller.call_sid
+    assert isinstance(entry["request_id"], str) and len(entry["request_id"]) == 16
+    assert "RuntimeError" in entry["exception"]  # type: ignore[operator]
+    assert "9434765919" not in json_log.getvalue()
+    assert "**********" in entry["exception"]  # type: ignore[operator]
+
+
+def test_each_answer_names_its_request_id_and_a_proxys_sane_id_is_kept(client):
+    first = client.get("/healthz")
+    second = client.get("/healthz")
+    assert first.headers[REQUEST_ID_HEADER] != second.headers[REQUEST_ID_HEADER]
+    kept = client.get("/healthz", headers={REQUEST_ID_HEADER: "edge-4f1c2a9b"})
+    assert kept.headers[REQUEST_ID_HEADER] == "edge-4f1c2a9b"
+    replaced = client.get("/healthz", headers={REQUEST_ID_HEADER: 'x"} {"level":"forged'})
+    assert len(replaced.headers[REQUEST_ID_HEADER]) == 16
+    assert '"' not in replaced.headers[REQUEST_ID_HEADER]
+
+
+def test_an_unsigned_webhook_is_logged_with_its_request_id_but_not_a_sid_of_the_wrong_shape(client, json_log):
+    answer = client.post("/twilio/voice", data={"CallSid": "CA 943 476 5919 <x>", "From": "+447700900555"})
+    assert answer.status_code == 403
+    (entry,) = [entry for entry in _entries(json_log) if "signature" in str(entry["message"])]
+    assert entry["request_id"] == answer.headers[REQUEST_ID_HEADER]
+    assert "twilio_sid" not in entry
+    assert "5919" not in json_log.getvalue()
+
+
+def test_a_message_with_quotes_and_newlines_stays_one_valid_json_line(json_log):
+    logging.getLogger("ivr.test").warning('a "quoted"\nsecond line, date of birth 01/03/1984')
+    lines = json_log.getvalue().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["message"] == 'a "quoted"\nsecond line, date of birth **/**/****'
+    assert "request_id" not in entry  # no request, no id
+
+
+def test_on_a_terminal_a_record_reads_as_one_masked_line_with_its_request():
+    record = logging.LogRecord("ivr.voice", logging.WARNING, __file__, 1, "caller keyed %s", ("943 476 5919",), None)
+    record.request_id = "abc123def4567890"
+    record.twilio_sid = "CA" + "0" * 32
+    line = MaskingFormatter().format(record)
+    assert "WARNING ivr.voice: caller keyed *** *** ****" in line
+    assert f"[request abc123def4567890 CA{'0' * 32}]" in line
