@@ -23,6 +23,16 @@ ACTION_NAMES = {
     "assigned_follow_up": "Took a follow-up",
     "noted_follow_up": "Added a note to a follow-up",
     "resolved_follow_up": "Resolved a follow-up",
+    "imported_people": "Imported people",
+    "recorded_choice": "Recorded a choice for a person",
+    "added_staff_user": "Added a staff user",
+    "changed_staff_role": "Changed a staff user's role",
+    "deactivated_staff_user": "Deactivated a staff user",
+    "reactivated_staff_user": "Reactivated a staff user",
+    "set_staff_password": "Set a staff user's password",
+    "changed_own_password": "Changed their own password",
+    "made_trial_call": "Tried the line by phone",
+    "sent_trial_text": "Tried the line by text",
 }
 
 

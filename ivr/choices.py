@@ -2,13 +2,27 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session, select
 
 from models import ChoiceEvent, ChoiceStatus, CurrentChoice, Person, utcnow
 
 CHANNELS = ("voice", "sms", "staff")
+# How staff checked who a person is before recording a choice for them: the choice's source.
+IDENTITY_SOURCE_NAMES = {"phone_call": "Phone call", "letter": "Letter by post"}
+# Who may make a choice on someone else's behalf, in the words staff read.
+PROXY_ROLE_NAMES = {
+    "parent_or_guardian": "Parent or guardian of a child under 13",
+    "lasting_power_of_attorney": "Lasting power of attorney",
+    "court_appointed_deputy": "Court-appointed deputy",
+}
+CHILD_AGE = 13  # a parent or guardian chooses for a child younger than this
+REASON_MAX_LENGTH = 500  # as choice_event.reason holds
+
+
+class ProxyRoleNotAllowed(ValueError):
+    """The proxy's role cannot act for this person; the message says why, in staff's words."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +55,11 @@ def record_choice(
     staff_user_id: int | None = None,
     reason: str | None = None,
     proxy_role: str | None = None,
+    source: str | None = None,
 ) -> RecordedChoice:
     """Append the choice to the history and make it current, unless it is the current choice already.
 
+    `source` is how staff checked who the person is, for a choice they record (IDENTITY_SOURCE_NAMES).
     The person's row is locked first, so two calls choosing at once for one person are applied one
     after the other and the latest event is always the current choice.
     """
@@ -63,6 +79,7 @@ def record_choice(
         staff_user_id=staff_user_id,
         reason=reason,
         proxy_role=proxy_role,
+        source=source,
         recorded_at=now,
     )
     session.add(event)
@@ -76,6 +93,24 @@ def record_choice(
         current.updated_at = now
     session.flush()
     return RecordedChoice(True, status, now, event)
+
+
+def age_on(date_of_birth: date, day: date) -> int:
+    """Age in whole years on `day`; someone born on 29 February has their birthday on 1 March in other years."""
+    return day.year - date_of_birth.year - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def check_proxy_role(proxy_role: str | None, date_of_birth: date, today: date) -> None:
+    """Raise ProxyRoleNotAllowed unless `proxy_role` (None: the person themselves) may choose for this person."""
+    if proxy_role is None:
+        return
+    if proxy_role not in PROXY_ROLE_NAMES:
+        raise ProxyRoleNotAllowed("Select the proxy's role from the list")
+    if proxy_role == "parent_or_guardian" and age_on(date_of_birth, today) >= CHILD_AGE:
+        raise ProxyRoleNotAllowed(
+            f"A parent or guardian can only make the choice for a child under {CHILD_AGE}, "
+            f"and this person is {CHILD_AGE} or older"
+        )
 
 
 def choice_history(session: Session, nhs_number: str) -> list[ChoiceEvent]:

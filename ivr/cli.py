@@ -13,18 +13,14 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlmodel import select
-from werkzeug.security import generate_password_hash
 
 import migrations
 from ivr import demo, terminal_phone
 from ivr.db import Database
 from ivr.people import ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
-from models import StaffUser
+from ivr.staff_accounts import StaffUserRejected, check_email, create_staff_user
 from models.staff import STAFF_ROLES
-
-MIN_PASSWORD_LENGTH = 12
 
 
 def register(app: Flask) -> None:
@@ -86,19 +82,17 @@ def staff_group() -> None:
 @click.argument("email")
 @click.option("--role", type=click.Choice(STAFF_ROLES), required=True)
 def staff_create(email: str, role: str) -> None:
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
-        fail("that is not an email address")
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    with _database().transaction() as session:
-        if session.exec(select(StaffUser).where(StaffUser.email == email)).first():
-            fail(f"a staff user with the email {email} already exists")
-        session.add(StaffUser(email=email, password_hash=generate_password_hash(password), role=role))
+    """The same rules as adding a staff user in the console (ivr/staff_accounts.py), and audited the same way."""
+    try:
+        email = check_email(email)
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+        create_staff_user(_database(), email, role, password, by_staff_user_id=None)
+    except StaffUserRejected as rejected:
+        reason = str(rejected)
+        fail(reason[:1].lower() + reason[1:])  # the console's words, after "Error: "
     click.echo(f"Created {email} as {role}.")
 
 

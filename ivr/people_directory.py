@@ -1,20 +1,23 @@
-"""People as staff look them up: search by full NHS number or by name, and one person's choices and conversations.
+"""People as staff look them up: search by full NHS number or by name, and one person's choices and conversations;
+and as managers change them: importing people, and recording a choice for someone.
 
 Identifiers are masked here, before any page sees them: the NHS number to its last three digits,
 the date of birth to its year, the mobile to its last three digits.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from ivr.audit import record_audit
+from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.db import Database
 from ivr.identity_format import mask_nhs_number, normalise_nhs_number
+from ivr.people import ImportReport, import_people
 from ivr.phone_numbers import mask_phone_number
-from models import ChoiceEvent, Conversation, CurrentChoice, Person
+from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, Person, StaffUser
 
 MAX_RESULTS = 50
 MIN_NAME_LENGTH = 2
@@ -47,6 +50,8 @@ class ChoiceHistoryRow:
     by_staff: bool
     reason: str | None
     proxy_role: str | None
+    staff_email: str | None = None  # who recorded it, for a choice staff recorded
+    source: str | None = None  # how staff checked who the person is (IDENTITY_SOURCE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,24 @@ class PersonRecord:
     mobile: str  # masked
     choices: list[ChoiceHistoryRow]
     conversations: list[PersonConversationRow]
+
+
+@dataclass(frozen=True)
+class PersonForChoice:
+    """Whom staff are recording a choice for: the masked record, and the date of birth the proxy rule needs."""
+
+    person: PersonRow
+    date_of_birth: date  # never shown
+
+
+@dataclass(frozen=True)
+class StaffChoice:
+    """A choice as a manager records it, after checking who the person is."""
+
+    status: ChoiceStatus
+    source: str  # IDENTITY_SOURCE_NAMES
+    reason: str
+    proxy_role: str | None  # PROXY_ROLE_NAMES; None when the person chose for themselves
 
 
 def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
@@ -112,7 +135,10 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
             raise PersonNotFound(person_id)
         person, status = found
         history = session.exec(
-            select(ChoiceEvent).where(ChoiceEvent.nhs_number == person.nhs_number).order_by(col(ChoiceEvent.id).desc())
+            select(ChoiceEvent, StaffUser.email)
+            .join(StaffUser, col(ChoiceEvent.staff_user_id) == StaffUser.id, isouter=True)
+            .where(ChoiceEvent.nhs_number == person.nhs_number)
+            .order_by(col(ChoiceEvent.id).desc())
         ).all()
         conversations = session.exec(
             select(
@@ -138,11 +164,72 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
                 event.staff_user_id is not None,
                 event.reason,
                 event.proxy_role,
+                staff_email,
+                event.source,
             )
-            for event in history
+            for event, staff_email in history
         ],
         conversations=[PersonConversationRow(*row) for row in conversations],
     )
+
+
+def import_people_as_staff(database: Database, people: list[Person], staff_user_id: int) -> ImportReport:
+    """Add and refresh people as `flask people import` does, audited with the counts (never an identifier)."""
+    with database.transaction() as session:
+        report = import_people(session, people)
+        counts = f"{report.created} added, {report.updated} updated"
+        record_audit(session, staff_user_id, "imported_people", "person", "", detail=counts)
+    return report
+
+
+def person_for_choice(database: Database, person_id: int) -> PersonForChoice:
+    """The person a manager is about to record a choice for (not audited: it shows what a search result shows)."""
+    with Session(database.engine) as session:
+        found = session.exec(
+            select(Person, CurrentChoice.status)
+            .join(CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True)
+            .where(Person.id == person_id)
+        ).first()
+    if found is None:
+        raise PersonNotFound(person_id)
+    person, status = found
+    return PersonForChoice(_person_row(person, status), person.date_of_birth)
+
+
+def record_choice_for_person(
+    database: Database, person_id: int, staff_user_id: int, choice: StaffChoice, today: date
+) -> bool:
+    """Record a staff choice and its audit entry in one transaction; False when it was already the current choice.
+
+    Raises PersonNotFound, or ProxyRoleNotAllowed when the proxy cannot act for this person on `today`.
+    The audit names the choice, its source and any proxy role, never the reason (free text may hold identifiers).
+    """
+    with database.transaction() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise PersonNotFound(person_id)
+        check_proxy_role(choice.proxy_role, person.date_of_birth, today)
+        recorded = record_choice(
+            session,
+            person,
+            choice.status,
+            "staff",
+            staff_user_id=staff_user_id,
+            reason=choice.reason,
+            proxy_role=choice.proxy_role,
+            source=choice.source,
+        )
+        if recorded.changed:
+            record_audit(session, staff_user_id, "recorded_choice", "person", person_id, detail=_choice_detail(choice))
+    return recorded.changed
+
+
+def _choice_detail(choice: StaffChoice) -> str:
+    status = "Opted out" if choice.status == ChoiceStatus.OPTED_OUT else "Allowed"
+    detail = f"{status}; identity checked by {IDENTITY_SOURCE_NAMES.get(choice.source, choice.source).lower()}"
+    if choice.proxy_role:
+        detail += f"; on their behalf: {PROXY_ROLE_NAMES.get(choice.proxy_role, choice.proxy_role).lower()}"
+    return detail
 
 
 def _person_row(person: Person, status: str | None) -> PersonRow:

@@ -27,6 +27,8 @@ class ChoiceEvent(SQLModel, table=True):
     staff_user_id: int | None = Field(default=None, foreign_key="staff_user.id")
     reason: str | None = Field(default=None, max_length=500)
     proxy_role: str | None = Field(default=None, max_length=40)
+    # For a choice staff recorded: how they checked who the person is (phone_call or letter).
+    source: str | None = Field(default=None, max_length=16)
     recorded_at: datetime = Field(default_factory=utcnow, index=True)
 
 

@@ -24,13 +24,30 @@ pytest_plugins = ["tests.staff_fixtures"]
 # Routes that must be role-restricted, and the least role each needs; the walk below proves the rest.
 EXPECTED_ROLES = {
     "staff.audit": "admin",
+    "staff.staff_users": "admin",
+    "staff.add_staff_user": "admin",
+    "staff.staff_user": "admin",
+    "staff.change_staff_role": "admin",
+    "staff.deactivate_staff_user": "admin",
+    "staff.reactivate_staff_user": "admin",
+    "staff.set_staff_password": "admin",
     "staff.register_runs": "manager",
+    "staff.import_people": "manager",
+    "staff.record_choice": "manager",
     "staff.export_conversations": "manager",
     "staff.export_register": "manager",
     "staff.assign_follow_up": "manager",
     "staff.add_follow_up_note": "manager",
     "staff.resolve_follow_up": "manager",
     "staff.reveal_follow_up_phone": "manager",
+    "staff.try_line": "manager",
+    "staff.start_trial_call": "manager",
+    "staff.press_trial_keys": "manager",
+    "staff.say_trial_words": "manager",
+    "staff.stay_silent_on_trial_call": "manager",
+    "staff.end_trial_transfer": "manager",
+    "staff.hang_up_trial_call": "manager",
+    "staff.text_the_line": "manager",
 }
 
 
@@ -115,7 +132,7 @@ def test_the_navigation_shows_only_what_the_role_may_open(client_request):
     client_request.sign_in("manager")
     page = client_request.get("staff.follow_ups")
     links = [link.get_text(strip=True) for link in page.select(".nhsuk-header__navigation-list a")]
-    assert links == ["Conversations", "Follow-ups", "People", "Register runs"]
+    assert links == ["Overview", "Conversations", "Follow-ups", "People", "Register runs", "Try the line"]
     current = page.select_one(".nhsuk-header__navigation-item--current")
     assert current is not None and "Follow-ups" in current.get_text()
 

@@ -11,13 +11,18 @@ from jinja2 import ChainableUndefined, ChoiceLoader, PackageLoader
 from ivr.staff import (  # noqa: F401  routes
     assets,
     audit_pages,
+    choice_pages,
     conversation_pages,
     follow_up_pages,
     headers,
     layout,
+    overview_pages,
+    people_import_pages,
     people_pages,
     register_run_pages,
     sign_in_pages,
+    staff_user_pages,
+    try_line_pages,
 )
 from ivr.staff.access import IDLE_LIMIT, login_manager
 from ivr.staff.blueprint import bp

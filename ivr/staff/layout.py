@@ -17,6 +17,7 @@ from models.time import UK
 SERVICE_NAME = "Opt-Out Line staff"
 # Pages in the header's navigation: (endpoint, label, role needed to see the link, endpoints it covers).
 NAVIGATION = (
+    ("staff.index", "Overview", "viewer", {"staff.index"}),
     ("staff.conversations", "Conversations", "viewer", {"staff.conversations", "staff.conversation"}),
     (
         "staff.follow_ups",
@@ -24,8 +25,42 @@ NAVIGATION = (
         "viewer",
         {"staff.follow_ups", "staff.follow_up", "staff.add_follow_up_note", "staff.reveal_follow_up_phone"},
     ),
-    ("staff.people", "People", "viewer", {"staff.people", "staff.person"}),
+    (
+        "staff.people",
+        "People",
+        "viewer",
+        {"staff.people", "staff.person", "staff.import_people", "staff.record_choice"},
+    ),
     ("staff.register_runs", "Register runs", "manager", {"staff.register_runs"}),
+    (
+        "staff.try_line",
+        "Try the line",
+        "manager",
+        {
+            "staff.try_line",
+            "staff.start_trial_call",
+            "staff.press_trial_keys",
+            "staff.say_trial_words",
+            "staff.stay_silent_on_trial_call",
+            "staff.end_trial_transfer",
+            "staff.hang_up_trial_call",
+            "staff.text_the_line",
+        },
+    ),
+    (
+        "staff.staff_users",
+        "Staff users",
+        "admin",
+        {
+            "staff.staff_users",
+            "staff.add_staff_user",
+            "staff.staff_user",
+            "staff.change_staff_role",
+            "staff.deactivate_staff_user",
+            "staff.reactivate_staff_user",
+            "staff.set_staff_password",
+        },
+    ),
     ("staff.audit", "Audit", "admin", {"staff.audit"}),
 )
 ERROR_TITLES = {

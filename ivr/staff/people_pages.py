@@ -3,6 +3,7 @@
 from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
+from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES
 from ivr.people_directory import PersonNotFound, SearchRejected, search_people, view_person
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
@@ -29,4 +30,6 @@ def person(person_id: int) -> str:
         record = view_person(database, person_id, current_user.id, audited=request.method != "HEAD")
     except PersonNotFound:
         abort(404)
-    return render_template("staff/person.html", record=record)
+    return render_template(
+        "staff/person.html", record=record, source_names=IDENTITY_SOURCE_NAMES, proxy_role_names=PROXY_ROLE_NAMES
+    )

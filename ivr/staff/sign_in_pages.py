@@ -52,9 +52,3 @@ def sign_out() -> Response:
     end_session()
     flash("You have signed out.", "signed_out")
     return redirect(url_for("staff.sign_in"))
-
-
-@bp.get("/")
-@requires_role("viewer")
-def index() -> Response:
-    return redirect(url_for("staff.conversations"))
