@@ -9,20 +9,27 @@ from models.time import utcnow
 
 
 class Conversation(SQLModel, table=True):
-    # The staff console lists conversations newest first, a page at a time from a (started_at, id) key.
-    __table_args__ = (Index("ix_conversation_started_at_id", "started_at", "id"),)
+    # The staff console lists conversations newest first, a page at a time from a (started_at, id) key,
+    # filtered by channel, outcome (or both) or the caller's number ending: an index for each, in that order.
+    __table_args__ = (
+        Index("ix_conversation_started_at_id", "started_at", "id"),
+        Index("ix_conversation_channel_started_at_id", "channel", "started_at", "id"),
+        Index("ix_conversation_outcome_started_at_id", "outcome", "started_at", "id"),
+        Index("ix_conversation_channel_outcome_started_at_id", "channel", "outcome", "started_at", "id"),
+        Index("ix_conversation_caller_last_digits_started_at_id", "caller_last_digits", "started_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: str = Field(max_length=8, index=True)  # voice or sms
+    channel: str = Field(max_length=8)  # voice or sms
     twilio_sid: str | None = Field(default=None, max_length=64, unique=True)
     # The caller's number is kept only as its last digits (for staff filters) and a keyed hash
     # (for rate limits); the full number lives only where a person asked to be called back.
-    caller_last_digits: str = Field(default="", max_length=4, index=True)
+    caller_last_digits: str = Field(default="", max_length=4)
     caller_hash: str = Field(default="", max_length=64, index=True)
     started_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
-    outcome: str | None = Field(default=None, max_length=32, index=True)
+    outcome: str | None = Field(default=None, max_length=32)
     twilio_status: str | None = Field(default=None, max_length=32)
     duration_seconds: int | None = None
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
