@@ -16,6 +16,7 @@ from ivr.outbox import Outbox
 from ivr.prompts import Prompts
 from ivr.settings import Settings
 
+MAX_REQUEST_BYTES = 1024 * 1024
 PROXY_HOPS = 1  # one reverse proxy (or tunnel) in front, when PUBLIC_BASE_URL is not set
 
 
@@ -24,7 +25,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     settings = Settings(**(config or {})).resolve_defaults(Path(app.instance_path))  # type: ignore[arg-type]
     configure_logging(log_format=settings.log_format)
     track_requests(app)
-    app.config.update(SECRET_KEY=settings.secret_key)
+    # Twilio's posts and the console's forms are small; only the people import takes more, and raises it.
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
 
     database = Database(settings.database_url or "")
     prompts = Prompts(settings.org_name)

@@ -134,6 +134,43 @@ def test_without_public_base_url_the_forwarded_url_of_one_proxy_is_what_twilio_s
     assert client.post(route, data=params, headers={"X-Twilio-Signature": signed}).status_code == 403
 
 
+PUBLIC_SIGNING_MISTAKES = {
+    # Each is a URL Twilio did not use: a signature over it must not pass.
+    "plain http": "http://line.example.org/twilio/voice",
+    "another host": "https://tunnel.example.net/twilio/voice",
+    "a port": "https://line.example.org:8443/twilio/voice",
+    "a trailing slash": "https://line.example.org/twilio/voice/",
+    "a query added": "https://line.example.org/twilio/voice?turn=0",
+    "upper case path": "https://line.example.org/TWILIO/voice",
+}
+
+
+@pytest.mark.parametrize("mistake", PUBLIC_SIGNING_MISTAKES)
+def test_behind_a_proxy_a_signature_over_any_other_url_fails_whatever_the_forwarded_headers_say(public_app, mistake):
+    client = public_app.test_client()
+    params = call_params()
+    signed_for = PUBLIC_SIGNING_MISTAKES[mistake]
+    host = signed_for.split("/")[2]
+    # The forwarded headers agree with the forged URL: with PUBLIC_BASE_URL set they count for nothing.
+    forwarded = {"X-Forwarded-Proto": signed_for.split(":")[0], "X-Forwarded-Host": host, "X-Forwarded-Port": "8443"}
+    response = client.post(
+        "/twilio/voice", data=params, headers={**forwarded, "X-Twilio-Signature": sign(signed_for, params)}
+    )
+    assert response.status_code == 403, mistake
+    assert count(public_app, Conversation) == 0
+
+
+def test_without_public_base_url_only_the_nearest_proxys_forwarded_host_counts(app, client):
+    """A client can put its own X-Forwarded-Host in front of the proxy's; the proxy's (the last) is used."""
+    route = "/twilio/voice"
+    params = call_params()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "attacker.example, tunnel.example.net"}
+    forged = sign("https://attacker.example" + route, params)
+    assert client.post(route, data=params, headers={**forwarded, "X-Twilio-Signature": forged}).status_code == 403
+    genuine = sign("https://tunnel.example.net" + route, params)
+    assert client.post(route, data=params, headers={**forwarded, "X-Twilio-Signature": genuine}).status_code == 200
+
+
 def test_behind_a_proxy_a_whole_call_works_signed_for_the_public_url(public_app, make_caller):
     caller = make_caller(app_=public_app)
     caller.base_url = caller.current_url = "https://line.example.org/"
@@ -420,3 +457,12 @@ def test_identifiers_spoken_at_a_menu_are_never_stored(app, caller, said):
     stored = " ".join(heard)
     for piece in ("943", "476", "5919", "nine four", "1984", "nineteen", "first of", "03"):
         assert piece not in stored, (piece, stored)
+
+
+def test_an_oversized_post_is_refused_before_anything_reads_it(app, client):
+    huge = {"CallSid": "CA" + "0" * 32, "Body": "x" * (1024 * 1024)}
+    assert client.post("/twilio/voice", data=huge).status_code == 413
+    assert client.post("/twilio/sms", data=huge).status_code == 413
+    assert client.post("/staff/sign-in", data={"email": "x" * (1024 * 1024)}).status_code == 413
+    with app.extensions["database"].transaction() as session:
+        assert session.exec(select(func.count()).select_from(Conversation)).one() == 0
