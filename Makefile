@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 STAMP := $(VENV)/.installed-from-pyproject
-# The staff console's NHS.UK frontend CSS, JavaScript and images, from the npm registry.
+# The staff console's NHS.UK frontend CSS, JavaScript and images, from the npm registry (and axe-core, a
+# development dependency, for the browser tests' accessibility checks).
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
 
-.PHONY: install run call text test bench bench-register
+.PHONY: install run call text test bench bench-register bench-console
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(NODE_STAMP): package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --include=dev --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 install: $(STAMP) $(NODE_STAMP)
@@ -41,8 +42,14 @@ text: install
 	$(FLASK) demo seed >/dev/null
 	$(FLASK) text
 
-# The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run).
-test: install
+# tests/browser drives Debian's chromium package (Playwright's own browsers are never downloaded).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+# The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run); tests/browser
+# drives Debian's chromium, and fails, rather than skips, without it.
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: install
@@ -51,3 +58,8 @@ bench: install
 # Apply the register to 10,000,000 generated rows, against a plain csv-module baseline (about a minute).
 bench-register: install
 	$(BIN)/python bench/register_apply.py
+
+# The console's conversation pages with 1,000,000 steps against 1,000, on SQLite and on the local
+# PostgreSQL (throwaway databases; about five minutes).
+bench-console: install
+	$(BIN)/python bench/console_scale.py
