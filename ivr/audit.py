@@ -23,6 +23,7 @@ ACTION_NAMES = {
     "assigned_follow_up": "Took a follow-up",
     "noted_follow_up": "Added a note to a follow-up",
     "resolved_follow_up": "Resolved a follow-up",
+    "applied_retention": "Removed old conversation steps and texts",
 }
 
 

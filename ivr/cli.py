@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -17,7 +17,7 @@ from sqlmodel import select
 from werkzeug.security import generate_password_hash
 
 import migrations
-from ivr import demo, terminal_phone
+from ivr import demo, retention, terminal_phone
 from ivr.db import Database
 from ivr.people import ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
@@ -28,7 +28,7 @@ MIN_PASSWORD_LENGTH = 12
 
 
 def register(app: Flask) -> None:
-    for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group):
+    for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group, retention_group):
         app.cli.add_command(group)
     app.cli.add_command(terminal_phone.call_command)
     app.cli.add_command(terminal_phone.text_command)
@@ -186,3 +186,34 @@ def _progress_bar(dataset: str) -> Iterator[ProgressCallback | None]:
         return
     with click.progressbar(length=os.path.getsize(dataset), label="Applying the register", file=sys.stderr) as bar:
         yield lambda done: bar.update(done - bar.pos)
+
+
+@click.group("retention", cls=AppGroup, help="How long conversation steps and delivered texts are kept.")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(
+    "apply",
+    help="Remove the steps of conversations, and the delivered texts, older than the retention age, in batches. "
+    "Choices, their history, follow-ups and the audit are kept.",
+)
+@click.option(
+    "--older-than-days",
+    type=int,
+    show_default="RETENTION_DAYS, or 400",
+    help="The age in days beyond which rows are removed.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+def retention_apply(older_than_days: int | None, dry_run: bool) -> None:
+    if older_than_days is None:
+        older_than_days = current_app.extensions["settings"].retention_days
+    if older_than_days < 1:
+        fail("--older-than-days must be at least 1.")
+        return
+    report = retention.apply_retention(_database(), timedelta(days=older_than_days), dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(
+        f"{verb} {report.steps} steps of {report.conversations} conversations and {report.texts} delivered texts "
+        f"from before {report.cutoff:%d %b %Y %H:%M} UTC."
+    )
