@@ -1,10 +1,10 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
 `flask outbox send`, `flask register apply` and `flask call` (the terminal phone)."""
 
-import logging
 import os
+import signal
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -19,6 +19,7 @@ from werkzeug.security import generate_password_hash
 import migrations
 from ivr import demo, retention, terminal_phone
 from ivr.db import Database
+from ivr.outbox import SendReport
 from ivr.people import ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
 from models import StaffUser
@@ -122,27 +123,33 @@ def outbox_group() -> None:
     pass
 
 
-@outbox_group.command("send", help="Send due texts; --watch keeps going, retrying failures with backoff.")
-@click.option("--watch", is_flag=True, help="Keep sending every few seconds until stopped.")
-@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --watch.")
+@outbox_group.command("send", help="Send due texts; --watch keeps going (the outbox worker), retrying failures with backoff.")
+@click.option("--watch", is_flag=True, help="Keep sending until stopped (SIGTERM or Ctrl-C).")
+@click.option(
+    "--interval", default=5.0, show_default=True, help="With --watch, the longest wait between looks for due texts."
+)
 def outbox_send(watch: bool, interval: float) -> None:
     outbox = current_app.extensions["outbox"]
     if not current_app.extensions["settings"].can_send_texts:
         click.echo("No Twilio account is configured: texts stay in the local outbox.")
-    while True:
+    if not watch:
         try:
             report = outbox.send_due()
         except Exception as error:
-            if not watch:
-                fail(f"texts could not be sent: {type(error).__name__}")
-            # The database or Twilio may be back by the next round; a watcher must not die of it.
-            logging.getLogger(__name__).error("Sending texts failed (%s); trying again", type(error).__name__)
-        else:
-            if report.sent or report.retrying or report.failed or not watch:
-                click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
-        if not watch:
+            fail(f"texts could not be sent: {type(error).__name__}")
             return
-        time.sleep(interval)
+        click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+        return
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+
+    def report_round(report: SendReport) -> None:
+        if report.busy:
+            click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+
+    # A failure (the database or Twilio out of reach) is logged and the worker carries on.
+    outbox.watch(stop, idle_wait=interval, on_round=report_round)
 
 
 @click.group("register", cls=AppGroup, help="The register of opt-out choices.")

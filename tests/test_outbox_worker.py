@@ -2,8 +2,13 @@
 is never sent twice; receipts find their text even before its SID is stored; a 429 holds the rest back;
 two workers never send one text twice; and a queued text wakes a waiting worker."""
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -185,3 +190,34 @@ def test_a_waiting_worker_sends_a_newly_queued_text_without_being_asked(app, twi
     assert not worker.is_alive()
     assert [text.to for text in received] == [MOBILE]
     assert rows(app)[0].status == "queued"
+
+
+def test_the_worker_command_sends_what_the_line_queues_and_stops_cleanly_on_sigterm(app, database_url, twilio):
+    settings = app.extensions["settings"]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": settings.secret_key,
+        "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
+        "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+        "TWILIO_FROM_NUMBER": settings.twilio_from_number,
+        "TWILIO_API_BASE_URL": twilio.base_url,
+        "LOG_FORMAT": "json",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "outbox", "send", "--watch", "--interval", "60"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        queue(app, count=2)
+        received = twilio.wait_for_texts(2, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, errors = worker.communicate(timeout=30)
+    assert len(received) == 2, errors
+    assert worker.returncode == 0, errors
+    assert "Sent 2, retrying 0, failed 0." in output or output.count("Sent 1,") == 2
