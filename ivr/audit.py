@@ -33,6 +33,7 @@ ACTION_NAMES = {
     "changed_own_password": "Changed their own password",
     "made_trial_call": "Tried the line by phone",
     "sent_trial_text": "Tried the line by text",
+    "applied_retention": "Removed old conversation steps and texts",
 }
 
 

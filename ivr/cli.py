@@ -1,13 +1,13 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
 `flask outbox send`, `flask register apply` and `flask call` (the terminal phone)."""
 
-import logging
 import os
+import signal
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -15,8 +15,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 import migrations
-from ivr import demo, terminal_phone
+from ivr import demo, retention, terminal_phone
 from ivr.db import Database
+from ivr.outbox import SendReport
 from ivr.people import ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
 from ivr.staff_accounts import StaffUserRejected, check_email, create_staff_user
@@ -24,7 +25,7 @@ from models.staff import STAFF_ROLES
 
 
 def register(app: Flask) -> None:
-    for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group):
+    for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group, retention_group):
         app.cli.add_command(group)
     app.cli.add_command(terminal_phone.call_command)
     app.cli.add_command(terminal_phone.text_command)
@@ -116,27 +117,33 @@ def outbox_group() -> None:
     pass
 
 
-@outbox_group.command("send", help="Send due texts; --watch keeps going, retrying failures with backoff.")
-@click.option("--watch", is_flag=True, help="Keep sending every few seconds until stopped.")
-@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --watch.")
+@outbox_group.command("send", help="Send due texts; --watch keeps going (the outbox worker), retrying failures with backoff.")
+@click.option("--watch", is_flag=True, help="Keep sending until stopped (SIGTERM or Ctrl-C).")
+@click.option(
+    "--interval", default=5.0, show_default=True, help="With --watch, the longest wait between looks for due texts."
+)
 def outbox_send(watch: bool, interval: float) -> None:
     outbox = current_app.extensions["outbox"]
     if not current_app.extensions["settings"].can_send_texts:
         click.echo("No Twilio account is configured: texts stay in the local outbox.")
-    while True:
+    if not watch:
         try:
             report = outbox.send_due()
         except Exception as error:
-            if not watch:
-                fail(f"texts could not be sent: {type(error).__name__}")
-            # The database or Twilio may be back by the next round; a watcher must not die of it.
-            logging.getLogger(__name__).error("Sending texts failed (%s); trying again", type(error).__name__)
-        else:
-            if report.sent or report.retrying or report.failed or not watch:
-                click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
-        if not watch:
+            fail(f"texts could not be sent: {type(error).__name__}")
             return
-        time.sleep(interval)
+        click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+        return
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+
+    def report_round(report: SendReport) -> None:
+        if report.busy:
+            click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+
+    # A failure (the database or Twilio out of reach) is logged and the worker carries on.
+    outbox.watch(stop, idle_wait=interval, on_round=report_round)
 
 
 @click.group("register", cls=AppGroup, help="The register of opt-out choices.")
@@ -180,3 +187,34 @@ def _progress_bar(dataset: str) -> Iterator[ProgressCallback | None]:
         return
     with click.progressbar(length=os.path.getsize(dataset), label="Applying the register", file=sys.stderr) as bar:
         yield lambda done: bar.update(done - bar.pos)
+
+
+@click.group("retention", cls=AppGroup, help="How long conversation steps and delivered texts are kept.")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(
+    "apply",
+    help="Remove the steps of conversations, and the delivered texts, older than the retention age, in batches. "
+    "Choices, their history, follow-ups and the audit are kept.",
+)
+@click.option(
+    "--older-than-days",
+    type=int,
+    show_default="RETENTION_DAYS, or 400",
+    help="The age in days beyond which rows are removed.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+def retention_apply(older_than_days: int | None, dry_run: bool) -> None:
+    if older_than_days is None:
+        older_than_days = current_app.extensions["settings"].retention_days
+    if older_than_days < 1:
+        fail("--older-than-days must be at least 1.")
+        return
+    report = retention.apply_retention(_database(), timedelta(days=older_than_days), dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(
+        f"{verb} {report.steps} steps of {report.conversations} conversations and {report.texts} delivered texts "
+        f"from before {report.cutoff:%d %b %Y %H:%M} UTC."
+    )

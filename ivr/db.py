@@ -35,7 +35,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
+    # within Twilio's 15 seconds), and pre-ping finds dead pooled connections once it is back.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

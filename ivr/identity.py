@@ -1,7 +1,9 @@
 """Proving who someone is: NHS number and date of birth against the people records, one-time codes, lockouts.
 
 Every failure is written as a row in identity_attempt and limits are counted from those rows, so
-limits hold across calls, texts and any number of app processes.
+limits hold across calls, texts and any number of app processes. Checks for one NHS number, or from one
+calling number, take turns (a transaction-scoped lock), so attempts that arrive together are counted
+one after another and none slips past a limit that the one before it reached.
 """
 
 import hashlib
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+from sqlalchemy import text
 from sqlmodel import Session, func, select
 
 from models import IdentityAttempt, OneTimeCode, Person, utcnow
@@ -83,10 +86,21 @@ class Identity:
         ):
             session.add(IdentityAttempt(nhs_number_hash="", caller_hash=caller_hash, kind=LOCK_CALLER))
 
+    def _take_turn(self, session: Session, nhs_number: str, caller_hash: str) -> None:
+        """Wait for any other check of this NHS number or from this caller to finish (until this transaction
+        ends). On SQLite every writing transaction takes turns already."""
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        keys = {f"nhs:{self.keyed_hash(nhs_number)}", *([f"caller:{caller_hash}"] if caller_hash else [])}
+        for key in sorted(keys):  # always in the same order, so two checks never wait for each other
+            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
     def match_details(
         self, session: Session, nhs_number: str, date_of_birth: date, caller_hash: str, conversation_id: int | None
     ) -> IdentityMatch:
         """The person with this NHS number and date of birth; no match and wrong details look the same."""
+        self._take_turn(session, nhs_number, caller_hash)
         if self.is_locked(session, nhs_number, caller_hash):
             return IdentityMatch(None, locked=True)
         person = session.exec(select(Person).where(Person.nhs_number == nhs_number)).first()
@@ -158,6 +172,7 @@ class Identity:
     ) -> CodeCheck:
         """Check a keyed or texted code: it works once, for 10 minutes, with 3 tries."""
         assert person.id is not None
+        self._take_turn(session, person.nhs_number, caller_hash)
         if self.is_locked(session, person.nhs_number, caller_hash):
             return "locked"
         live = session.exec(self._live_codes(person.id)).first()

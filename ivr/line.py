@@ -249,10 +249,6 @@ class Line:
         assert opened is not None, "a MessageSid opens at most one conversation"
         return opened
 
-    def send_texts(self, message_ids: list[int]) -> None:
-        if message_ids:
-            self.outbox.send_due(ids=message_ids)
-
     def close(self, sid: str, twilio_status: str, duration_seconds: int | None) -> bool:
         """The call or thread has ended: keep its final status and duration."""
         with self.database.transaction() as session:

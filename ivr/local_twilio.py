@@ -1,15 +1,20 @@
 """A local stand-in for Twilio's Messages endpoint, for the terminal phone, the tests and the drills.
 
-Point the real Twilio REST client at it with TWILIO_API_BASE_URL; it answers as Twilio does and keeps
-what it was sent. It can be told to fail (a status such as 503 or 429) or to stall for a while.
+Point the real Twilio REST client at it with TWILIO_API_BASE_URL; it answers as Twilio does (sending a
+message, and listing the messages sent to a number) and keeps what it was sent. It can be told to fail (a
+status such as 503 or 429) or to stall for a while, and a stall can still take the message in (a send
+whose answer never reaches the client).
 """
 
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,24 @@ class ReceivedText:
     body: str
     status_callback: str | None
     sid: str
+    created_at: datetime
+
+    def resource(self) -> dict[str, object]:
+        """The message as Twilio's API describes it."""
+        return {
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "to": self.to,
+            "from": self.from_,
+            "body": self.body,
+            "status": "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "date_created": format_datetime(self.created_at),
+            "date_sent": format_datetime(self.created_at),
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{self.sid}.json",
+        }
 
 
 class LocalTwilio:
@@ -27,6 +50,10 @@ class LocalTwilio:
         self.received: list[ReceivedText] = []
         self._failures: list[int] = []
         self._stall_seconds = 0.0
+        self._keep_stalled = False
+        # Run before what was received is read: where the outbox worker runs in the same process (the
+        # terminal phone, the tests), it sends what is due first, as the real worker would have by then.
+        self.before_reading: Callable[[], object] | None = None
         self._lock = threading.Lock()
         self._new_text = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -56,14 +83,34 @@ class LocalTwilio:
         with self._lock:
             self._failures.extend([status] * count)
 
-    def stall(self, seconds: float) -> None:
-        """Hold every answer this long (a timeout for a client that waits less)."""
+    def stall(self, seconds: float, keep: bool = False) -> None:
+        """Hold every request this long, then drop it unanswered and untaken (a request lost on the way);
+        with `keep`, take each message in at once and only answer late (Twilio has it, the answer is lost)."""
         with self._lock:
             self._stall_seconds = seconds
+            self._keep_stalled = keep
+
+    def texts(self) -> list[ReceivedText]:
+        """Every text received so far, oldest first."""
+        if self.before_reading is not None:
+            self.before_reading()
+        with self._lock:
+            return list(self.received)
 
     def texts_to(self, number: str) -> list[ReceivedText]:
-        with self._lock:
-            return [text for text in self.received if text.to == number]
+        return [text for text in self.texts() if text.to == number]
+
+    def wait_for_texts(self, count: int, timeout: float) -> list[ReceivedText]:
+        """Block until `count` texts in all have been received (or `timeout` seconds pass): for a worker
+        in another thread or process, which sends in its own time."""
+        with self._new_text:
+            self._new_text.wait_for(lambda: len(self.received) >= count, timeout=timeout)
+            return list(self.received)
+
+    def _take(self, text: ReceivedText) -> None:
+        with self._new_text:
+            self.received.append(text)
+            self._new_text.notify_all()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self
@@ -71,6 +118,29 @@ class LocalTwilio:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *_: object) -> None:  # keep test and phone output quiet
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                """The messages sent to a number (To=...), newest first, on one page."""
+                url = urlsplit(self.path)
+                parts = url.path.strip("/").split("/")
+                if len(parts) != 4 or parts[0] != "2010-04-01" or parts[3] != "Messages.json":
+                    return self._answer(404, {"code": 20404, "message": "The requested resource was not found"})
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                with standin._lock:
+                    failure = standin._failures.pop(0) if standin._failures else None
+                    found = [text for text in reversed(standin.received) if text.to == query.get("To", text.to)]
+                if failure is not None:
+                    return self._answer(failure, {"code": 20500, "message": "Stand-in told to fail", "status": failure})
+                self._answer(
+                    200,
+                    {
+                        "messages": [text.resource() for text in found],
+                        "next_page_uri": None,
+                        "page": 0,
+                        "page_size": len(found),
+                        "uri": url.path,
+                    },
+                )
 
             def do_POST(self) -> None:  # noqa: N802
                 parts = self.path.strip("/").split("/")
@@ -81,11 +151,7 @@ class LocalTwilio:
                 with standin._lock:
                     failure = standin._failures.pop(0) if standin._failures else None
                     stall = standin._stall_seconds
-                if stall:
-                    threading.Event().wait(stall)
-                if failure is not None:
-                    code = 20429 if failure == 429 else 20500
-                    return self._answer(failure, {"code": code, "message": "Stand-in told to fail", "status": failure})
+                    keep = standin._keep_stalled
                 text = ReceivedText(
                     account_sid=parts[2],
                     to=form.get("To", ""),
@@ -93,25 +159,21 @@ class LocalTwilio:
                     body=form.get("Body", ""),
                     status_callback=form.get("StatusCallback"),
                     sid="SM" + uuid.uuid4().hex,
+                    created_at=datetime.now(UTC),
                 )
-                with standin._new_text:
-                    standin.received.append(text)
-                    standin._new_text.notify_all()
-                self._answer(
-                    201,
-                    {
-                        "sid": text.sid,
-                        "account_sid": text.account_sid,
-                        "to": text.to,
-                        "from": text.from_,
-                        "body": text.body,
-                        "status": "queued",
-                        "num_segments": "1",
-                        "direction": "outbound-api",
-                        "api_version": "2010-04-01",
-                        "uri": f"/2010-04-01/Accounts/{text.account_sid}/Messages/{text.sid}.json",
-                    },
-                )
+                if stall:
+                    if keep and failure is None:
+                        standin._take(text)  # taken in; only the answer is late
+                    threading.Event().wait(stall)
+                    if not keep:
+                        self.close_connection = True  # lost on the way: nothing taken, no answer
+                        return None
+                if failure is not None:
+                    code = 20429 if failure == 429 else 20500
+                    return self._answer(failure, {"code": code, "message": "Stand-in told to fail", "status": failure})
+                if not stall:
+                    standin._take(text)
+                self._answer(201, text.resource())
 
             def _answer(self, status: int, payload: dict[str, object]) -> None:
                 body = json.dumps(payload).encode()

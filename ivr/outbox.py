@@ -1,16 +1,23 @@
-"""The outbox: texts are written in the caller's transaction, then sent through the Twilio REST client.
+"""The outbox: texts are written in the caller's transaction, then sent through the Twilio REST client by a
+worker (`flask outbox send --watch`), never by a web request, so a slow Twilio never holds up a caller.
 
 A text is sent only while it is pending and claimed by one sender, so a repeated send does nothing;
 a failed send is retried with backoff and, after the give-up time, becomes a follow-up for staff.
-Nothing is dropped silently: without a Twilio account a text is kept as not_sent and logged masked.
+A send whose answer never came (a timeout) may have reached Twilio: before trying again, the worker
+asks Twilio whether the text is there, so a text is never sent twice. Nothing is dropped silently:
+without a Twilio account a text is kept as not_sent and logged masked.
 """
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+import psycopg
+from sqlalchemy import func, or_
+from sqlalchemy import text as sql
 from sqlmodel import Session, select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -29,6 +36,10 @@ BLOCKED_REASON = "The number has texted STOP (or the like) to its network; our t
 TWILIO_UNSUBSCRIBED_RECIPIENT = "21610"  # Twilio's error for a number that has blocked the sender
 CLAIM_LEASE = timedelta(minutes=2)  # a sender that dies mid-send frees its texts after this
 GIVE_UP_AFTER = timedelta(hours=24)
+RATE_LIMITED_PAUSE = timedelta(seconds=60)  # after Twilio answers 429, the least wait before the next try
+# Our own error code for a send whose answer never came: it may have reached Twilio.
+NO_ANSWER = "no_answer"
+NOTIFY_CHANNEL = "outbox"  # PostgreSQL: queuing a text wakes the workers at once
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "not_sent", "blocked"})
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = {
@@ -64,6 +75,12 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    rate_limited: bool = False  # Twilio said 429: the rest waits
+
+    @property
+    def busy(self) -> bool:
+        """Whether this round did anything, so another may find more at once."""
+        return bool(self.sent or self.retrying or self.failed)
 
 
 class Outbox:
@@ -86,7 +103,6 @@ class Outbox:
             body=to_gsm7(text.body),
             masked_body=to_gsm7(text.masked_body),
             conversation_id=text.conversation_id,
-            status_callback_url=self._status_callback_url(),
             give_up_at=text.give_up_at,
         )
         if self.is_blocked(session, text.to_number):
@@ -107,6 +123,10 @@ class Outbox:
             )
         session.add(message)
         session.flush()
+        # The receipt names our row too, so it finds the text even before its SID is stored.
+        message.status_callback_url = self._status_callback_url(message.id)
+        if message.status == "pending" and not self.database.is_sqlite:
+            session.execute(sql("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
         return message
 
     # ---- Numbers that told their network to stop our texts ---------------------------------
@@ -131,9 +151,9 @@ class Outbox:
         session.flush()
         return True
 
-    def _status_callback_url(self) -> str | None:
+    def _status_callback_url(self, message_id: int | None) -> str | None:
         base = self.settings.public_base_url
-        return f"{base.rstrip('/')}/twilio/sms/status" if base else None
+        return f"{base.rstrip('/')}/twilio/sms/status?outbound={message_id}" if base else None
 
     # ---- Sending ---------------------------------------------------------------------------
 
@@ -144,12 +164,73 @@ class Outbox:
         claimed = self._claim(ids, limit)
         sent = retrying = failed = 0
         client = self._client() if claimed else None
-        for message in claimed:
+        for position, message in enumerate(claimed):
             outcome = self._send_one(client, message)
             sent += outcome == "sent"
-            retrying += outcome == "retrying"
+            retrying += outcome in ("retrying", "rate_limited")
             failed += outcome == "failed"
+            if outcome == "rate_limited":
+                # The account is over Twilio's rate: the rest of this round waits too.
+                self._release(claimed[position + 1 :], RATE_LIMITED_PAUSE)
+                return SendReport(sent, retrying, failed, rate_limited=True)
         return SendReport(sent, retrying, failed)
+
+    def next_due_in(self) -> timedelta | None:
+        """How long until the earliest pending text is due (zero if one is due now); None if none is pending."""
+        with self.database.transaction() as session:
+            earliest = session.exec(
+                select(func.min(OutboundMessage.next_attempt_at)).where(
+                    or_(OutboundMessage.status == "pending", OutboundMessage.status == "sending")
+                )
+            ).one()
+        if earliest is None:
+            return None
+        if earliest.tzinfo is None:
+            earliest = earliest.replace(tzinfo=utcnow().tzinfo)
+        return max(earliest - utcnow(), timedelta(0))
+
+    def watch(self, stop: threading.Event, idle_wait: float = 5.0, on_round: Callable[[SendReport], None] | None = None) -> None:
+        """The worker: send what is due, round after round, until `stop` is set.
+
+        Between rounds it waits until the next text is due, at most `idle_wait` seconds; on PostgreSQL a
+        newly queued text wakes it at once (LISTEN/NOTIFY), on SQLite it looks again every half second.
+        A failure (the database or Twilio out of reach) is logged and the worker carries on.
+        """
+        listener = _Listener(self.database.url) if not self.database.is_sqlite else None
+        try:
+            if listener is not None:
+                listener.listen()  # before the first look, so no text queued meanwhile goes unnoticed
+            while not stop.is_set():
+                try:
+                    report = self.send_due()
+                    if on_round is not None:
+                        on_round(report)
+                    if report.busy and not report.rate_limited:
+                        continue
+                    due_in = self.next_due_in()
+                except Exception as error:
+                    log.error("Sending texts failed (%s); trying again shortly", type(error).__name__)
+                    due_in = None
+                wait = idle_wait if due_in is None else min(due_in.total_seconds(), idle_wait)
+                if listener is not None:
+                    listener.wait(wait, stop)
+                else:
+                    stop.wait(min(wait, 0.5))
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _release(self, messages: list[OutboundMessage], pause: timedelta) -> None:
+        """Hand claimed texts back, untried, to be sent after `pause`."""
+        if not messages:
+            return
+        with self.database.transaction() as session:
+            for message in messages:
+                row = session.get(OutboundMessage, message.id, with_for_update=True)
+                if row is not None and row.status == "sending":
+                    row.status = "pending"
+                    row.attempts = max(row.attempts - 1, 0)
+                    row.next_attempt_at = utcnow() + pause
 
     def _claim(self, ids: list[int] | None, limit: int) -> list[OutboundMessage]:
         """Mark due texts as being sent by us, so no other sender sends them too."""
@@ -160,6 +241,7 @@ class Outbox:
                 .where(
                     or_(OutboundMessage.status == "pending", OutboundMessage.status == "sending"),
                     OutboundMessage.next_attempt_at <= now,
+                    OutboundMessage.twilio_sid.is_(None),  # type: ignore[union-attr]  # Twilio has it already
                 )
                 .order_by(OutboundMessage.id)  # type: ignore[arg-type]
                 .limit(limit)
@@ -195,32 +277,61 @@ class Outbox:
 
     def _send_one(self, client: Client | None, message: OutboundMessage) -> str:
         assert client is not None
+        if message.error_code == NO_ANSWER:
+            try:
+                found = self._find_at_twilio(client, message)
+            except Exception as error:
+                return self._after_failure(message, f"Could not ask Twilio about an earlier try: {type(error).__name__}", NO_ANSWER, False)
+            if found is not None:
+                log.info("Text %s had reached Twilio as %s before; not sending it again", message.id, found[0])
+                return self._record_sent(message, *found)
         extra = {"status_callback": message.status_callback_url} if message.status_callback_url else {}
         try:
             sent = client.messages.create(
                 to=message.to_number, from_=self.settings.twilio_from_number, body=message.body, **extra
             )
         except TwilioRestException as error:
-            permanent = 400 <= error.status < 500 and error.status != 429
+            if error.status == 429:
+                self._after_failure(message, "Twilio answered 429 (too many requests)", str(error.code or ""), False, RATE_LIMITED_PAUSE)
+                return "rate_limited"
+            permanent = 400 <= error.status < 500
             code = str(error.code or "")
             if code == TWILIO_UNSUBSCRIBED_RECIPIENT:
                 with self.database.transaction() as session:
                     self.record_network_word(session, message.to_number, True, "21610")
             return self._after_failure(message, f"Twilio answered {error.status}", code, permanent)
-        except Exception as error:  # timeouts, refused connections: the provider may be back soon
-            return self._after_failure(message, f"Could not reach Twilio: {type(error).__name__}", None, False)
+        except Exception as error:
+            # A timeout or a dropped connection: the text may have reached Twilio; the next try asks first.
+            return self._after_failure(message, f"No answer from Twilio: {type(error).__name__}", NO_ANSWER, False)
+        return self._record_sent(message, sent.sid, sent.status or "queued")
+
+    def _record_sent(self, message: OutboundMessage, sid: str, status: str) -> str:
         with self.database.transaction() as session:
             row = session.get(OutboundMessage, message.id, with_for_update=True)
             assert row is not None
-            row.twilio_sid = sent.sid
-            row.status = _forward_status(row.status, sent.status or "queued")
+            if row.twilio_sid is None:
+                row.twilio_sid = sid
+            row.status = _forward_status(row.status, status)
+            if row.status == "sending":  # a receipt may have moved it on already
+                row.status = "queued"
             row.body = row.masked_body  # the provider has it now; keep no code at rest
             row.last_error = None
+            row.error_code = None
             row.updated_at = utcnow()
-        log.info("Text %s handed to Twilio as %s", message.id, sent.sid)
+        log.info("Text %s handed to Twilio as %s", message.id, sid)
         return "sent"
 
-    def _after_failure(self, message: OutboundMessage, reason: str, code: str | None, permanent: bool) -> str:
+    def _find_at_twilio(self, client: Client, message: OutboundMessage) -> tuple[str, str] | None:
+        """The SID and status of this text at Twilio, if an earlier try that got no answer did reach it."""
+        since = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=utcnow().tzinfo)
+        for found in client.messages.list(to=message.to_number, date_sent_after=since - timedelta(days=1), limit=50):
+            if found.body == message.body and found.from_ in (None, self.settings.twilio_from_number):
+                return found.sid, found.status or "queued"
+        return None
+
+    def _after_failure(
+        self, message: OutboundMessage, reason: str, code: str | None, permanent: bool, least_wait: timedelta = timedelta(0)
+    ) -> str:
         now = utcnow()
         with self.database.transaction() as session:
             row = session.get(OutboundMessage, message.id, with_for_update=True)
@@ -236,23 +347,44 @@ class Outbox:
                 log.warning("Text %s failed for good: %s", row.id, reason)
                 return "failed"
             row.status = "pending"
-            row.next_attempt_at = now + retry_delay(row.attempts)
+            row.next_attempt_at = now + max(retry_delay(row.attempts), least_wait)
         log.warning("Text %s not sent (%s); will retry", message.id, reason)
         return "retrying"
 
     # ---- Delivery receipts -------------------------------------------------------------------
 
-    def apply_receipt(self, twilio_sid: str, status: str, error_code: str | None) -> bool:
+    def apply_receipt(self, twilio_sid: str, status: str, error_code: str | None, message_id: int | None = None) -> bool:
         """A delivery receipt from Twilio, in a transaction of its own."""
         with self.database.transaction() as session:
-            return self.record_status(session, twilio_sid, status, error_code)
+            return self.record_status(session, twilio_sid, status, error_code, message_id)
 
-    def record_status(self, session: Session, twilio_sid: str, status: str, error_code: str | None) -> bool:
-        """Apply a Twilio status callback; late or repeated receipts never move a text backwards."""
+    def record_status(
+        self, session: Session, twilio_sid: str, status: str, error_code: str | None, message_id: int | None = None
+    ) -> bool:
+        """Apply a Twilio status callback; late or repeated receipts never move a text backwards.
+
+        `message_id` is our row's id from the callback URL: a receipt that overtakes the answer to the send
+        (or follows a send whose answer was lost) still finds its text, and tells us its SID.
+        """
+        if status not in STATUS_ORDER:
+            return False
         row = session.exec(
             select(OutboundMessage).where(OutboundMessage.twilio_sid == twilio_sid).with_for_update()
         ).first()
-        if row is None or status not in STATUS_ORDER:
+        if row is None and message_id is not None:
+            row = session.exec(
+                select(OutboundMessage)
+                .where(OutboundMessage.id == message_id, OutboundMessage.twilio_sid.is_(None))  # type: ignore[union-attr]
+                .with_for_update()
+            ).first()
+            if row is not None:
+                row.twilio_sid = twilio_sid
+                if row.error_code == NO_ANSWER:
+                    row.error_code = None
+                if row.status == "pending":  # an earlier try reached Twilio after all: never send it again
+                    row.status = "sending"
+                row.body = row.masked_body
+        if row is None:
             return False
         new_status = _forward_status(row.status, status)
         if new_status == row.status:
@@ -290,3 +422,46 @@ def _raise_failed_text(session: Session, message: OutboundMessage) -> None:
         conversation_id=message.conversation_id,
         phone=message.to_number,
     )
+
+
+class _Listener:
+    """A PostgreSQL connection that LISTENs for newly queued texts, so a worker wakes as soon as one is."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.connection: psycopg.Connection | None = None
+
+    def listen(self) -> bool:
+        """Connect and LISTEN, unless already listening; False (logged) if the database is out of reach."""
+        if self.connection is not None and not self.connection.closed:
+            return True
+        try:
+            self.connection = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            self.connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except psycopg.Error as error:
+            log.warning("Could not listen for new texts (%s); looking again shortly", type(error).__name__)
+            self.close()
+            return False
+        return True
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Until a text is queued, `seconds` pass or `stop` is set, whichever comes first."""
+        deadline = time.monotonic() + seconds
+        if not self.listen():
+            stop.wait(min(seconds, 1.0))
+            return
+        assert self.connection is not None
+        try:
+            while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+                # In slices of at most a second, so that a stop is noticed soon.
+                for _ in self.connection.notifies(timeout=min(remaining, 1.0), stop_after=1):
+                    return
+        except psycopg.Error as error:
+            log.warning("Waiting for new texts failed (%s); looking again shortly", type(error).__name__)
+            self.close()
+            stop.wait(min(seconds, 1.0))
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None

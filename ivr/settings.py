@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     twilio_timeout_seconds: float = 5.0
     # Logs: text on a terminal and JSON lines elsewhere (auto), or always one of them.
     log_format: Literal["auto", "text", "json"] = "auto"
+    # `flask retention apply` removes conversation steps and delivered texts older than this.
+    retention_days: int = 400
 
     @property
     def can_send_texts(self) -> bool:

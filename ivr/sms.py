@@ -54,11 +54,7 @@ def incoming_text() -> Response:
     if network_word is not None:
         line.record_network_word(inbound, blocked=network_word in NETWORK_BLOCK_WORDS, word=network_word)
         return _no_reply()
-    handled = line.handle_text(inbound)
-    try:
-        line.send_texts(handled.message_ids)
-    except Exception:
-        log.exception("Sending replies failed; they stay in the outbox")
+    line.handle_text(inbound)  # the replies leave through the outbox worker
     return _no_reply()
 
 
@@ -81,8 +77,10 @@ def message_status() -> Response:
     sid = request.form.get("MessageSid", "")[:MAX_FIELD_LENGTH]
     status = request.form.get("MessageStatus", "")[:32]
     error_code = request.form.get("ErrorCode", "")[:16] or None
+    outbound = request.args.get("outbound", "")
+    message_id = int(outbound) if outbound.isascii() and outbound.isdigit() and len(outbound) < 10 else None
     if sid and status:
-        current_app.extensions["outbox"].apply_receipt(sid, status, error_code)
+        current_app.extensions["outbox"].apply_receipt(sid, status, error_code, message_id)
     return Response(status=204)
 
 

@@ -48,7 +48,7 @@ def _phone_app(texts: LocalTwilio, token: str) -> Flask:
     from app import create_app
 
     logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the app's log, on the terminal
-    return create_app(
+    app = create_app(
         {
             **current_app.extensions["settings"].model_dump(),
             "twilio_account_sid": LOCAL_ACCOUNT_SID,
@@ -58,12 +58,16 @@ def _phone_app(texts: LocalTwilio, token: str) -> Flask:
             "public_base_url": None,
         }
     )
+    # The terminal is this app's outbox worker: before showing texts, it sends what the line queued.
+    texts.before_reading = app.extensions["outbox"].send_due
+    return app
 
 
 def _show_new_texts(texts: LocalTwilio, shown: int) -> int:
-    for text in texts.received[shown:]:
+    received = texts.texts()
+    for text in received[shown:]:
         click.echo(click.style(f"  [text to {text.to}] {text.body}", fg="green"))
-    return len(texts.received)
+    return len(received)
 
 
 @click.command("call", help="Call the line from the terminal (texts go to a local stand-in, never a real phone).")

@@ -71,13 +71,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
         heard=heard,
     )
-    line = _line()
-    handled = line.handle(inbound, _render)
-    try:
-        line.send_texts(handled.message_ids)
-    except Exception:
-        # The text stays pending in the outbox and is retried; the caller hears the line as usual.
-        log.exception("Sending texts after a call step failed; they stay in the outbox")
+    handled = _line().handle(inbound, _render)  # any text it queued leaves through the outbox worker
     return _twiml(handled.rendered)
 
 

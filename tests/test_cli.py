@@ -269,7 +269,7 @@ def test_flask_call_reaches_the_code_prompt_and_shows_the_code_text(app, twilio,
     assert shown, out
     assert re.search(r"\bcode is \d{6}\b", shown.group(1)), shown.group(1)
     assert out.rstrip().endswith("Call ended.")
-    assert twilio.received == []  # the terminal phone has its own stand-in
+    assert twilio.texts() == []  # the terminal phone has its own stand-in
     with app.extensions["database"].transaction() as session:
         [call] = session.exec(select(Conversation)).all()
     assert call.channel == "voice" and call.caller_last_digits == "0001"

@@ -46,6 +46,11 @@ def flask_command(app, *args: str):  # type: ignore[no-untyped-def]
     return app.test_cli_runner().invoke(group, args=list(args))
 
 
+def worker_round(app):  # type: ignore[no-untyped-def]
+    """One round of the outbox worker (`flask outbox send --watch` does these, one after another)."""
+    return app.extensions["outbox"].send_due()
+
+
 def has_six_digits(text: str) -> bool:
     return re.search(r"\d{6}", text) is not None
 
@@ -90,7 +95,7 @@ def test_without_a_twilio_account_a_code_text_is_kept_masked_as_not_sent(offline
     assert "******" in message.body
     assert not has_six_digits(message.body), message.body
     assert message.body == message.masked_body
-    assert twilio.received == []
+    assert twilio.texts() == []
 
     logged = [record.getMessage() for record in caplog.records if "not sent" in record.getMessage()]
     assert len(logged) == 1, [record.getMessage() for record in caplog.records]
@@ -102,7 +107,7 @@ def test_without_a_twilio_account_a_code_text_is_kept_masked_as_not_sent(offline
     result = flask_command(app, "outbox", "send")
     assert result.exit_code == 0
     assert "No Twilio account" in result.output
-    assert twilio.received == []
+    assert twilio.texts() == []
     assert [m.status for m in messages(app)] == ["not_sent"]
 
 
@@ -176,6 +181,22 @@ def test_a_sent_text_is_not_sent_again_even_when_it_is_due(app, caller, person, 
     assert (after.status, after.attempts) == ("queued", 1)
 
 
+def test_a_webhook_only_queues_its_text_and_the_worker_sends_it(app, caller, person, twilio):
+    twilio.stall(5)  # a slow Twilio: the caller must not wait for it
+    up_to_the_code(caller, person)
+    caller.hears("We have sent a 6 digit code")
+    [message] = messages(app)
+    assert (message.status, message.attempts) == ("pending", 0)
+    assert twilio.received == []  # read directly: no worker round has run
+
+    twilio.stall(0)
+    report = worker_round(app)
+    assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
+    [message] = messages(app)
+    assert (message.status, message.attempts) == ("queued", 1)
+    assert len(twilio.received) == 1
+
+
 # ---- Twilio refuses for good -------------------------------------------------------------------
 
 
@@ -187,6 +208,7 @@ def test_a_confirmation_text_refused_with_400_is_failed_and_raises_a_follow_up(a
     twilio.fail_next(1, 400)
     caller.press("1")
     caller.hears("Your choice to opt out has been recorded")
+    worker_round(app)
 
     confirmation = [m for m in messages(app) if m.purpose == "choice_confirmation"]
     assert len(confirmation) == 1

@@ -59,7 +59,7 @@ def test_a_blocking_word_alone_blocks_the_number_and_gets_no_reply(app, twilio, 
     [stop] = follow_ups(app, "network_stop")
     assert stop.phone == texter.from_number
     assert "ending 001" in stop.detail and texter.from_number not in stop.detail
-    assert twilio.received == []
+    assert twilio.texts() == []
     assert messages(app) == []
 
 

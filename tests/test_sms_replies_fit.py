@@ -177,6 +177,7 @@ def test_every_reply_the_sms_dialogue_can_give_has_a_template_that_fits():
 def long_name_app(database_url, twilio):  # type: ignore[no-untyped-def]
     app = create_app(app_config(database_url, twilio, org_name=LONG_ORG_NAME))
     app.config["TESTING"] = True
+    twilio.before_reading = app.extensions["outbox"].send_due
     yield app
     app.extensions["database"].engine.dispose()
 
@@ -191,7 +192,7 @@ def test_texts_actually_sent_fit_with_a_long_organisation_name(long_name_app, tw
     texter.gets("Text CONFIRM")
     texter.text("CONFIRM")
     texter.gets("Done")
-    sent = twilio.received
+    sent = twilio.texts()
     assert len(sent) >= 12
     assert any(LONG_ORG_NAME in text.body for text in sent)
     for text in sent:

@@ -200,7 +200,7 @@ def test_without_a_twilio_account_a_test_persons_code_is_still_shown(database_ur
         assert "opt-out line code is ******." in page.text_of("table") and "not_sent" in page.text_of("table")
         page = press(client_request, page, code + "#")
         assert "To opt out, press 1" in said(page)
-        assert twilio.received == []
+        assert twilio.texts() == []
     finally:
         app.extensions["database"].engine.dispose()
 
@@ -373,11 +373,11 @@ def test_a_manager_texts_the_line_and_reads_its_replies(app, client_request, twi
     page = client_request.post("staff.text_the_line", {"thread": thread, "message": "about"}, _expected_status=200)
     assert "uses your health information to care for you" in said(page)
     assert transcript(page)[0].startswith("You texted: HELP The line:")
-    sent = len(twilio.received)
+    sent = len(twilio.texts())
     assert sent > 1
 
     # The same form sent again (a reload) is the same message: the line answers it once.
     again = client_request.post("staff.text_the_line", {"thread": thread, "message": "about"}, _expected_status=200)
-    assert len(twilio.received) == sent and "No reply to that text." in said(again)
+    assert len(twilio.texts()) == sent and "No reply to that text." in said(again)
     (thread_conversation,) = conversations(app)
     assert thread_conversation.channel == "sms"

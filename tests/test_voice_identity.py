@@ -354,7 +354,7 @@ def test_someone_with_no_mobile_on_record_is_offered_a_call_back(caller, make_pe
     call_and_key_details(caller, no_mobile.nhs_number, no_mobile.date_of_birth)
     caller.hears("we do not have a mobile number for you", "A member of our team can call you back", "press 1")
     caller.does_not_hear(CODE_PROMPT)
-    assert twilio.received == []
+    assert twilio.texts() == []
     caller.press("1")
     caller.hears("We will call you back on the number you are calling from")
 

@@ -1,0 +1,145 @@
+"""What arrives together is handled as if one after the other: a Twilio retry racing the original records
+one choice and one text; two calls choosing for one person leave a history whose latest event is the
+current choice; failed checks arriving together lose no count and let no extra guess through.
+
+The requests really overlap: each comes from its own thread and test client, released together by a
+barrier, and the database (PostgreSQL, and SQLite with its one writer at a time) sorts them out."""
+
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import TypeVar
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from ivr.identity import MAX_FAILURES_PER_NHS_NUMBER
+from models import ChoiceEvent, CurrentChoice, IdentityAttempt, OutboundMessage, Person
+from tests.conftest import latest_code
+from tests.db import create_person
+
+T = TypeVar("T")
+
+
+def together(actions: list[Callable[[], T]]) -> list[T]:
+    """Run the actions in threads released at the same instant; their results, in order."""
+    barrier = threading.Barrier(len(actions))
+    results: list[T | BaseException | None] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = actions[index]()
+        except BaseException as error:  # noqa: BLE001  re-raised below, in the test's thread
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+def up_to_confirm(caller, person: Person, twilio, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Dial, verify, choose (1 opt out, 2 allow), up to "To confirm, press 1"."""
+    caller.dial()
+    caller.press("2")
+    caller.hears("NHS number")
+    caller.press(person.nhs_number + "#")
+    caller.press("1")
+    caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
+    caller.press(latest_code(twilio, person.mobile) + "#")
+    caller.press(key)
+    caller.hears("To confirm, press 1")
+
+
+def confirm_request(caller) -> Callable[[], tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Pressing 1 at the confirmation, as one signed post that can be sent more than once."""
+    action = caller.last.gather["action"]
+    return lambda: caller.send_signed(action, {"Digits": "1", "FinishedOnKey": ""})
+
+
+def test_a_retry_racing_the_original_confirmation_records_one_choice_and_one_text(make_caller, person, twilio, app):
+    for _ in range(3):  # and again, for other interleavings: opt out, allow, opt out
+        caller = make_caller()
+        before = _choice_events(app, person)
+        key = "1" if len(before) % 2 == 0 else "2"
+        up_to_confirm(caller, person, twilio, key)
+        send = confirm_request(caller)
+
+        answers = together([send, send])
+
+        assert [status for status, _ in answers] == [200, 200]
+        assert answers[0][1] == answers[1][1], "the retry must hear what the original heard"
+        assert "has been recorded" in answers[0][1]
+        events = _choice_events(app, person)
+        assert len(events) == len(before) + 1
+        with app.extensions["database"].transaction() as session:
+            confirmations = session.exec(
+                select(OutboundMessage).where(
+                    OutboundMessage.purpose == "choice_confirmation",
+                    OutboundMessage.conversation_id == events[-1].conversation_id,
+                )
+            ).all()
+        assert len(confirmations) == 1
+    texts = [text for text in twilio.texts_to(person.mobile) if "was recorded" in text.body]
+    assert len(texts) == 3
+
+
+def test_two_calls_choosing_for_one_person_at_once_leave_a_coherent_history(make_caller, twilio, app):
+    for round_number in range(2):
+        with app.extensions["database"].transaction() as session:
+            person = create_person(session, mobile=f"+4477009002{round_number:02d}")
+        opting_out = make_caller(from_number="+447700900301")
+        allowing = make_caller(from_number="+447700900302")
+        up_to_confirm(opting_out, person, twilio, "1")
+        up_to_confirm(allowing, person, twilio, "2")
+
+        answers = together([confirm_request(opting_out), confirm_request(allowing)])
+
+        assert all(status == 200 and "has been recorded" in body for status, body in answers)
+        events = _choice_events(app, person)
+        assert sorted(event.status for event in events) == ["allowed", "opted_out"]
+        with app.extensions["database"].transaction() as session:
+            current = session.get(CurrentChoice, person.nhs_number)
+        latest = max(events, key=lambda event: (event.recorded_at, event.id))
+        assert (current.choice_event_id, current.status) == (latest.id, latest.status)
+
+
+def test_failed_checks_arriving_together_are_all_counted_and_no_extra_guess_gets_through(make_caller, person, app):
+    attempts = MAX_FAILURES_PER_NHS_NUMBER + 3
+    callers = []
+    for n in range(attempts):
+        caller = make_caller(from_number=f"+4477009004{n:02d}")
+        caller.dial()
+        caller.press("2")
+        caller.press(person.nhs_number + "#")
+        caller.press("1")
+        caller.hears("date of birth")
+        callers.append(caller)
+    wrong = date(1990, 1, 1).strftime("%d%m%Y") + "#"
+
+    heard = together([lambda caller=caller: caller.press(wrong).text for caller in callers])
+
+    not_matched = [text for text in heard if "could not match those details" in text]
+    locked = [text for text in heard if "next hour" in text and "could not match" not in text]
+    assert len(not_matched) == MAX_FAILURES_PER_NHS_NUMBER
+    assert len(locked) == attempts - MAX_FAILURES_PER_NHS_NUMBER
+    nhs_number_hash = app.extensions["identity"].keyed_hash(person.nhs_number)
+    with app.extensions["database"].transaction() as session:
+        counted = session.exec(
+            select(IdentityAttempt.kind, func.count())
+            .where(IdentityAttempt.nhs_number_hash == nhs_number_hash)
+            .group_by(IdentityAttempt.kind)
+        ).all()
+    assert dict(counted) == {"details": MAX_FAILURES_PER_NHS_NUMBER, "lock_nhs": 1}
+
+
+def _choice_events(app, person: Person) -> list[ChoiceEvent]:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        query = select(ChoiceEvent).where(ChoiceEvent.nhs_number == person.nhs_number).order_by(ChoiceEvent.id)
+        return list(session.exec(query).all())
