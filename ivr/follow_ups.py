@@ -1,5 +1,6 @@
 """Follow-ups: work the line hands to staff (call backs, callers who could not be verified, failed texts),
-and what staff do with them: take one on, add a note, reveal the number to call, resolve it."""
+and what staff do with them: take one on or give it to a colleague, add a note, reveal the number to call,
+resolve it."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from ivr.phone_numbers import mask_phone_number
 from models import FollowUp, FollowUpNote, StaffUser, utcnow
 
 KINDS = ("callback", "unverified_caller", "failed_text", "network_stop", "proxy_request")
+ASSIGNABLE_ROLES = ("manager", "admin")  # who may act on a follow-up
 
 
 def raise_follow_up(
@@ -169,14 +171,35 @@ def _locked(session: Session, follow_up_id: int) -> FollowUp:
     return follow_up
 
 
-def assign_follow_up(database: Database, follow_up_id: int, staff_user_id: int) -> None:
-    """The member of staff takes the follow-up on."""
+class AssigneeNotAllowed(Exception):
+    """Follow-ups go only to active managers and admins: the staff who can act on them."""
+
+
+def assignable_staff(database: Database) -> list[tuple[int, str]]:
+    """(id, email) of every active manager and admin, by email."""
+    with Session(database.engine) as session:
+        query = (
+            select(StaffUser.id, StaffUser.email)
+            .where(col(StaffUser.active).is_(True), col(StaffUser.role).in_(ASSIGNABLE_ROLES))
+            .order_by(col(StaffUser.email))
+        )
+        return [(staff_id, email) for staff_id, email in session.exec(query).all() if staff_id is not None]
+
+
+def assign_follow_up(database: Database, follow_up_id: int, staff_user_id: int, assignee_id: int | None = None) -> str:
+    """The member of staff takes the follow-up on, or gives it to `assignee_id`; the assignee's email."""
+    assignee_id = staff_user_id if assignee_id is None else assignee_id
     with database.transaction() as session:
         follow_up = _locked(session, follow_up_id)
         if follow_up.status != "open":
             raise FollowUpAlreadyResolved(follow_up_id)
-        follow_up.assigned_to_id = staff_user_id
-        record_audit(session, staff_user_id, "assigned_follow_up", "follow_up", follow_up_id)
+        assignee = session.get(StaffUser, assignee_id)
+        if assignee is None or not assignee.active or assignee.role not in ASSIGNABLE_ROLES:
+            raise AssigneeNotAllowed(assignee_id)
+        follow_up.assigned_to_id = assignee_id
+        detail = "" if assignee_id == staff_user_id else f"to {assignee.email}"
+        record_audit(session, staff_user_id, "assigned_follow_up", "follow_up", follow_up_id, detail)
+        return assignee.email
 
 
 def add_follow_up_note(database: Database, follow_up_id: int, staff_user_id: int, text: str) -> None:

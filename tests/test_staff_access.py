@@ -37,6 +37,7 @@ EXPECTED_ROLES = {
     "staff.export_conversations": "manager",
     "staff.export_register": "manager",
     "staff.assign_follow_up": "manager",
+    "staff.assign_follow_up_to": "manager",
     "staff.add_follow_up_note": "manager",
     "staff.resolve_follow_up": "manager",
     "staff.reveal_follow_up_phone": "manager",

@@ -5,7 +5,7 @@ from sqlmodel import Session, select
 
 from ivr import follow_ups
 from models import AuditEntry, FollowUp, FollowUpNote
-from tests.staff_helpers import create_conversation, create_follow_up
+from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
 
 pytest_plugins = ["tests.staff_fixtures"]
 
@@ -84,7 +84,7 @@ def test_a_manager_takes_on_a_follow_up_and_adds_a_note(app, client_request):
 
     page = client_request.get("staff.follow_up", follow_up_id=follow_up.id)
     buttons = [button.get_text(strip=True) for button in page.select("main form button")]
-    assert buttons == ["Take this on", "Reveal the full number", "Mark as resolved", "Add note"]
+    assert buttons == ["Take this on", "Reveal the full number", "Mark as resolved", "Give it to them", "Add note"]
 
     client_request.post(
         "staff.assign_follow_up", follow_up_id=follow_up.id, _expected_redirect=f"/staff/follow-ups/{follow_up.id}"
@@ -183,3 +183,35 @@ def test_a_follow_up_links_to_its_conversation(app, client_request):
     page = client_request.get("staff.follow_up", follow_up_id=follow_up.id)
     assert page.select_one("dl a")["href"] == f"/staff/conversations/{call.id}"
     client_request.get("staff.follow_up", follow_up_id=999999, _expected_status=404)
+
+
+def test_a_manager_gives_a_follow_up_to_a_colleague_who_can_act_on_it(app, client_request):
+    follow_up = create_follow_up(app, phone="+447700900456")
+    colleague = create_staff_user(app, role="manager", email="colleague@example.org")
+    viewer = create_staff_user(app, role="viewer", email="reader@example.org")
+    gone = create_staff_user(app, role="admin", email="gone@example.org", active=False)
+    manager = client_request.sign_in("manager")
+
+    page = client_request.get("staff.follow_up", follow_up_id=follow_up.id)
+    offered = [option.get_text(strip=True) for option in page.select("select#assignee option")]
+    assert offered == ["Choose a colleague", "colleague@example.org", manager.email]
+
+    # Nobody chosen, a viewer (who cannot act on it), someone who can no longer sign in.
+    for assignee in ("", str(viewer.id), str(gone.id)):
+        page = client_request.post(
+            "staff.assign_follow_up_to", {"assignee": assignee}, follow_up_id=follow_up.id, _expected_status=400
+        )
+        assert page.error_summary == ["Choose a colleague to give it to"]
+    assert _audit(app, "assigned_follow_up") == []
+
+    client_request.post(
+        "staff.assign_follow_up_to",
+        {"assignee": str(colleague.id)},
+        follow_up_id=follow_up.id,
+        _expected_redirect=f"/staff/follow-ups/{follow_up.id}",
+    )
+    page = client_request.get("staff.follow_up", follow_up_id=follow_up.id)
+    assert "colleague@example.org has this follow-up now." in page.text_of(".nhsuk-notification-banner")
+    assert "Taken on by colleague@example.org" in page.text_of("dl")
+    [entry] = _audit(app, "assigned_follow_up")
+    assert (entry.staff_user_id, entry.detail) == (manager.id, "to colleague@example.org")

@@ -3,14 +3,15 @@
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from ivr import follow_ups
 from ivr.db import Database
-from ivr.follow_ups import FollowUpAlreadyResolved, FollowUpNotFound
+from ivr.follow_ups import AssigneeNotAllowed, FollowUpAlreadyResolved, FollowUpNotFound
 from ivr.phone_numbers import format_for_people
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
-from ivr.staff.forms import ActionForm, FollowUpFilterForm, NoteForm, error_list
+from ivr.staff.forms import ActionForm, AssignForm, FollowUpFilterForm, NoteForm, error_list
 
 
 def _database() -> Database:
@@ -46,23 +47,37 @@ def follow_up(follow_up_id: int) -> str:
 
 
 def _follow_up_page(
-    follow_up_id: int, note_form: NoteForm | None = None, revealed_phone: str | None = None, status: int = 200
+    follow_up_id: int,
+    note_form: NoteForm | None = None,
+    revealed_phone: str | None = None,
+    status: int = 200,
+    assign_form: AssignForm | None = None,
 ) -> tuple[str, int]:
     try:
         detail = follow_ups.follow_up_detail(_database(), follow_up_id)
     except FollowUpNotFound:
         abort(404)
     note_form = note_form or NoteForm(formdata=None)
+    if assign_form is None:
+        assign_form = AssignForm(formdata=None)
+        assign_form.assignee.choices = _assignee_choices()
     page = render_template(
         "staff/follow_up.html",
         detail=detail,
         follow_up=detail.follow_up,
         note_form=note_form,
+        assign_form=assign_form,
         action_form=ActionForm(formdata=None),
-        errors=error_list(note_form),
+        errors=error_list(note_form) + error_list(assign_form),
         revealed_phone=revealed_phone,
     )
     return page, status
+
+
+def _assignee_choices() -> list[SelectChoice]:
+    return [SelectChoice("", "Choose a colleague")] + [
+        SelectChoice(str(staff_id), email) for staff_id, email in follow_ups.assignable_staff(_database())
+    ]
 
 
 @bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/assign")
@@ -76,6 +91,28 @@ def assign_follow_up(follow_up_id: int) -> Response:
         flash("This follow-up has been resolved already.", "warning")
     else:
         flash("You have taken on this follow-up.", "success")
+    return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
+
+
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/assign-to")
+@requires_role("manager")
+def assign_follow_up_to(follow_up_id: int) -> Response | tuple[str, int]:
+    """Give the follow-up to a colleague who can act on it (a manager or an admin)."""
+    form = AssignForm()
+    form.assignee.choices = _assignee_choices()
+    if not form.validate_on_submit():
+        return _follow_up_page(follow_up_id, assign_form=form, status=400)
+    try:
+        email = follow_ups.assign_follow_up(_database(), follow_up_id, current_user.id, int(form.assignee.data or 0))
+    except FollowUpNotFound:
+        abort(404)
+    except FollowUpAlreadyResolved:
+        flash("This follow-up has been resolved already.", "warning")
+    except AssigneeNotAllowed:
+        form.assignee.errors = ["Choose a manager or admin who can still sign in"]
+        return _follow_up_page(follow_up_id, assign_form=form, status=400)
+    else:
+        flash("You have taken on this follow-up." if email == current_user.email else f"{email} has this follow-up now.", "success")
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 

@@ -126,6 +126,22 @@ class NoteForm(FlaskForm):
     )
 
 
+class AssignForm(FlaskForm):
+    """Who takes a follow-up on: the choices are set per request, from the staff who may act on it."""
+
+    assignee = SelectField(
+        "Give it to a colleague",
+        choices=[],
+        validators=[InputRequired("Choose a colleague to give it to")],
+        validate_choice=False,
+    )
+
+    def validate_assignee(self, field: SelectField) -> None:
+        offered = {choice.value for choice in field.choices if choice.value}  # type: ignore[union-attr]
+        if field.data not in offered:
+            raise ValidationError("Choose a colleague to give it to")
+
+
 class ActionForm(FlaskForm):
     """A button that changes something: only its CSRF token to check."""
 
