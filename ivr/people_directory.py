@@ -122,6 +122,22 @@ def search_people(database: Database, query: str, staff_user_id: int) -> list[Pe
     return [_person_row(person, status) for person, status in rows]
 
 
+@dataclass(frozen=True)
+class RevealedIdentifiers:
+    nhs_number: str
+    mobile: str | None
+
+
+def reveal_person_identifiers(database: Database, person_id: int, staff_user_id: int) -> RevealedIdentifiers:
+    """A person's full NHS number and mobile, for a manager who asked on purpose: audited in the same transaction."""
+    with database.transaction() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise PersonNotFound(person_id)
+        record_audit(session, staff_user_id, "revealed_person_identifiers", "person", person_id)
+        return RevealedIdentifiers(person.nhs_number, person.mobile)
+
+
 def view_person(database: Database, person_id: int, staff_user_id: int, audited: bool = True) -> PersonRecord:
     """One person's record, choice history across channels and conversations, with an audit entry
     unless `audited` is False (a HEAD request, which shows nobody anything)."""

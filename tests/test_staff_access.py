@@ -34,6 +34,7 @@ EXPECTED_ROLES = {
     "staff.register_runs": "manager",
     "staff.import_people": "manager",
     "staff.record_choice": "manager",
+    "staff.reveal_person": "manager",
     "staff.export_conversations": "manager",
     "staff.export_register": "manager",
     "staff.assign_follow_up": "manager",

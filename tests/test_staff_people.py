@@ -78,3 +78,26 @@ def test_a_persons_page_shows_their_choice_history_across_channels_and_their_con
     assert page.select_one(f'a[href="/staff/conversations/{call.id}"]') is not None
     assert _actions(app)[-1] == "viewed_person"
     client_request.get("staff.person", person_id=999999, _expected_status=404)
+
+
+def test_a_manager_reveals_a_persons_nhs_number_and_mobile_on_purpose_and_it_is_audited(app, client_request):
+    person = _person(app, mobile="+447700900321")
+    client_request.sign_in("viewer")
+    page = client_request.get("staff.person", person_id=person.id)
+    assert page.find("button", string=lambda text: text and "Reveal" in text) is None
+    client_request.post("staff.reveal_person", person_id=person.id, _expected_status=403)
+    client_request.sign_out()
+
+    manager = client_request.sign_in("manager")
+    page = client_request.get("staff.person", person_id=person.id)
+    assert person.nhs_number not in page.response.get_data(as_text=True)
+    page = client_request.post("staff.reveal_person", person_id=person.id, _expected_status=200)
+    shown = page.text_of("dl")
+    assert person.nhs_number in shown and "07700 900321" in shown
+    assert page.find("button", string=lambda text: text and "Reveal" in text) is None
+    with Session(app.extensions["database"].engine) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "revealed_person_identifiers")).one()
+    assert (entry.staff_user_id, entry.target_id) == (manager.id, str(person.id))
+    # Nothing is kept: the next look at the page is masked again.
+    assert person.nhs_number not in client_request.get("staff.person", person_id=person.id).response.get_data(as_text=True)
+    client_request.post("staff.reveal_person", person_id=999999, _expected_status=404)

@@ -4,9 +4,18 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
 from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES
-from ivr.people_directory import PersonNotFound, SearchRejected, search_people, view_person
+from ivr.people_directory import (
+    PersonNotFound,
+    RevealedIdentifiers,
+    SearchRejected,
+    reveal_person_identifiers,
+    search_people,
+    view_person,
+)
+from ivr.phone_numbers import format_for_people
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
+from ivr.staff.forms import ActionForm
 
 
 @bp.get("/people")
@@ -25,11 +34,31 @@ def people() -> tuple[str, int] | str:
 @bp.get(f"/people/<{ROW_ID}:person_id>")
 @requires_role("viewer")
 def person(person_id: int) -> str:
+    return _person_page(person_id, audited=request.method != "HEAD")
+
+
+@bp.post(f"/people/<{ROW_ID}:person_id>/reveal")
+@requires_role("manager")
+def reveal_person(person_id: int) -> str:
+    """The full NHS number and mobile, shown in this answer only (never kept in the session), and audited."""
     try:
-        database = current_app.extensions["database"]
-        record = view_person(database, person_id, current_user.id, audited=request.method != "HEAD")
+        revealed = reveal_person_identifiers(current_app.extensions["database"], person_id, current_user.id)
+    except PersonNotFound:
+        abort(404)
+    return _person_page(person_id, audited=False, revealed=revealed)
+
+
+def _person_page(person_id: int, audited: bool, revealed: RevealedIdentifiers | None = None) -> str:
+    try:
+        record = view_person(current_app.extensions["database"], person_id, current_user.id, audited=audited)
     except PersonNotFound:
         abort(404)
     return render_template(
-        "staff/person.html", record=record, source_names=IDENTITY_SOURCE_NAMES, proxy_role_names=PROXY_ROLE_NAMES
+        "staff/person.html",
+        record=record,
+        source_names=IDENTITY_SOURCE_NAMES,
+        proxy_role_names=PROXY_ROLE_NAMES,
+        action_form=ActionForm(formdata=None),
+        revealed_nhs_number=revealed.nhs_number if revealed else None,
+        revealed_mobile=format_for_people(revealed.mobile) if revealed and revealed.mobile else None,
     )
