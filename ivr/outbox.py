@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 BLOCKED_REASON = "The number has texted STOP (or the like) to its network; our texts cannot reach it."
 TWILIO_UNSUBSCRIBED_RECIPIENT = "21610"  # Twilio's error for a number that has blocked the sender
 CLAIM_LEASE = timedelta(minutes=2)  # a sender that dies mid-send frees its texts after this
-GIVE_UP_AFTER = timedelta(hours=24)
 RATE_LIMITED_PAUSE = timedelta(seconds=60)  # after Twilio answers 429, the least wait before the next try
 # Our own error code for a send whose answer never came: it may have reached Twilio.
 NO_ANSWER = "no_answer"
@@ -339,7 +338,7 @@ class Outbox:
             row.last_error = reason
             row.error_code = code
             row.updated_at = now
-            give_up_at = row.give_up_at or row.created_at + GIVE_UP_AFTER
+            give_up_at = row.give_up_at or row.created_at + timedelta(hours=self.settings.text_give_up_hours)
             if permanent or now >= give_up_at:
                 row.status = "failed"
                 row.body = row.masked_body

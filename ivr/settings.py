@@ -4,6 +4,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORG_NAME = "Kensington and Chelsea Social Council"
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     org_name: str = DEFAULT_ORG_NAME
     # Seconds the REST client waits for Twilio before the outbox retries later.
     twilio_timeout_seconds: float = 5.0
+    # Hours the outbox keeps retrying a text (a code stops sooner, when it expires); then it fails and a
+    # confirmation that never went becomes a follow-up for staff.
+    text_give_up_hours: float = Field(default=24.0, gt=0)
     # Logs: text on a terminal and JSON lines elsewhere (auto), or always one of them.
     log_format: Literal["auto", "text", "json"] = "auto"
     # `flask retention apply` removes conversation steps and delivered texts older than this.

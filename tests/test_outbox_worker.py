@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from app import create_app
 from ivr.outbox import NO_ANSWER, RATE_LIMITED_PAUSE, Text
-from models import OutboundMessage, utcnow
+from models import FollowUp, OutboundMessage, utcnow
 from tests.conftest import app_config
 from tests.sms_helpers import post_signed
 
@@ -221,3 +221,53 @@ def test_the_worker_command_sends_what_the_line_queues_and_stops_cleanly_on_sigt
     assert len(received) == 2, errors
     assert worker.returncode == 0, errors
     assert "Sent 2, retrying 0, failed 0." in output or output.count("Sent 1,") == 2
+
+
+def _age_texts(app, hours: float) -> None:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        for row in session.exec(select(OutboundMessage)).all():
+            row.created_at = utcnow() - timedelta(hours=hours)
+            row.next_attempt_at = utcnow() - timedelta(seconds=1)
+
+
+def _confirmation(app) -> int:  # type: ignore[no-untyped-def]
+    outbox = app.extensions["outbox"]
+    with app.extensions["database"].transaction() as session:
+        text = Text(
+            idempotency_key="confirm-1",
+            purpose="choice_confirmation",
+            to_number=MOBILE,
+            body="Recorded.",
+            masked_body="Recorded.",
+        )
+        return outbox.queue(session, text).id
+
+
+def test_a_text_twilio_keeps_refusing_is_given_up_after_the_configured_time_and_staff_are_told(app, twilio):
+    _confirmation(app)
+    _age_texts(app, hours=23)
+    twilio.fail_next(1, 503)
+    assert app.extensions["outbox"].send_due().retrying == 1
+    _age_texts(app, hours=25)
+    twilio.fail_next(1, 503)
+
+    report = app.extensions["outbox"].send_due()
+
+    assert (report.retrying, report.failed) == (0, 1)
+    [row] = rows(app)
+    assert row.status == "failed" and "503" in (row.last_error or "")
+    with app.extensions["database"].transaction() as session:
+        [raised] = session.exec(select(FollowUp)).all()
+    assert (raised.kind, raised.phone) == ("failed_text", MOBILE)
+
+
+def test_the_give_up_time_is_a_setting(database_url, twilio):
+    app = create_app(app_config(database_url, twilio, text_give_up_hours=48))
+    try:
+        _confirmation(app)
+        _age_texts(app, hours=25)
+        twilio.fail_next(1, 503)
+        assert app.extensions["outbox"].send_due().retrying == 1
+        assert rows(app)[0].status == "pending"
+    finally:
+        app.extensions["database"].engine.dispose()
