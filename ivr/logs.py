@@ -57,7 +57,8 @@ class MaskingFormatter(logging.Formatter):
             body += "\n" + self.formatException(record.exc_info)
         request_id = getattr(record, "request_id", None)
         if request_id:
-            body += f" [request {request_id}" + (f" {record.twilio_sid}" if getattr(record, "twilio_sid", None) else "") + "]"
+            twilio_sid = getattr(record, "twilio_sid", None)
+            body += f" [request {request_id}{f' {twilio_sid}' if twilio_sid else ''}]"
         return header + mask_identifiers(body)
 
 

@@ -70,7 +70,8 @@ class OutboxWorker:
 
     def _run(self) -> None:
         while not self.stopping.is_set():
-            self.process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "outbox", "send", "--watch"])
+            command = [sys.executable, "-m", "flask", "--app", "app", "outbox", "send", "--watch"]
+            self.process = subprocess.Popen(command)
             status = self.process.wait()
             # A second's grace first: when the whole service is stopping, its signal reaches this process too.
             if not self.stopping.wait(1.0):
@@ -84,7 +85,9 @@ def on_starting(server: Arbiter) -> None:
 
     settings = Settings()
     if not settings.database_url or not settings.database_url.startswith("postgresql"):
-        raise SystemExit("Error: set DATABASE_URL to the PostgreSQL database, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/optout")
+        raise SystemExit(
+            "Error: set DATABASE_URL to the PostgreSQL database, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/optout"
+        )
     if not settings.secret_key:
         raise SystemExit("Error: set SECRET_KEY (the same in every process, kept secret) before serving in production")
     migrations.create_database_if_missing(settings.database_url)

@@ -3,7 +3,8 @@
 Choices and their history, follow-ups and the audit are kept: they are the organisation's record of what
 people asked for and what staff did. A conversation's summary row stays (channel, times, outcome), so the
 history can still say a choice came from a call; only its steps, its saved dialogue state and the
-texts delivered go. An emptied state is also how a later run knows a conversation is done. Rows go in small batches, each in its own transaction, so the line keeps
+texts delivered go. An emptied state is also how a later run knows a conversation is done. Rows go in
+small batches, each in its own transaction, so the line keeps
 answering while a large backlog is removed.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
+from sqlmodel import col
 
 from ivr.audit import record_audit
 from ivr.db import Database
@@ -53,8 +55,9 @@ def apply_retention(
             ).all()
             if not ids:
                 break
-            steps += session.execute(delete(ConversationStep).where(ConversationStep.conversation_id.in_(ids))).rowcount  # type: ignore[attr-defined]
-            session.execute(update(Conversation).where(Conversation.id.in_(ids)).values(state="", last_reply=""))  # type: ignore[union-attr]
+            in_batch = col(ConversationStep.conversation_id).in_(ids)
+            steps += session.execute(delete(ConversationStep).where(in_batch)).rowcount  # type: ignore[attr-defined]
+            session.execute(update(Conversation).where(col(Conversation.id).in_(ids)).values(state="", last_reply=""))
             conversations += len(ids)
         if on_batch:
             on_batch(RetentionReport(cutoff, conversations, steps, texts))
@@ -68,7 +71,8 @@ def apply_retention(
             ).all()
             if not ids:
                 break
-            texts += session.execute(delete(OutboundMessage).where(OutboundMessage.id.in_(ids))).rowcount  # type: ignore[union-attr]
+            gone = session.execute(delete(OutboundMessage).where(col(OutboundMessage.id).in_(ids)))
+            texts += gone.rowcount  # type: ignore[attr-defined]
         if on_batch:
             on_batch(RetentionReport(cutoff, conversations, steps, texts))
     report = RetentionReport(cutoff, conversations, steps, texts)
@@ -89,7 +93,7 @@ def _count(database: Database, cutoff: datetime) -> RetentionReport:
         old = select(Conversation.id).where(Conversation.started_at < cutoff, Conversation.state != "")
         conversations = session.scalar(select(func.count()).select_from(old.subquery())) or 0
         steps = session.scalar(
-            select(func.count()).select_from(ConversationStep).where(ConversationStep.conversation_id.in_(old))  # type: ignore[attr-defined]
+            select(func.count()).select_from(ConversationStep).where(col(ConversationStep.conversation_id).in_(old))
         ) or 0
         texts = session.scalar(
             select(func.count())

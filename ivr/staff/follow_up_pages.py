@@ -112,7 +112,8 @@ def assign_follow_up_to(follow_up_id: int) -> Response | tuple[str, int]:
         form.assignee.errors = ["Choose a manager or admin who can still sign in"]
         return _follow_up_page(follow_up_id, assign_form=form, status=400)
     else:
-        flash("You have taken on this follow-up." if email == current_user.email else f"{email} has this follow-up now.", "success")
+        taken_on = email == current_user.email
+        flash("You have taken on this follow-up." if taken_on else f"{email} has this follow-up now.", "success")
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 
