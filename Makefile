@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-pyproject
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
 
-.PHONY: install run call text test bench bench-register
+.PHONY: install run call text test bench bench-register drill
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,8 @@ bench: install
 # Apply the register to 10,000,000 generated rows, against a plain csv-module baseline (about a minute).
 bench-register: install
 	$(BIN)/python bench/register_apply.py
+
+# Load, Twilio faults, a database outage and the races, against the production command on the local
+# PostgreSQL (a throwaway database); prints each figure with PASS or FAIL (about two minutes; --quick: one).
+drill: install
+	$(BIN)/python bench/drill.py $(DRILL_ARGS)
