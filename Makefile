@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-from-pyproject
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
 
-.PHONY: install run call text test bench bench-register bench-console
+.PHONY: install run call text test bench bench-register bench-console drill
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,8 @@ bench-register: install
 # PostgreSQL (throwaway databases; about five minutes).
 bench-console: install
 	$(BIN)/python bench/console_scale.py
+
+# Load, Twilio faults, a database outage and the races, against the production command on the local
+# PostgreSQL (a throwaway database); prints each figure with PASS or FAIL (about two minutes; --quick: one).
+drill: install
+	$(BIN)/python bench/drill.py $(DRILL_ARGS)

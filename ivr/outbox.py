@@ -36,6 +36,9 @@ BLOCKED_REASON = "The number has texted STOP (or the like) to its network; our t
 TWILIO_UNSUBSCRIBED_RECIPIENT = "21610"  # Twilio's error for a number that has blocked the sender
 CLAIM_LEASE = timedelta(minutes=2)  # a sender that dies mid-send frees its texts after this
 RATE_LIMITED_PAUSE = timedelta(seconds=60)  # after Twilio answers 429, the least wait before the next try
+# Twilio's clock and ours may differ, and its dates are to the second: a text it lists as created this much
+# before ours was written may still be ours.
+CLOCK_MARGIN = timedelta(minutes=1)
 # Our own error code for a send whose answer never came: it may have reached Twilio.
 NO_ANSWER = "no_answer"
 NOTIFY_CHANNEL = "outbox"  # PostgreSQL: queuing a text wakes the workers at once
@@ -87,6 +90,10 @@ class Outbox:
         self.settings = settings
         self.database = database
         self.number_hash = number_hash
+        # Texts this sender claimed but could not finish because the database went away mid-round: its next
+        # round carries on with them, rather than leave them to wait out their lease.
+        self._unfinished: list[OutboundMessage] = []
+        self._unfinished_lock = threading.Lock()
 
     def queue(self, session: Session, text: Text) -> OutboundMessage | None:
         """Write the text in the caller's transaction; None if a text with this key was queued before."""
@@ -160,11 +167,33 @@ class Outbox:
         """Send pending texts whose time has come (only `ids`, when given)."""
         if not self.settings.can_send_texts:
             return SendReport()
-        claimed = self._claim(ids, limit)
+        with self._unfinished_lock:
+            unfinished, self._unfinished = self._unfinished, []
+        now = utcnow()
+        # One no longer of use is left to its lease: the claim that follows marks it failed.
+        claimed = [message for message in unfinished if message.give_up_at is None or message.give_up_at > now]
+        try:
+            claimed += self._claim(ids, limit)
+        except Exception:
+            self._keep_unfinished(claimed)
+            raise
         sent = retrying = failed = 0
         client = self._client() if claimed else None
         for position, message in enumerate(claimed):
-            outcome = self._send_one(client, message)
+            try:
+                if not self._still_claimed(message):
+                    continue  # its lease ran out and another sender has it now
+            except Exception:
+                self._keep_unfinished(claimed[position:])
+                raise
+            try:
+                outcome = self._send_one(client, message)
+            except Exception:
+                # The database went away mid-send: the text may have reached Twilio (only its recording
+                # failed), so the next try asks Twilio first; the rest of the round was not tried.
+                message.error_code = NO_ANSWER
+                self._keep_unfinished(claimed[position:])
+                raise
             sent += outcome == "sent"
             retrying += outcome in ("retrying", "rate_limited")
             failed += outcome == "failed"
@@ -173,6 +202,18 @@ class Outbox:
                 self._release(claimed[position + 1 :], RATE_LIMITED_PAUSE)
                 return SendReport(sent, retrying, failed, rate_limited=True)
         return SendReport(sent, retrying, failed)
+
+    def _keep_unfinished(self, messages: list[OutboundMessage]) -> None:
+        with self._unfinished_lock:
+            self._unfinished = messages + self._unfinished
+
+    def _still_claimed(self, message: OutboundMessage) -> bool:
+        """Whether the text is still being sent by us: each claim counts an attempt, so another's changes it."""
+        with self.database.transaction() as session:
+            row = session.exec(
+                select(OutboundMessage.status, OutboundMessage.attempts).where(OutboundMessage.id == message.id)
+            ).first()
+        return row is not None and tuple(row) == ("sending", message.attempts)
 
     def next_due_in(self) -> timedelta | None:
         """How long until the earliest pending text is due (zero if one is due now); None if none is pending."""
@@ -258,6 +299,9 @@ class Outbox:
                     continue
                 claimed.append(message)
             for message in claimed:
+                if message.status == "sending":
+                    # Its sender died (or lost the database) mid-send, so it may have reached Twilio: ask first.
+                    message.error_code = NO_ANSWER
                 message.status = "sending"
                 message.attempts += 1
                 message.next_attempt_at = now + CLAIM_LEASE
@@ -321,10 +365,31 @@ class Outbox:
         return "sent"
 
     def _find_at_twilio(self, client: Client, message: OutboundMessage) -> tuple[str, str] | None:
-        """The SID and status of this text at Twilio, if an earlier try that got no answer did reach it."""
-        since = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=utcnow().tzinfo)
-        for found in client.messages.list(to=message.to_number, date_sent_after=since - timedelta(days=1), limit=50):
-            if found.body == message.body and found.from_ in (None, self.settings.twilio_from_number):
+        """The SID and status of this text at Twilio, if an earlier try that got no answer did reach it.
+
+        The same words often go to one number more than once (a reply, a confirmation), so only a text sent
+        after this one was written, and not already known as another of ours, can be it.
+        """
+        written = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=utcnow().tzinfo)
+        candidates = [
+            found
+            for found in client.messages.list(to=message.to_number, date_sent_after=written - timedelta(days=1), limit=50)
+            if found.body == message.body
+            and found.from_ in (None, self.settings.twilio_from_number)
+            and (found.date_created is None or found.date_created >= written - CLOCK_MARGIN)
+        ]
+        if not candidates:
+            return None
+        with self.database.transaction() as session:
+            known = set(
+                session.exec(
+                    select(OutboundMessage.twilio_sid).where(
+                        OutboundMessage.twilio_sid.in_([found.sid for found in candidates])  # type: ignore[union-attr]
+                    )
+                ).all()
+            )
+        for found in reversed(candidates):  # Twilio lists the newest first: take the earliest unclaimed
+            if found.sid not in known:
                 return found.sid, found.status or "queued"
         return None
 
@@ -371,12 +436,14 @@ class Outbox:
             select(OutboundMessage).where(OutboundMessage.twilio_sid == twilio_sid).with_for_update()
         ).first()
         if row is None and message_id is not None:
+            # Locked by id alone: a sender recording this very SID may hold the row, and once it commits the
+            # row must still be found (with "twilio_sid IS NULL" in the query the receipt would be lost).
             row = session.exec(
-                select(OutboundMessage)
-                .where(OutboundMessage.id == message_id, OutboundMessage.twilio_sid.is_(None))  # type: ignore[union-attr]
-                .with_for_update()
+                select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
             ).first()
-            if row is not None:
+            if row is not None and row.twilio_sid not in (None, twilio_sid):
+                row = None  # a receipt naming our id cannot take over a text that has its own SID
+            if row is not None and row.twilio_sid is None:
                 row.twilio_sid = twilio_sid
                 if row.error_code == NO_ANSWER:
                     row.error_code = None

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from app import create_app
@@ -271,3 +273,83 @@ def test_the_give_up_time_is_a_setting(database_url, twilio):
         assert rows(app)[0].status == "pending"
     finally:
         app.extensions["database"].engine.dispose()
+
+
+def test_a_lost_send_of_words_the_number_had_before_is_still_sent(impatient_app, twilio):
+    app = impatient_app
+    outbox = app.extensions["outbox"]
+    body = "Thank you. Now text your date of birth."
+    for n in range(2):
+        with app.extensions["database"].transaction() as session:
+            outbox.queue(session, Text(f"reply:SM{n}:0", "reply", MOBILE, body, body))
+        twilio.stall(1.0 if n else 0)  # the second send is lost on the way: Twilio never has it
+        outbox.send_due()
+    twilio.stall(0)
+    make_due(app)
+
+    outbox.send_due()
+
+    assert [text.body for text in twilio.received] == [body, body]
+    assert [row.twilio_sid for row in rows(app)] == [text.sid for text in twilio.received]
+
+
+def test_a_text_left_sending_by_a_sender_that_died_is_found_at_twilio_not_sent_again(impatient_app, twilio):
+    app = impatient_app
+    outbox = app.extensions["outbox"]
+    queue(app)
+    [claimed] = outbox._claim(None, 10)  # a sender claims it and hands it to Twilio, then dies
+    settings = app.extensions["settings"]
+    outbox._client().messages.create(to=claimed.to_number, from_=settings.twilio_from_number, body=claimed.body)
+    make_due(app)  # its lease runs out
+
+    assert outbox.send_due().sent == 1
+
+    assert len(twilio.received) == 1, "the text was sent a second time"
+    [row] = rows(app)
+    assert (row.twilio_sid, row.status) == (twilio.received[0].sid, "queued")
+
+
+def test_a_receipt_arriving_while_the_send_is_being_recorded_is_kept(database_url, twilio):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: a receipt cannot arrive mid-recording")
+    app = create_app(app_config(database_url, twilio, public_base_url="http://localhost"))
+    database, outbox = app.extensions["database"], app.extensions["outbox"]
+    try:
+        [message_id] = queue(app)
+        sid = "SM" + "a" * 32
+        applied: list[bool] = []
+        receipt = threading.Thread(
+            target=lambda: applied.append(outbox.apply_receipt(sid, "delivered", None, message_id))
+        )
+        with database.transaction() as session:  # the sender records the SID Twilio gave it, holding the row
+            row = session.get(OutboundMessage, message_id, with_for_update=True)
+            row.twilio_sid, row.status = sid, "queued"
+            session.flush()
+            receipt.start()
+            _wait_until_blocked_on_a_lock(database)
+        receipt.join(timeout=30)
+        assert applied == [True]
+        assert rows(app)[0].status == "delivered"
+    finally:
+        app.extensions["database"].engine.dispose()
+
+
+def _wait_until_blocked_on_a_lock(database, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Until another connection to this database waits for a row lock (the receipt, here)."""
+    watcher = create_engine(database.url)
+    try:
+        deadline = time.monotonic() + timeout
+        with watcher.connect() as connection:
+            while time.monotonic() < deadline:
+                waiting = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar()
+                if waiting:
+                    return
+                connection.commit()
+        raise AssertionError("the receipt never waited for the row")
+    finally:
+        watcher.dispose()
