@@ -1,13 +1,30 @@
-"""The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers."""
+"""The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers.
 
+A webhook's work on PostgreSQL is held to a deadline (`within_deadline`): a connection it holds for longer has
+its socket shut, so the step fails at once and the caller hears the apology, rather than nothing, when the
+database stops answering without closing its connections (a server frozen, or packets lost on the way).
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
+from flask import Blueprint, g
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 WRITE_INTENT = "optout_write_intent"
+WEBHOOK_DATABASE_SECONDS = 5.0  # Twilio waits 15 seconds for an answer
+
+log = logging.getLogger(__name__)
+# When the current request's hold on the database must end (time.monotonic()), if it is held to one.
+_deadline: ContextVar[float | None] = ContextVar("database_deadline", default=None)
 
 
 class Database:
@@ -29,6 +46,103 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
 
+@contextmanager
+def within_deadline(seconds: float) -> Iterator[None]:
+    """Hold connections taken from the pool in this block to `seconds` from now (PostgreSQL only)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
+    """Every request to the blueprint holds the database for at most `seconds` (see `within_deadline`)."""
+
+    @blueprint.before_request
+    def _start() -> None:
+        g.database_deadline = _deadline.set(time.monotonic() + seconds)
+
+    @blueprint.teardown_request
+    def _end(_error: BaseException | None) -> None:
+        token = g.pop("database_deadline", None)
+        if token is not None:
+            _deadline.reset(token)
+
+
+class _Watchdog:
+    """Shuts the socket of a pooled connection held past its deadline; its query then fails at once."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[float, object]] = {}  # id(dbapi connection) -> (deadline, connection)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, engine: Engine) -> None:
+        # The pool's check that a connection still works runs before "checkout": guard it too.
+        unguarded_ping = engine.dialect.do_ping
+
+        def guarded_ping(dbapi_connection):  # type: ignore[no-untyped-def]
+            deadline = _deadline.get()
+            if deadline is None:
+                return unguarded_ping(dbapi_connection)
+            with self._lock:
+                self._held[id(dbapi_connection)] = (deadline, dbapi_connection)
+            self._start()
+            try:
+                return unguarded_ping(dbapi_connection)
+            finally:
+                with self._lock:
+                    self._held.pop(id(dbapi_connection), None)
+
+        engine.dialect.do_ping = guarded_ping  # type: ignore[method-assign]
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
+            deadline = _deadline.get()
+            if deadline is not None:
+                with self._lock:
+                    self._held[id(dbapi_connection)] = (deadline, dbapi_connection)
+                self._start()
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            if dbapi_connection is not None and self._held:
+                with self._lock:
+                    self._held.pop(id(dbapi_connection), None)
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="database-deadline", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.25)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [key for key, (deadline, _) in self._held.items() if deadline <= now]
+                connections = [self._held.pop(key)[1] for key in overdue]
+            for connection in connections:
+                _shut_socket(connection)
+
+
+def _shut_socket(dbapi_connection: object) -> None:
+    try:
+        descriptor = dbapi_connection.pgconn.socket  # type: ignore[attr-defined]
+        with socket.socket(fileno=os.dup(descriptor)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.warning("A database connection was held past its deadline and has been closed")
+    except Exception as error:  # already closed, or not a socket: nothing to cut
+        log.info("Could not cut an overdue database connection: %s", type(error).__name__)
+
+
+_watchdog = _Watchdog()
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -37,7 +151,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
     # within Twilio's 15 seconds), and pre-ping finds dead pooled connections once it is back.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
+    _watchdog.watch(engine)
+    return engine
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr import dialogue
+from ivr.db import WEBHOOK_DATABASE_SECONDS, hold_requests_to_deadline
 from ivr.line import Inbound, Line
 from ivr.twilio_signature import require_twilio_signature
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 bp.before_request(require_twilio_signature)
+# A step that cannot finish with the database in good time ends in the apology, well within Twilio's wait.
+hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
 
 # Sent alone, these words make Twilio and the networks block (or unblock) texts from our number.
 NETWORK_BLOCK_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT"})

@@ -7,6 +7,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr import dialogue
+from ivr.db import WEBHOOK_DATABASE_SECONDS, hold_requests_to_deadline
 from ivr.line import Inbound, Line, Reply
 from ivr.prompts import Prompts
 from ivr.twilio_signature import require_twilio_signature
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 bp.before_request(require_twilio_signature)
+# A step that cannot finish with the database in good time ends in the apology, well within Twilio's wait.
+hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
 
 VOICE = "Polly.Amy-Neural"  # a British English voice
 LANGUAGE = "en-GB"

@@ -7,6 +7,7 @@ and restore; the app is never restarted. A database server going away is Postgre
 these tests are skipped."""
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -294,3 +295,27 @@ def cut_as_the_first_send_is_recorded(outage: Outage) -> None:
             outage.proxy.cut()
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def test_a_database_that_stops_answering_without_closing_still_gets_callers_the_apology_in_good_time(
+    outage, person, twilio
+):
+    caller = call(outage)
+    caller.dial()
+    caller.press("2")
+    caller.hears("NHS number")
+    texter = Texter(flask_transport(outage.app.test_client()), AUTH_TOKEN, "http://localhost", to_number=LINE_NUMBER)
+
+    outage.proxy.blackhole()  # every byte lost from now on; the connections stay open
+    started = time.monotonic()
+    caller.press(person.nhs_number + "#")
+    took = time.monotonic() - started
+
+    hears_the_calm_apology(caller)
+    assert took < 10, f"the apology took {took:.1f} s; Twilio gives up at 15"
+    assert texter.send("HELP") == 200 and texter.answered_with == [TEXT_APOLOGY]
+
+    outage.proxy.restore()
+    again = call(outage)
+    opts_out(again, person, twilio)
+    assert [event.status for event in recorded(outage, ChoiceEvent)] == ["opted_out"]
