@@ -1,6 +1,7 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
 `flask outbox send`, `flask register apply` and `flask call` (the terminal phone)."""
 
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ from ivr.people import ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
 from ivr.staff_accounts import StaffUserRejected, check_email, create_staff_user
 from models.staff import STAFF_ROLES
+
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
@@ -139,8 +142,8 @@ def outbox_send(watch: bool, interval: float) -> None:
         signal.signal(signal_number, lambda *_: stop.set())
 
     def report_round(report: SendReport) -> None:
-        if report.busy:
-            click.echo(f"Sent {report.sent}, retrying {report.retrying}, failed {report.failed}.")
+        if report.busy:  # to the log: JSON lines in production, like the rest of the service
+            log.info("Sent %s, retrying %s, failed %s.", report.sent, report.retrying, report.failed)
 
     # A failure (the database or Twilio out of reach) is logged and the worker carries on.
     outbox.watch(stop, idle_wait=interval, on_round=report_round)
