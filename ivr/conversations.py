@@ -7,7 +7,7 @@ an offset, so a page deep in a large table costs what the first page costs (benc
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -18,7 +18,7 @@ from ivr.dialogue import OUTCOME_WEIGHT
 from ivr.identity_format import mask_nhs_number
 from ivr.phone_numbers import mask_phone_number
 from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage, Person
-from models.time import UK
+from models.time import start_of_uk_day
 
 PAGE_SIZE = 25
 CHANNELS = ("voice", "sms")
@@ -160,9 +160,9 @@ def _conditions(where: ConversationFilter) -> list[object]:
     if where.outcome:
         conditions.append(Conversation.outcome == where.outcome)
     if where.started_from:
-        conditions.append(col(Conversation.started_at) >= _start_of_uk_day(where.started_from))
+        conditions.append(col(Conversation.started_at) >= start_of_uk_day(where.started_from))
     if where.started_to:
-        conditions.append(col(Conversation.started_at) < _start_of_uk_day(where.started_to + timedelta(days=1)))
+        conditions.append(col(Conversation.started_at) < start_of_uk_day(where.started_to + timedelta(days=1)))
     if where.caller_ending:
         conditions.append(col(Conversation.caller_last_digits).in_(_stored_endings(where.caller_ending)))
     return conditions
@@ -176,10 +176,6 @@ def _stored_endings(ending: str) -> list[str]:
     if len(ending) == 3:
         return [digit + ending for digit in "0123456789"]
     raise ValueError("a caller's number ending is 3 or 4 digits")
-
-
-def _start_of_uk_day(day: date) -> datetime:
-    return datetime.combine(day, time(0), UK).astimezone(UTC)
 
 
 # ---- One conversation -------------------------------------------------------------------------

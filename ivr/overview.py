@@ -8,7 +8,7 @@ change) is counted as the day it is, on SQLite and PostgreSQL alike.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, cast, exists, func, or_
 from sqlalchemy.dialects.postgresql import JSONB
@@ -18,7 +18,7 @@ from ivr import dialogue, text_dialogue
 from ivr.db import Database
 from ivr.follow_ups import KINDS
 from models import ChoiceEvent, ChoiceStatus, Conversation, ConversationStep, CurrentChoice, FollowUp
-from models.time import UK
+from models.time import start_of_uk_day
 
 WINDOW_DAYS = 30
 CHOICE_CHANNELS = ("voice", "sms", "staff")
@@ -74,10 +74,6 @@ class Window:
 
     def covers(self, column: ColumnElement[datetime]) -> ColumnElement[bool]:
         return (column >= self.starts) & (column < self.ends)
-
-
-def start_of_uk_day(day: date) -> datetime:
-    return datetime.combine(day, time(0), UK).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -142,14 +142,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
     """One person's record, choice history across channels and conversations, with an audit entry
     unless `audited` is False (a HEAD request, which shows nobody anything)."""
     with Session(database.engine) as session:
-        found = session.exec(
-            select(Person, CurrentChoice.status)
-            .join(CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True)
-            .where(Person.id == person_id)
-        ).first()
-        if found is None:
-            raise PersonNotFound(person_id)
-        person, status = found
+        person, status = _person_and_choice(session, person_id)
         history = session.exec(
             select(ChoiceEvent, StaffUser.email)
             .join(StaffUser, col(ChoiceEvent.staff_user_id) == StaffUser.id, isouter=True)
@@ -201,14 +194,7 @@ def import_people_as_staff(database: Database, people: list[Person], staff_user_
 def person_for_choice(database: Database, person_id: int) -> PersonForChoice:
     """The person a manager is about to record a choice for (not audited: it shows what a search result shows)."""
     with Session(database.engine) as session:
-        found = session.exec(
-            select(Person, CurrentChoice.status)
-            .join(CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True)
-            .where(Person.id == person_id)
-        ).first()
-    if found is None:
-        raise PersonNotFound(person_id)
-    person, status = found
+        person, status = _person_and_choice(session, person_id)
     return PersonForChoice(_person_row(person, status), person.date_of_birth)
 
 
@@ -246,6 +232,19 @@ def _choice_detail(choice: StaffChoice) -> str:
     if choice.proxy_role:
         detail += f"; on their behalf: {PROXY_ROLE_NAMES.get(choice.proxy_role, choice.proxy_role).lower()}"
     return detail
+
+
+def _person_and_choice(session: Session, person_id: int) -> tuple[Person, str | None]:
+    """The person and their current choice (None if they have made none), or PersonNotFound."""
+    found = session.exec(
+        select(Person, CurrentChoice.status)
+        .join(CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True)
+        .where(Person.id == person_id)
+    ).first()
+    if found is None:
+        raise PersonNotFound(person_id)
+    person, status = found
+    return person, status
 
 
 def _person_row(person: Person, status: str | None) -> PersonRow:

@@ -1,6 +1,6 @@
 """Timestamps: every stored time is an aware UTC datetime (SQLModel's UTCDateTime keeps it so on SQLite too)."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 UK = ZoneInfo("Europe/London")
@@ -18,3 +18,8 @@ def uk_date(moment: datetime) -> date:
 
 def uk_today() -> date:
     return uk_date(utcnow())
+
+
+def start_of_uk_day(day: date) -> datetime:
+    """When `day` began in the UK, in UTC (a day is 23 or 25 hours long when the clocks change)."""
+    return datetime.combine(day, time(0), UK).astimezone(UTC)
