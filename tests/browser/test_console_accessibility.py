@@ -186,6 +186,7 @@ def test_trying_the_line_is_accessible_at_every_step(app: Flask, runner: FlaskCl
     expect(page.locator("#transcript + p + ol li")).to_have_count(2)
     assert_accessible(page)
     page.get_by_role("button", name="Hang up").click()
+    expect(page.get_by_text("The call has ended.")).to_be_visible()
     assert_accessible(page)
     page.goto("/staff/try-the-line")
     page.get_by_label("Your text").fill("HELP")
