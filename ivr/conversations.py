@@ -84,6 +84,7 @@ class ConversationRow:
     caller_ending: str  # "" when the number was withheld
     twilio_status: str | None
     duration_seconds: int | None
+    trial: bool = False  # made from the console's "Try the line"
 
     @property
     def key(self) -> PageKey:
@@ -91,7 +92,8 @@ class ConversationRow:
 
     @property
     def caller(self) -> str:
-        return f"ending {self.caller_ending}" if self.caller_ending else "withheld"
+        caller = f"ending {self.caller_ending}" if self.caller_ending else "withheld"
+        return f"{caller} (a trial from Try the line)" if self.trial else caller
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ _ROW_COLUMNS = (
     Conversation.caller_last_digits,
     Conversation.twilio_status,
     Conversation.duration_seconds,
+    Conversation.trial,
 )
 
 

@@ -45,6 +45,7 @@ class Inbound:
     caller_id: str = ""  # the From of the webhook, as Twilio sent it
     heard: str | None = None  # what the person keyed, said or texted, as received
     line_id: str = ""  # the To of the webhook: the line's own number
+    trial: bool = False  # sent by the console's "Try the line" (see TRIAL_PARAMETER)
 
     @functools.cached_property
     def caller(self) -> str | None:
@@ -151,6 +152,10 @@ _LATEST_THREAD = (
 )
 # A Twilio retry can race the original request that opens a conversation: the loser inserts
 # nothing, and then finds (after the winner commits) the conversation to replay.
+# A webhook parameter only the console's "Try the line" adds (signed like every other), marking its
+# conversations as trials: Twilio never sends it, and nobody can add it without the webhook token.
+TRIAL_PARAMETER = "OptOutLineTrial"
+
 _OPEN_CONVERSATION = {
     "postgresql": postgresql_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
     "sqlite": sqlite_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
@@ -292,6 +297,7 @@ class Line:
                 "state": "{}",
                 "turn": 0,
                 "last_reply": "",
+                "trial": inbound.trial,
             },
         ).scalar_one_or_none()
         if conversation_id is None:

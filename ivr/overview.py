@@ -174,7 +174,7 @@ def _conversation_counts(session: Session, window: Window, dialect: str) -> Conv
             col(Conversation.channel).label("channel"),
             _furthest_stage(dialect).label("stage"),
         )
-        .where(window.covers(started_at))
+        .where(window.covers(started_at), col(Conversation.trial).is_(False))
         .subquery()
     )
     rows = session.exec(

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr import dialogue
 from ivr.db import WEBHOOK_DATABASE_SECONDS, hold_requests_to_deadline
-from ivr.line import Inbound, Line
+from ivr.line import TRIAL_PARAMETER, Inbound, Line
 from ivr.twilio_signature import require_twilio_signature
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def incoming_text() -> Response:
         caller_id=request.form.get("From", "")[:MAX_FIELD_LENGTH],
         heard=body,
         line_id=request.form.get("To", "")[:MAX_FIELD_LENGTH],
+        trial=request.form.get(TRIAL_PARAMETER) == "1",
     )
     if not inbound.sid:
         log.warning("A text arrived without a MessageSid; nothing to answer")

@@ -27,11 +27,13 @@ from sqlmodel import Session, col, select
 
 from ivr import demo
 from ivr.db import Database
+from ivr.line import TRIAL_PARAMETER
 from ivr.phone_numbers import format_for_people
 from ivr.terminal_phone import LOCAL_ACCOUNT_SID, LOCAL_FROM_NUMBER, flask_transport
 from ivr.twiml_caller import Heard, Texter, Transport, TwimlCaller
 from models import Conversation, ConversationStep, OutboundMessage, Person
 
+TRIAL = {TRIAL_PARAMETER: "1"}  # marks every webhook of a trial, so its conversation is kept apart
 TEST_NUMBER_PREFIX = "+447700900"  # Ofcom's drama range: 07700 900000 to 07700 900999
 WITHHELD = "anonymous"  # what Twilio puts in From when the caller withholds their number
 CALL_ANSWERED = "completed"
@@ -256,7 +258,15 @@ class TrialLine:
 
     def send_text(self, from_number: str, body: str, message_sid: str) -> TextStep:
         """Text the line; `message_sid` is fixed by the page, so sending the same form twice is a retry."""
-        texter = Texter(self.transport, self.auth_token, self.base_url, from_number, self.line_number, self.account_sid)
+        texter = Texter(
+            self.transport,
+            self.auth_token,
+            self.base_url,
+            from_number,
+            self.line_number,
+            self.account_sid,
+            extra_params=TRIAL,
+        )
         with texts_to_test_numbers() as shown:
             status = texter.send(body, message_sid=message_sid)
         if status != 200:
@@ -272,6 +282,7 @@ class TrialLine:
             from_number=call.from_number,
             to_number=self.line_number,
             account_sid=self.account_sid,
+            extra_params=TRIAL,
         )
         # Where the line's last answer left the call, as if this caller had just heard it.
         caller.last = Heard(

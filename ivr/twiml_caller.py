@@ -43,11 +43,13 @@ class TwimlCaller:
         from_number: str = "+447700900001",
         to_number: str = "+442079460000",
         account_sid: str = "AC" + "0" * 32,
+        extra_params: dict[str, str] | None = None,
     ) -> None:
         self.transport = transport
         self.validator = RequestValidator(auth_token)
         self.base_url = base_url.rstrip("/") + "/"
         self.call_sid = call_sid
+        self.extra_params = extra_params or {}  # sent, and signed, with every request
         self.from_number = from_number
         self.to_number = to_number
         self.account_sid = account_sid
@@ -104,6 +106,7 @@ class TwimlCaller:
             "Direction": "inbound",
             "CallStatus": "in-progress",
             "ApiVersion": "2010-04-01",
+            **self.extra_params,
         }
 
     def send_signed(self, url: str, extra: dict[str, str]) -> tuple[int, str]:
@@ -161,6 +164,7 @@ class Texter:
         from_number: str = "+447700900001",
         to_number: str = "+442079460000",
         account_sid: str = "AC" + "0" * 32,
+        extra_params: dict[str, str] | None = None,
     ) -> None:
         self.transport = transport
         self.validator = RequestValidator(auth_token)
@@ -168,6 +172,7 @@ class Texter:
         self.from_number = from_number
         self.to_number = to_number
         self.account_sid = account_sid
+        self.extra_params = extra_params or {}  # sent, and signed, with every text
         self.last_params: dict[str, str] = {}
         self.answered_with: list[str] = []  # <Message> bodies in the webhook's own answer, if any
 
@@ -180,6 +185,7 @@ class Texter:
             "To": self.to_number,
             "Body": body,
             "NumMedia": "0",
+            **self.extra_params,
             **extra,
         }
         self.last_params = params

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr import dialogue
 from ivr.db import WEBHOOK_DATABASE_SECONDS, hold_requests_to_deadline
-from ivr.line import Inbound, Line, Reply
+from ivr.line import TRIAL_PARAMETER, Inbound, Line, Reply
 from ivr.prompts import Prompts
 from ivr.twilio_signature import require_twilio_signature
 
@@ -73,6 +73,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         turn=turn,
         caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
         heard=heard,
+        trial=request.form.get(TRIAL_PARAMETER) == "1",
     )
     handled = _line().handle(inbound, _render)  # any text it queued leaves through the outbox worker
     return _twiml(handled.rendered)

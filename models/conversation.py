@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, false
 from sqlmodel import Field, SQLModel, Text
 
 from models.time import utcnow
@@ -33,6 +33,8 @@ class Conversation(SQLModel, table=True):
     twilio_status: str | None = Field(default=None, max_length=32)
     duration_seconds: int | None = None
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    # Made from the console's "Try the line", not by a member of the public: left out of the overview.
+    trial: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     # The dialogue's state as JSON, and the turn it expects next: a webhook for an earlier
     # turn is a Twilio retry and gets the stored reply instead of being acted on twice.
     state: str = Field(default="{}", sa_type=Text)

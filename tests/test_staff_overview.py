@@ -330,3 +330,19 @@ def test_a_day_is_the_uk_day_across_the_clocks_going_back(app):
     per_day = {day.day: day.calls for day in figures.activity if day.calls}
     assert per_day == {date(2026, 9, 27): 1, date(2026, 10, 24): 1, date(2026, 10, 25): 2, date(2026, 10, 26): 1}
     assert figures.calls == 5 and figures.calls_today == 1
+
+
+def test_calls_and_texts_made_from_try_the_line_are_left_out_of_the_overview(app, client_request, runner):
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    client_request.sign_in("manager")
+    client_request.post("staff.start_trial_call", {"caller": "test"}, _expected_status=200)
+    client_request.post("staff.text_the_line", {"texter": "test", "message": "HELP"}, _expected_status=200)
+    create_conversation(app, channel="voice")  # and one real call
+
+    page = client_request.get("staff.index")
+
+    assert table_rows(page, "Today and the last 30 days")["Calls"] == ["1", "1"]
+    assert table_rows(page, "Today and the last 30 days")["Text conversations"] == ["0", "0"]
+    listed = client_request.get("staff.conversations")
+    callers = [row.select("td")[2].get_text(" ", strip=True) for row in listed.select("tbody tr")]
+    assert sum("(a trial from Try the line)" in caller for caller in callers) == 2
