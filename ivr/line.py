@@ -9,7 +9,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -102,11 +102,10 @@ class Reply:
 
 @dataclass
 class Handled:
-    """What the adapter sends back: the rendered reply and the texts to send once committed."""
+    """What the adapter sends back: the rendered reply (texts leave through the outbox worker)."""
 
     rendered: str
     replayed: bool  # a retried webhook: nothing was done again
-    message_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -145,17 +144,21 @@ _ADD_STEP = insert(_step)
 _STEP_FOR_MESSAGE = select(_step.c.id).where(_step.c.twilio_sid == bindparam("sid"))
 _LATEST_THREAD = (
     select(*_LOAD_CONVERSATION.selected_columns, _conversation.c.updated_at)
-    .where(_conversation.c.channel == "sms", _conversation.c.caller_hash == bindparam("caller_hash"))
+    .where(
+        _conversation.c.channel == "sms",
+        _conversation.c.caller_hash == bindparam("caller_hash"),
+        _conversation.c.trial == bindparam("trial"),  # a trial and a real texter's conversation never mix
+    )
     .order_by(_conversation.c.id.desc())
     .limit(1)
     .with_for_update()
 )
-# A Twilio retry can race the original request that opens a conversation: the loser inserts
-# nothing, and then finds (after the winner commits) the conversation to replay.
 # A webhook parameter only the console's "Try the line" adds (signed like every other), marking its
 # conversations as trials: Twilio never sends it, and nobody can add it without the webhook token.
 TRIAL_PARAMETER = "OptOutLineTrial"
 
+# A Twilio retry can race the original request that opens a conversation: the loser inserts
+# nothing, and then finds (after the winner commits) the conversation to replay.
 _OPEN_CONVERSATION = {
     "postgresql": postgresql_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
     "sqlite": sqlite_insert(_conversation).on_conflict_do_nothing(index_elements=["twilio_sid"]),
@@ -202,7 +205,7 @@ class Line:
             reply = turn_run.run(state, event)
             rendered = render(reply)
             turn_run.save(rendered)
-            return Handled(rendered, replayed=False, message_ids=turn_run.message_ids)
+            return Handled(rendered, replayed=False)
 
     def handle_text(self, inbound: Inbound) -> Handled:
         """One text in: its replies go to the outbox in the same transaction, to be sent once committed.
@@ -211,30 +214,35 @@ class Line:
         retried webhook (a MessageSid already answered) changes nothing and sends nothing.
         """
         with self.database.writer.begin() as connection:
-            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
-                return Handled("", replayed=True)
             conversation = self._text_thread(connection, inbound)
+            if conversation is None:
+                return Handled("", replayed=True)
             state = SMS_FLOW.load_state(json.loads(conversation.state))
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
             reply = turn_run.run(state, inbound.event)
             for number, prompt in enumerate(reply.say):
                 turn_run.queue_reply(number, prompt)
             turn_run.save("")
-            return Handled("", replayed=False, message_ids=turn_run.message_ids)
+            return Handled("", replayed=False)
 
     def record_network_word(self, inbound: Inbound, blocked: bool, word: str) -> Handled:
         """A texter sent STOP (or START) to the network: keep it, tell staff, and never read it as a choice."""
         with self.database.writer.begin() as connection:
-            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
-                return Handled("", replayed=True)
             conversation = self._text_thread(connection, inbound)
+            if conversation is None:
+                return Handled("", replayed=True)
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
             turn_run.record_network_word(blocked, word)
             return Handled("", replayed=False)
 
-    def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord:
+    def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
+        """The texting number's conversation this text belongs to, locked; None when the text was answered
+        already (Twilio retried it)."""
         caller_hash = self.identity.keyed_hash(inbound.caller or inbound.caller_id)
-        row = connection.execute(_LATEST_THREAD, {"caller_hash": caller_hash}).first()
+        row = connection.execute(_LATEST_THREAD, {"caller_hash": caller_hash, "trial": inbound.trial}).first()
+        # Looked for once the thread is locked: a retry racing the original waits for it, then finds its step.
+        if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
+            return None
         now = utcnow()
         if row is not None:
             thread = ConversationRecord(*row[:-1])
@@ -250,9 +258,8 @@ class Line:
                         "state": _without_identifiers(thread.state),
                     },
                 )
-        opened = self._open(connection, inbound, caller_hash)
-        assert opened is not None, "a MessageSid opens at most one conversation"
-        return opened
+        # None when a retry raced the original text that opens the conversation, and lost.
+        return self._open(connection, inbound, caller_hash)
 
     def close(self, sid: str, twilio_status: str, duration_seconds: int | None) -> bool:
         """The call or thread has ended: keep its final status and duration."""
@@ -317,7 +324,6 @@ class _TurnRun:
         self._session: Session | None = None
         self.conversation = conversation
         self.inbound = inbound
-        self.message_ids: list[int] = []
         self._changes: dict[str, object] = {}
         self._person_id_loaded = conversation.person_id
 
@@ -533,10 +539,7 @@ class _TurnRun:
         self, key: str, purpose: str, to_number: str, body: str, masked_body: str, give_up_at: datetime | None = None
     ) -> None:
         text = Text(key, purpose, to_number, body, masked_body, self.conversation.id, give_up_at)
-        message = self.line.outbox.queue(self.session, text)
-        if message is not None and message.status == "pending":
-            assert message.id is not None
-            self.message_ids.append(message.id)
+        self.line.outbox.queue(self.session, text)
 
 
 def _without_identifiers(state_json: str) -> str:

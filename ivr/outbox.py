@@ -122,7 +122,7 @@ class Outbox:
             return message
         if not self.settings.can_send_texts:
             message.status = "not_sent"
-            message.body = text.masked_body
+            message.body = message.masked_body
             message.last_error = "No Twilio account is configured; the text is kept in the local outbox only."
             log.info(
                 "Text not sent (no Twilio account) to %s: %s", mask_phone_number(text.to_number), text.masked_body

@@ -86,6 +86,7 @@ class TextState:
     invalid_entries: int = 0
     identity_failures: int = 0
     mobile_ending: str | None = None
+    follow_up_raised: bool = False  # staff have been told once this conversation could not be verified
 
     def to_json_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in _STATE_FIELDS}
@@ -283,9 +284,13 @@ def _on_idle_result(state: TextState, event: Event, context: Context) -> Turn:
 
 
 def _cannot_verify(state: TextState, context: Context, detail: str, prompt: str = "too_many_attempts") -> Turn:
-    """The texter cannot prove who they are by text: tell staff, and tell them how to reach a person."""
-    state = replace(_fresh(state), nhs_number=None)
+    """The texter cannot prove who they are by text: tell staff (once a conversation), and tell them how to
+    reach a person."""
+    state = _fresh(state)
+    reason = Prompt(prompt, _line(context))
+    if state.follow_up_raised:
+        return _reply(state, reason, outcome="verification_failed")
     # The reply says our team will be in touch, so staff need the number this came from.
     effect = RaiseFollowUp("unverified_caller", f"By text: {detail}.", keep_number=True)
-    turn = _perform(state, effect, outcome="verification_failed")
-    return replace(turn, say=(Prompt(prompt, _line(context)),))
+    turn = _perform(replace(state, follow_up_raised=True), effect, outcome="verification_failed")
+    return replace(turn, say=(reason,))

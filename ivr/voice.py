@@ -28,7 +28,6 @@ MAX_SPEECH_LENGTH = 300
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 
-
 def _line() -> Line:
     return current_app.extensions["line"]
 

@@ -14,9 +14,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from ivr.identity import MAX_FAILURES_PER_NHS_NUMBER
-from models import ChoiceEvent, CurrentChoice, IdentityAttempt, OutboundMessage, Person
+from models import ChoiceEvent, ConversationStep, CurrentChoice, IdentityAttempt, OutboundMessage, Person
 from tests.conftest import latest_code
 from tests.db import create_person
+from tests.sms_helpers import post_signed, sms_params
 
 T = TypeVar("T")
 
@@ -137,6 +138,28 @@ def test_failed_checks_arriving_together_are_all_counted_and_no_extra_guess_gets
             .group_by(IdentityAttempt.kind)
         ).all()
     assert dict(counted) == {"details": MAX_FAILURES_PER_NHS_NUMBER, "lock_nhs": 1}
+
+
+def test_a_texts_retry_racing_the_original_is_answered_once_and_never_with_an_apology(app):
+    number = "+447700900777"
+    # The first text opens the texter's conversation; the later ones find it open.
+    for body, replies in (("HELP", 1), ("ABOUT", 3), ("MENU", 1)):
+        params = sms_params(body, from_number=number)
+
+        answers = together([lambda: post_signed(app, "/twilio/sms", params)] * 2)
+
+        assert [answer.status_code for answer in answers] == [200, 200]
+        assert all(b"<Message>" not in answer.data for answer in answers), "a retry must not be answered with an apology"
+        with app.extensions["database"].transaction() as session:
+            steps = session.exec(
+                select(func.count()).select_from(ConversationStep).where(ConversationStep.twilio_sid == params["MessageSid"])
+            ).one()
+            queued = session.exec(
+                select(func.count())
+                .select_from(OutboundMessage)
+                .where(OutboundMessage.idempotency_key.startswith(f"reply:{params['MessageSid']}:"))  # type: ignore[attr-defined]
+            ).one()
+        assert (steps, queued) == (1, replies)
 
 
 def _choice_events(app, person: Person) -> list[ChoiceEvent]:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from sqlmodel import func, select
 from app import create_app
 from ivr.dialogue import spoken_date
 from ivr.gsm import segments
+from ivr.line import TRIAL_PARAMETER
 from models import (
     ChoiceEvent,
     Conversation,
@@ -571,6 +572,15 @@ def test_a_conversation_left_for_less_than_thirty_minutes_carries_on(app, texter
     texter.text(written(person.date_of_birth))
     texter.gets(CODE_SENT)
     assert len(conversations(app)) == 1
+
+
+def test_a_trial_from_the_console_and_a_real_text_from_one_number_keep_their_own_conversations(app, texter, person):
+    texter.text("CHECK", **{TRIAL_PARAMETER: "1"})
+    texter.text(person.nhs_number, **{TRIAL_PARAMETER: "1"})
+    texter.text(written(person.date_of_birth))  # not an answer to the trial's date of birth step
+    texter.does_not_get(CODE_SENT)
+    trial, real = conversations(app)
+    assert (trial.trial, real.trial) == (True, False)
 
 
 def test_menu_abandons_the_date_of_birth_step(app, texter, person, twilio):

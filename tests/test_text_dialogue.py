@@ -311,6 +311,18 @@ def test_details_not_matched_ask_again_then_tell_staff_after_three():
     assert isinstance(turn.effect, RaiseFollowUp) and turn.effect.kind == "unverified_caller"
 
 
+def test_staff_are_told_once_a_conversation_however_often_the_check_fails():
+    state = at(td.DATE_OF_BIRTH, intent=td.CHECK, nhs_number=NHS_NUMBER)
+    first = td.respond(state, IdentityNotMatched(locked=True), CONTEXT)
+    assert isinstance(first.effect, RaiseFollowUp)
+    raised = td.respond(first.state, FollowUpRaised(), CONTEXT).state
+    again = td.respond(replace(raised, node=td.DATE_OF_BIRTH, nhs_number=NHS_NUMBER), IdentityNotMatched(locked=True), CONTEXT)
+    assert again.effect is None
+    assert said(again) == ["identity_locked"]
+    assert again.outcome == "verification_failed"
+    assert again.state.node == td.IDLE and again.state.nhs_number is None
+
+
 def test_a_locked_nhs_number_says_so():
     turn = td.respond(at(td.DATE_OF_BIRTH, nhs_number=NHS_NUMBER), IdentityNotMatched(locked=True), CONTEXT)
     assert said(turn) == ["identity_locked"]
