@@ -21,7 +21,7 @@ ACTION_NAMES = {
     "exported_register": "Downloaded the register",
     "revealed_phone_number": "Revealed a phone number",
     "revealed_person_identifiers": "Revealed a person's NHS number and mobile",
-    "assigned_follow_up": "Took a follow-up",
+    "assigned_follow_up": "Took on or handed on a follow-up",
     "noted_follow_up": "Added a note to a follow-up",
     "resolved_follow_up": "Resolved a follow-up",
     "imported_people": "Imported people",

@@ -8,7 +8,7 @@ the date of birth to its year, the mobile to its last three digits.
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ivr.audit import record_audit
@@ -114,7 +114,7 @@ def search_people(database: Database, query: str, staff_user_id: int) -> list[Pe
         else:
             pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
             full_name = func.lower(Person.given_name + " " + Person.family_name)
-            statement = statement.where(or_(full_name.like(pattern), func.lower(Person.family_name).like(pattern)))
+            statement = statement.where(full_name.like(pattern))  # the family name alone is within it
         rows = session.exec(statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)).all()
     if number is not None:
         with database.transaction() as session:

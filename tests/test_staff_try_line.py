@@ -363,6 +363,18 @@ def test_a_request_the_line_refuses_is_reported_and_changes_nothing(app, client_
 # ---- texting ---------------------------------------------------------------------------------------
 
 
+def test_a_text_comes_only_from_a_number_the_page_offers(app, client_request, demo_people):
+    client_request.sign_in("manager")
+    refused = client_request.post(
+        "staff.text_the_line", {"texter": "+447911123456", "message": "HELP"}, _expected_status=400
+    )
+    assert refused.error_summary == ["Select who is texting"]
+    offered = [radio["value"] for radio in refused.select("input[name=texter]")]
+    assert offered[:2] == ["test", ADA.mobile]
+    assert "anonymous" not in offered  # a text always has a number
+    assert conversations(app) == []
+
+
 def test_a_manager_texts_the_line_and_reads_its_replies(app, client_request, twilio):
     client_request.sign_in("manager")
     page = client_request.post("staff.text_the_line", {"texter": "test", "message": "HELP"}, _expected_status=200)

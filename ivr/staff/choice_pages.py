@@ -7,9 +7,8 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import Form, RadioField, TextAreaField
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, StopValidation, ValidationError
+from wtforms import RadioField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from ivr.choices import (
     IDENTITY_SOURCE_NAMES,
@@ -27,7 +26,7 @@ from ivr.people_directory import (
 )
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
-from ivr.staff.forms import error_list
+from ivr.staff.forms import RadiosField, error_list, stripped
 from models import ChoiceStatus
 from models.time import uk_today
 
@@ -46,35 +45,15 @@ MADE_BY_NAMES = {
 assert MADE_BY_NAMES.keys() - {"self"} == PROXY_ROLE_NAMES.keys()
 
 
-class RadiosField(RadioField):
-    """Radios whose answer must be one of the options; `message` says what to select when it is not."""
-
-    def __init__(self, label: str, options: dict[str, str], message: str, **kwargs: Any) -> None:
-        super().__init__(label, choices=_options(options), validate_choice=False, **kwargs)
-        self.message = message
-
-    def pre_validate(self, form: Form) -> None:
-        if self.data not in {choice.value for choice in self.choices}:  # type: ignore[union-attr]
-            raise StopValidation(self.message)
-
-
-def _options(names: dict[str, str]) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in names.items()]
-
-
-def _stripped(value: str | None) -> str | None:
-    return value.strip() if value else value
-
-
 class RecordChoiceForm(FlaskForm):
     """The choice, who made it (and as what, for a proxy), how identity was checked, and why."""
 
-    status = RadiosField("What is their choice?", STATUS_NAMES, "Select their choice")
+    status = RadiosField("What is their choice?", "Select their choice", STATUS_NAMES)
     # One question rather than a second one revealed under "on their behalf": a revealed question puts
     # aria-expanded on a radio, which assistive technology is not told about reliably.
-    on_behalf = RadiosField("Who is making the choice?", MADE_BY_NAMES, "Select who is making the choice")
+    on_behalf = RadiosField("Who is making the choice?", "Select who is making the choice", MADE_BY_NAMES)
     source = RadiosField(
-        "How did you check who they are?", IDENTITY_SOURCE_NAMES, "Select how you checked who they are"
+        "How did you check who they are?", "Select how you checked who they are", IDENTITY_SOURCE_NAMES
     )
     reason = TextAreaField(
         "Reason",
@@ -82,7 +61,7 @@ class RecordChoiceForm(FlaskForm):
             DataRequired("Enter the reason"),
             Length(max=REASON_MAX_LENGTH, message=f"The reason must be {REASON_MAX_LENGTH} characters or fewer"),
         ],
-        filters=[_stripped],
+        filters=[stripped],
     )
 
     def __init__(self, *args: Any, date_of_birth: date, **kwargs: Any) -> None:

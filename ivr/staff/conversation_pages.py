@@ -6,6 +6,7 @@ from datetime import datetime
 from flask import Response, abort, current_app, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
+from ivr import exports
 from ivr.conversations import (
     ConversationFilter,
     ConversationNotFound,
@@ -17,7 +18,6 @@ from ivr.conversations import (
 )
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import ROW_ID, bp
-from ivr import exports
 from ivr.staff.forms import ActionForm, ConversationFilterForm, error_list
 from models.time import UK
 
@@ -56,7 +56,7 @@ def conversations() -> str:
         form=form,
         errors=[],
         page=page,
-        links=_page_links(page),
+        links=_page_links(page, kept),
         filtered=where != ConversationFilter(),
         export_action=url_for("staff.export_conversations", **kept),
         action_form=ActionForm(formdata=None),
@@ -88,9 +88,8 @@ def _csv_download(lines: Iterator[str], name: str) -> Response:
     return response
 
 
-def _page_links(page: ConversationPage) -> dict[str, str]:
+def _page_links(page: ConversationPage, kept: dict[str, str]) -> dict[str, str]:
     """Links to the newer and older pages, keeping the filters."""
-    kept = {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
     links = {}
     if page.newer is not None:
         links["newer"] = url_for("staff.conversations", **kept, newer=page.newer.token())

@@ -4,9 +4,9 @@ from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import Form, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import Form, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, StopValidation, ValidationError
 
 from ivr.conversations import OUTCOMES
 from ivr.follow_ups import KIND_NAMES, NOTE_MAX_LENGTH
@@ -83,6 +83,26 @@ def _choices(names: dict[str, str], everything: str | None = None) -> list[Selec
     return [SelectChoice(value, label) for value, label in options.items()]
 
 
+def stripped(value: str | None) -> str | None:
+    """A filter: what was typed, without spaces around it."""
+    return value.strip() if value else value
+
+
+class RadiosField(RadioField):
+    """Radios whose answer must be one of the options; `message` says what to select when it is not.
+
+    Without `options`, the page sets `choices` (SelectChoice) for each request before validating.
+    """
+
+    def __init__(self, label: str, message: str, options: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(label, choices=_choices(options or {}), validate_choice=False, **kwargs)
+        self.message = message
+
+    def pre_validate(self, form: Form) -> None:
+        if self.data not in {choice.value for choice in self.choices}:  # type: ignore[union-attr]
+            raise StopValidation(self.message)
+
+
 class ConversationFilterForm(Form):
     """Filters in the query string (a GET form): no CSRF token, nothing changes."""
 
@@ -122,7 +142,7 @@ class NoteForm(FlaskForm):
             DataRequired("Enter a note"),
             Length(max=NOTE_MAX_LENGTH, message=f"A note must be {NOTE_MAX_LENGTH} characters or fewer"),
         ],
-        filters=[lambda value: value.strip() if value else value],
+        filters=[stripped],
     )
 
 

@@ -15,7 +15,7 @@ from ivr import staff_accounts
 from ivr.db import Database
 from ivr.staff.access import requires_role, start_session
 from ivr.staff.blueprint import ROW_ID, bp
-from ivr.staff.forms import error_list
+from ivr.staff.forms import error_list, stripped
 from ivr.staff.sign_in_pages import LOCKED
 from ivr.staff_accounts import SignInRefused, StaffChangeRefused, StaffUserNotFound, StaffUserRejected
 from models.staff import STAFF_ROLES
@@ -74,7 +74,7 @@ class AddStaffUserForm(_NewPassword, FlaskForm):
     email = StringField(
         "Email address",
         validators=[DataRequired("Enter their email address"), _rule(staff_accounts.check_email)],
-        filters=[lambda value: value.strip() if value else value],
+        filters=[stripped],
     )
     role = _role_field()
     password, password_again = _new_password_fields("Initial password")

@@ -14,8 +14,9 @@ from flask import current_app, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadData, URLSafeTimedSerializer
-from wtforms import Form, HiddenField, RadioField, StringField
-from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Regexp, StopValidation
+from wtforms import HiddenField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Regexp
 
 from ivr.audit import record_audit
 from ivr.conversations import ConversationTimeline, conversation_timeline
@@ -23,7 +24,7 @@ from ivr.db import Database
 from ivr.phone_numbers import format_for_people
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import bp
-from ivr.staff.forms import error_list
+from ivr.staff.forms import RadiosField, error_list, stripped
 from ivr.try_line import (
     WITHHELD,
     CallStep,
@@ -55,24 +56,8 @@ class TrialNotFound(Exception):
 # ---- Forms ------------------------------------------------------------------------------------------
 
 
-class RadiosField(RadioField):
-    """Radios whose answer must be one of the options given for this request."""
-
-    def __init__(self, label: str, message: str, **kwargs: Any) -> None:
-        super().__init__(label, choices=[], validate_choice=False, **kwargs)
-        self.message = message
-
-    def pre_validate(self, form: Form) -> None:
-        if self.data not in {value for value, _ in self.choices}:  # type: ignore[union-attr]
-            raise StopValidation(self.message)
-
-
 def _without_spaces(value: str | None) -> str | None:
     return value.replace(" ", "") if value else value
-
-
-def _stripped(value: str | None) -> str | None:
-    return value.strip() if value else value
 
 
 class StartCallForm(FlaskForm):
@@ -104,7 +89,7 @@ class SpeechForm(TrialCallForm):
             DataRequired("Enter the words to say"),
             Length(max=MAX_WORDS, message=f"Enter {MAX_WORDS} characters or fewer"),
         ],
-        filters=[_stripped],
+        filters=[stripped],
     )
 
 
@@ -123,7 +108,7 @@ class TextForm(FlaskForm):
             DataRequired("Enter the text to send"),
             Length(max=MAX_TEXT, message=f"Enter {MAX_TEXT} characters or fewer"),
         ],
-        filters=[_stripped],
+        filters=[stripped],
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -171,13 +156,13 @@ def _trial_line() -> TrialLine:
     return TrialLine(current_app._get_current_object(), request.host_url)  # type: ignore[attr-defined]
 
 
-def _caller_choices(people: list[TestPerson], withheld: bool) -> list[tuple[str, str]]:
-    choices = [(TEST_NUMBER, "A test number (07700 900 and 3 digits), which reaches no phone")]
+def _caller_choices(people: list[TestPerson], withheld: bool) -> list[SelectChoice]:
+    choices = [SelectChoice(TEST_NUMBER, "A test number (07700 900 and 3 digits), which reaches no phone")]
     if withheld:
-        choices.append((WITHHELD, "Number withheld"))
+        choices.append(SelectChoice(WITHHELD, "Number withheld"))
     for person in people:
         if person.mobile:
-            choices.append((person.mobile, f"{person.name}'s mobile, {person.mobile_as_written}"))
+            choices.append(SelectChoice(person.mobile, f"{person.name}'s mobile, {person.mobile_as_written}"))
     return choices
 
 
