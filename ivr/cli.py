@@ -1,5 +1,6 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
-`flask outbox send`, `flask register apply` and `flask call` (the terminal phone)."""
+`flask outbox send`, `flask register apply`, `flask retention apply`, and `flask call` and `flask text`
+(the terminal phone)."""
 
 import logging
 import os

@@ -1,8 +1,9 @@
 """The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers.
 
-A webhook's work on PostgreSQL is held to a deadline (`within_deadline`): a connection it holds for longer has
-its socket shut, so the step fails at once and the caller hears the apology, rather than nothing, when the
-database stops answering without closing its connections (a server frozen, or packets lost on the way).
+A webhook's work on PostgreSQL is held to a deadline (`hold_requests_to_deadline`): a connection it holds
+for longer has its socket shut, so the step fails at once and the caller hears the apology, rather than
+nothing, when the database stops answering without closing its connections (a server frozen, or packets
+lost on the way).
 """
 
 import logging
@@ -46,18 +47,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
 
-@contextmanager
-def within_deadline(seconds: float) -> Iterator[None]:
-    """Hold connections taken from the pool in this block to `seconds` from now (PostgreSQL only)."""
-    token = _deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
 def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
-    """Every request to the blueprint holds the database for at most `seconds` (see `within_deadline`)."""
+    """Every request to the blueprint holds a pooled connection for at most `seconds` (PostgreSQL only)."""
 
     @blueprint.before_request
     def _start() -> None:
@@ -76,7 +67,6 @@ class _Watchdog:
     def __init__(self) -> None:
         self._held: dict[int, tuple[float, object]] = {}  # id(dbapi connection) -> (deadline, connection)
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def watch(self, engine: Engine) -> None:
@@ -121,7 +111,7 @@ class _Watchdog:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(0.25)
+            time.sleep(0.25)
             now = time.monotonic()
             with self._lock:
                 overdue = [key for key, (deadline, _) in self._held.items() if deadline <= now]

@@ -92,11 +92,16 @@ def configure_logging(level: int = logging.INFO, log_format: str = "auto") -> No
     # The REST client logs every request's headers at INFO; its warnings and errors are enough.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     handler = logging.StreamHandler()
-    if log_format == "auto":
-        log_format = "text" if sys.stderr.isatty() else "json"
-    handler.setFormatter(JsonFormatter() if log_format == "json" else MaskingFormatter())
+    handler.setFormatter(formatter_for(log_format)())
     handler.addFilter(RequestContext())
     root.addHandler(handler)
+
+
+def formatter_for(log_format: str) -> type[logging.Formatter]:
+    """The formatter LOG_FORMAT asks for: text, json, or auto (text on a terminal, JSON otherwise)."""
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
+    return JsonFormatter if log_format == "json" else MaskingFormatter
 
 
 def track_requests(app: Flask) -> None:

@@ -15,6 +15,9 @@ import threading
 
 from gunicorn.arbiter import Arbiter
 
+from ivr.logs import RequestContext, formatter_for
+from ivr.settings import Settings
+
 log = logging.getLogger("ivr.production")
 
 bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -23,18 +26,26 @@ workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
 timeout = 15
 graceful_timeout = 15
 wsgi_app = "app:create_app()"
-# Gunicorn's own log and its access log go out as the app's do: JSON lines off a terminal, readable
-# lines on one. An access line names the request id the app put in its answer; paths carry no identifiers.
+# Gunicorn's own log and its access log go out as the app's do (LOG_FORMAT: by default JSON lines off a
+# terminal, readable lines on one). An access line names the request id the app put in its answer; paths
+# carry no identifiers.
 accesslog = "-"
 access_log_format = '%(m)s %(U)s %(s)s %(M)sms request %({x-request-id}o)s'
-_FORMATTER = "ivr.logs.MaskingFormatter" if sys.stderr.isatty() else "ivr.logs.JsonFormatter"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"service": {"()": _FORMATTER}},
+    # The app's own logging (ivr.logs.configure_logging) finds this on the root logger and keeps it, so it
+    # carries the request's ids here as it would itself.
+    "formatters": {"service": {"()": formatter_for(Settings().log_format)}},
+    "filters": {"request": {"()": RequestContext}},
     "handlers": {
         "access": {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stdout"},
-        "errors": {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stderr"},
+        "errors": {
+            "class": "logging.StreamHandler",
+            "formatter": "service",
+            "filters": ["request"],
+            "stream": "ext://sys.stderr",
+        },
     },
     "root": {"level": "INFO", "handlers": ["errors"]},
     "loggers": {
@@ -81,7 +92,6 @@ class OutboxWorker:
 def on_starting(server: Arbiter) -> None:
     """Before any worker starts: the database exists and is at the latest schema."""
     import migrations
-    from ivr.settings import Settings
 
     settings = Settings()
     if not settings.database_url or not settings.database_url.startswith("postgresql"):

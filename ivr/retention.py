@@ -19,7 +19,6 @@ from ivr.audit import record_audit
 from ivr.db import Database
 from models import Conversation, ConversationStep, OutboundMessage, utcnow
 
-DEFAULT_AGE_DAYS = 400
 BATCH_SIZE = 1000
 
 

@@ -1,14 +1,17 @@
 """Logs a machine can read and a person can trace: one JSON object per line off a terminal, each with the
 request id (returned to the caller of the webhook) and the Twilio SID, and never an identifier."""
 
+import copy
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 
+from app import create_app
 from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext
 
 
@@ -89,3 +92,30 @@ def test_on_a_terminal_a_record_reads_as_one_masked_line_with_its_request():
     line = MaskingFormatter().format(record)
     assert "WARNING ivr.voice: caller keyed *** *** ****" in line
     assert f"[request abc123def4567890 CA{'0' * 32}]" in line
+
+
+@pytest.fixture
+def production_log() -> Iterator[io.StringIO]:
+    """What the app's logs look like under gunicorn (`ivr.production`'s log config), as JSON lines."""
+    from ivr import production
+
+    stream = io.StringIO()
+    config = copy.deepcopy(production.logconfig_dict)
+    config["formatters"]["service"]["()"] = JsonFormatter  # whether or not this runs on a terminal
+    config["handlers"]["errors"]["stream"] = stream
+    loggers = [logging.getLogger(), *map(logging.getLogger, config["loggers"])]
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    logging.config.dictConfig(config)
+    try:
+        yield stream
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
+def test_under_gunicorn_a_webhooks_log_line_still_carries_its_request_id(production_log):
+    app = create_app({"database_url": "sqlite://", "secret_key": "test"})  # keeps gunicorn's handler
+    answer = app.test_client().post("/twilio/voice", data={"CallSid": "CA" + "1" * 32})
+    assert answer.status_code == 403
+    (entry,) = [entry for entry in _entries(production_log) if "signature" in str(entry["message"])]
+    assert entry["request_id"] == answer.headers[REQUEST_ID_HEADER]
