@@ -188,7 +188,12 @@ class Line:
         # the ORM is brought in (on the same transaction) only when an effect needs the services.
         with self.database.writer.begin() as connection:
             conversation = self._find(connection, inbound.sid)
-            if conversation is not None and (isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn):
+            retried = conversation is not None and (
+                isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn
+            )
+            if conversation is not None and conversation.ended_at is not None and not (retried and conversation.last_reply):
+                return Handled(render(_ended_call_reply(conversation)), replayed=True)
+            if conversation is not None and retried:
                 return Handled(conversation.last_reply, replayed=True)
             if conversation is None:
                 conversation = self._open(connection, inbound)
@@ -540,6 +545,13 @@ class _TurnRun:
     ) -> None:
         text = Text(key, purpose, to_number, body, masked_body, self.conversation.id, give_up_at)
         self.line.outbox.queue(self.session, text)
+
+
+def _ended_call_reply(conversation: ConversationRecord) -> Reply:
+    """A step after the call ended (Twilio's last status came first, or the line had hung up): hang up again,
+    and touch nothing, so the call stays ended and nothing identifying comes back into its state."""
+    log.info("A step arrived for a call that has ended; answered with a hang-up")
+    return Reply((), "", dialogue.Expect("hangup"), conversation.turn, dialogue.ENDED)
 
 
 def _without_identifiers(state_json: str) -> str:

@@ -616,7 +616,7 @@ def test_an_unsigned_or_wrongly_signed_text_gets_403_and_changes_nothing(app, tw
     assert twilio.texts() == []
 
 
-_TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_TEXT = st.characters(blacklist_categories=("Cs",))  # NUL included: the edge takes it out
 ODD_BODIES = [
     "",
     " ",
@@ -633,6 +633,8 @@ ODD_BODIES = [
     "Zoë Ñandú 漢字 العربية",
     "１２３４５６",
     "OPT OUT" * 300,
+    "\x00",
+    "CHECK\x00",
     "CONFIRM",
     "MENU",
     "STOP",
