@@ -222,8 +222,11 @@ class Line:
             conversation = self._text_thread(connection, inbound)
             if conversation is None:
                 return Handled("", replayed=True)
-            state = SMS_FLOW.load_state(json.loads(conversation.state))
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
+            if inbound.caller is None:
+                turn_run.record_unanswerable_text()
+                return Handled("", replayed=False)
+            state = SMS_FLOW.load_state(json.loads(conversation.state))
             reply = turn_run.run(state, inbound.event)
             for number, prompt in enumerate(reply.say):
                 turn_run.queue_reply(number, prompt)
@@ -242,8 +245,16 @@ class Line:
 
     def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
         """The texting number's conversation this text belongs to, locked; None when the text was answered
-        already (Twilio retried it)."""
-        caller_hash = self.identity.keyed_hash(inbound.caller or inbound.caller_id)
+        already (Twilio retried it).
+
+        A text with no number to text back (withheld, an alphanumeric sender, a short code) is a
+        conversation of its own: senders without a number cannot be told apart, so none joins a thread.
+        """
+        if inbound.caller is None:
+            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
+                return None
+            return self._open(connection, inbound)  # None when a retry raced the original, and lost
+        caller_hash = self.identity.keyed_hash(inbound.caller)
         row = connection.execute(_LATEST_THREAD, {"caller_hash": caller_hash, "trial": inbound.trial}).first()
         # Looked for once the thread is locked: a retry racing the original waits for it, then finds its step.
         if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
@@ -389,9 +400,7 @@ class _TurnRun:
 
     def queue_reply(self, number: int, prompt: dialogue.Prompt) -> None:
         """One reply text to the texter, sent through the outbox like every other text."""
-        if self.inbound.caller is None:
-            log.warning("A text came from a number that cannot be texted back; no reply sent")
-            return
+        assert self.inbound.caller is not None, "a text with no number to reply to never reaches the dialogue"
         prompts = self.line.prompts
         body = prompts.render("sms", prompt)
         masked = prompts.render("sms", prompt, masked=True) if prompt.masked else body
@@ -413,7 +422,25 @@ class _TurnRun:
         said = "(no reply: the network answers this word itself)"
         self._add_step("network_word", mask_free_text(self.inbound.heard or word), said, now)
         self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
+        if number is None:
+            self._end_at_once(now)
         self.save("")
+
+    def record_unanswerable_text(self) -> None:
+        """A text with no number to reply to: kept for staff as a conversation of one step, ended at once.
+
+        The dialogue is not asked: with no reply there is no next step, so this text can start no
+        identity check and no choice.
+        """
+        now = utcnow()
+        said = "(no reply: this text came with no number we can text back)"
+        self._add_step(text_dialogue.IDLE, mask_free_text(self.inbound.heard or ""), said, now)
+        self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
+        self._end_at_once(now)
+        self.save("")
+
+    def _end_at_once(self, now: datetime) -> None:
+        self._changes.update(ended_at=now, outcome=self.conversation.outcome or "abandoned")
 
     @property
     def session(self) -> Session:

@@ -1,6 +1,7 @@
 """The SMS line through signed webhooks, as a texter uses it: keywords, proving who you are by text,
 choices with CONFIRM, conversations that expire, Twilio's retries and receipts, and `flask text`."""
 
+import json
 import logging
 import re
 import uuid
@@ -689,6 +690,41 @@ def test_a_text_from_a_withheld_number_is_answered_but_no_reply_can_be_sent(app,
     response = post_signed(app, "/twilio/sms", sms_params("HELP", from_number="anonymous"))
     assert response.status_code == 200
     assert twilio.texts() == []
+
+
+UNUSABLE_SENDERS = ["anonymous", "", "+", "Restricted", "NHSApp", "12345"]
+
+
+@pytest.mark.parametrize("sender", UNUSABLE_SENDERS)
+def test_texts_with_no_usable_sender_never_share_a_conversation_or_prove_anyone(app, person, twilio, sender):
+    """Two people texting with no number to text back: neither joins the other's conversation, so the
+    second can neither see nor change a choice the first was making."""
+    first, second = SmsTexter(app, twilio, sender), SmsTexter(app, twilio, sender)
+    for body in ("CHECK", person.nhs_number, written(person.date_of_birth), "OPT OUT"):
+        assert first.send(body) == 200
+    assert twilio.texts_to(person.mobile) == []  # no identity check ran, so no code went to the mobile
+    for body in ("OPT IN", "CONFIRM"):
+        assert second.send(body) == 200
+        assert second.answered_with == []
+    assert choices_of(app, person) == []
+    assert twilio.texts() == []  # nothing was sent anywhere: there is no number to reply to
+    assert messages(app) == []
+    threads = conversations(app)
+    assert len(threads) == 6, "each text with no usable sender is a conversation of its own"
+    assert all(c.ended_at is not None and c.person_id is None for c in threads)
+    assert len({c.caller_hash for c in threads}) == 1
+    assert all(json.loads(c.state or "{}").get("nhs_number") is None for c in threads)
+    assert all(person.nhs_number not in (step.heard or "") for step in steps(app))
+
+
+def test_a_text_with_no_usable_sender_counts_with_withheld_callers(app, make_caller, person):
+    post_signed(app, "/twilio/sms", sms_params("HELP", from_number="anonymous"))
+    [thread] = conversations(app)
+    caller = make_caller(from_number="anonymous")
+    caller.dial()
+    with app.extensions["database"].transaction() as session:
+        [call] = session.exec(select(Conversation).where(Conversation.channel == "voice")).all()
+    assert thread.caller_hash == call.caller_hash, "a text with no usable sender is not in the withheld bucket"
 
 
 def test_a_replayed_text_changes_nothing_and_sends_nothing_twice(app, mobile, person, twilio):
