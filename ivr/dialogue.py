@@ -154,8 +154,9 @@ class DialEnded:
 class IdentityMatched:
     person_id: int
     mobile_ending: str | None
-    # On the SMS line, a text from the mobile on record completes the check: then the current
-    # choice comes with the match, as it does with an accepted code.
+    # On the SMS line, where the organisation trusts the sender's number (SMS_TRUST_SENDER_NUMBER), a text
+    # from the mobile on record completes the check: then the current choice comes with the match, as it
+    # does with an accepted code.
     mobile_is_sender: bool = False
     current: str | None = None
     current_since: str | None = None

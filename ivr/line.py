@@ -174,6 +174,7 @@ class Line:
         prompts: Prompts,
         transfer_number: str | None,
         today: Callable[[], date] = uk_today,
+        trust_sms_sender: bool = False,
     ) -> None:
         self.database = database
         self.identity = identity
@@ -181,6 +182,8 @@ class Line:
         self.prompts = prompts
         self.transfer_number = transfer_number
         self.today = today
+        # SMS_TRUST_SENDER_NUMBER: a text from the mobile on record proves who it is from, with no code.
+        self.trust_sms_sender = trust_sms_sender
 
     def handle(self, inbound: Inbound, render: Callable[[Reply], str]) -> Handled:
         """Run one turn; a retried request for a turn already taken gets the reply it got before."""
@@ -491,9 +494,14 @@ class _TurnRun:
         if person is None:
             return dialogue.IdentityNotMatched(locked=found.locked)
         assert person.id is not None
-        # By text, the message coming from the mobile on record is the second factor. A caller ID
-        # is not taken as one: the voice line always sends a code.
-        texted_from_mobile = self.flow.channel == "sms" and person.mobile is not None and person.mobile == self.inbound.caller
+        # A sender's number can be spoofed: only where the organisation has chosen to trust it (by text, never
+        # a caller ID) is a message from the mobile on record the second factor; otherwise a code is sent.
+        texted_from_mobile = (
+            self.line.trust_sms_sender
+            and self.flow.channel == "sms"
+            and person.mobile is not None
+            and person.mobile == self.inbound.caller
+        )
         if not texted_from_mobile:
             return dialogue.IdentityMatched(person.id, last_digits(person.mobile, 3))
         self.conversation.person_id = person.id
