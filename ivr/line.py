@@ -492,7 +492,7 @@ class _TurnRun:
         )
         person = found.person
         if person is None:
-            return dialogue.IdentityNotMatched(locked=found.locked)
+            return dialogue.IdentityNotMatched(locked=found.locked, last_try=found.last_try)
         assert person.id is not None
         # A sender's number can be spoofed: only where the organisation has chosen to trust it (by text, never
         # a caller ID) is a message from the mobile on record the second factor; otherwise a code is sent.
