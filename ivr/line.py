@@ -194,6 +194,7 @@ class Line:
             retried = conversation is not None and (
                 isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn
             )
+            # An ended call stays ended: only a retry of the step that ended it gets that step's reply again.
             if conversation is not None and conversation.ended_at is not None and not (retried and conversation.last_reply):
                 return Handled(render(_ended_call_reply(conversation)), replayed=True)
             if conversation is not None and retried:
