@@ -38,7 +38,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         prompts=prompts,
         identity=identity,
         outbox=outbox,
-        line=Line(database, identity, outbox, prompts, settings.staff_transfer_number),
+        line=Line(
+            database, identity, outbox, prompts, settings.staff_transfer_number,
+            trust_sms_sender=settings.sms_trust_sender_number,
+        ),
         twilio_validator=RequestValidator(settings.webhook_auth_token(Path(app.instance_path))),
     )
     if not settings.public_base_url:

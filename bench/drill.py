@@ -650,18 +650,22 @@ class Drill:
                       to_number=LINE_NUMBER, account_sid=ACCOUNT_SID)
 
     def opt_out_by_text(self, person: Someone, reply_wait: float, restored: threading.Event | None = None) -> list[float]:
-        """Text OPT OUT, the NHS number, the date of birth and CONFIRM from the mobile on record, each after the
-        reply to the one before; how long each reply took to reach the phone."""
+        """Text OPT OUT, the NHS number, the date of birth, the code texted back and CONFIRM from the mobile on
+        record, each after the reply to the one before (after the date of birth, the code); how long each reply
+        took to reach the phone."""
         texter = self.texter(person)
         waits = []
         apologised = 0
         conversation = (
             ("OPT OUT", "text your 10-digit NHS number"),
             (person.nhs_number, "Now text your date of birth"),
-            (f"{person.date_of_birth.day} {person.date_of_birth:%B %Y}", "Text CONFIRM to confirm"),
+            (f"{person.date_of_birth.day} {person.date_of_birth:%B %Y}", None),  # None: wait for the code
+            (None, "Text CONFIRM to confirm"),  # None: text the code back
             ("CONFIRM", DONE_BY_TEXT),
         )
+        code = ""
         for body, reply in conversation:
+            body = body if body is not None else code
             while True:
                 started = time.perf_counter()
                 status = texter.send(body)
@@ -674,8 +678,11 @@ class Drill:
                 if status != 200 or texter.answered_with:
                     raise FlowError(f"texting {len(body)} characters was answered with HTTP {status} {texter.answered_with}")
                 break
-            _, arrived = self.phones.next_text(person.mobile, time.perf_counter() + reply_wait, lambda b, r=reply: r in b,
-                                               f"the reply {reply!r}")
+            if reply is None:  # the code and its reply reach the same phone, in either order
+                code, arrived = self.phones.code_for(person.mobile, time.perf_counter() + reply_wait)
+            else:
+                _, arrived = self.phones.next_text(person.mobile, time.perf_counter() + reply_wait,
+                                                   lambda b, r=reply: r in b, f"the reply {reply!r}")
             waits.append(arrived - started)
         return waits
 

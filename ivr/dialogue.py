@@ -154,8 +154,9 @@ class DialEnded:
 class IdentityMatched:
     person_id: int
     mobile_ending: str | None
-    # On the SMS line, a text from the mobile on record completes the check: then the current
-    # choice comes with the match, as it does with an accepted code.
+    # On the SMS line, where the organisation trusts the sender's number (SMS_TRUST_SENDER_NUMBER), a text
+    # from the mobile on record completes the check: then the current choice comes with the match, as it
+    # does with an accepted code.
     mobile_is_sender: bool = False
     current: str | None = None
     current_since: str | None = None
@@ -164,6 +165,7 @@ class IdentityMatched:
 @dataclass(frozen=True)
 class IdentityNotMatched:
     locked: bool = False
+    last_try: bool = False  # the conversation may not try again (withheld callers have been failing often)
 
 
 @dataclass(frozen=True)
@@ -649,7 +651,7 @@ def _on_identity_not_matched(state: State, event: IdentityNotMatched, context: C
     state = replace(state, nhs_number=None, identity_failures=state.identity_failures + 1)
     if event.locked:
         return _cannot_verify(state, context, Prompt("identity_locked"))
-    if state.identity_failures >= MAX_IDENTITY_FAILURES:
+    if state.identity_failures >= MAX_IDENTITY_FAILURES or event.last_try:
         return _cannot_verify(state, context, Prompt("details_not_matched"), Prompt("too_many_attempts"))
     return _with_prefix(_ask(replace(state, node=NHS_NUMBER), context), Prompt("details_not_matched"))
 

@@ -22,7 +22,11 @@ FAILURE_WINDOW = timedelta(hours=1)  # failures are counted over this long
 LOCK_DURATION = timedelta(hours=1)  # and reaching a limit locks for this long from then
 MAX_FAILURES_PER_NHS_NUMBER = 5  # across calls and texts
 MAX_FAILURES_PER_CALLER = 10  # from one calling or texting number
-MAX_FAILURES_WITHHELD = 30  # from all callers who withhold their number, together
+# Callers who withhold their number cannot be told apart, so they are never locked out together (one person
+# could then shut the line to all of them): past this many failures from all of them in FAILURE_WINDOW, each
+# withheld call gets one try at its details instead of three. The NHS number's own lock stops guessing at
+# one person, whoever calls.
+MAX_FAILURES_WITHHELD = 30
 MAX_CODES_PER_PERSON = 5  # texted within FAILURE_WINDOW, however asked for: no flooding anyone's phone
 FAILURE_KINDS = ("details", "code")
 LOCK_NHS_NUMBER = "lock_nhs"
@@ -37,6 +41,7 @@ CodeCheck = Literal["accepted", "wrong", "expired", "exhausted", "locked"]
 class IdentityMatch:
     person: Person | None
     locked: bool
+    last_try: bool = False  # no match, and this call may not try again (withheld callers failing often)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class IssuedCode:
 class Identity:
     def __init__(self, secret_key: str) -> None:
         self._key = secret_key.encode()
-        # Callers who withhold their number share one bucket, so withholding escapes no limit.
+        # Callers who withhold their number share one bucket: it slows them all when it fills, and never locks.
         self.withheld_caller_hash = self.keyed_hash("withheld caller")
 
     def keyed_hash(self, value: str) -> str:
@@ -59,7 +64,7 @@ class Identity:
     def is_locked(self, session: Session, nhs_number: str, caller_hash: str = "") -> bool:
         """True while a lock taken for this NHS number, or for this calling number, is in force."""
         locked_for = IdentityAttempt.nhs_number_hash == self.keyed_hash(nhs_number)
-        if caller_hash:
+        if caller_hash and caller_hash != self.withheld_caller_hash:
             caller_locked = (IdentityAttempt.caller_hash == caller_hash) & (IdentityAttempt.kind == LOCK_CALLER)
             locked_for = locked_for | caller_locked
         query = select(IdentityAttempt.id).where(
@@ -80,11 +85,20 @@ class Identity:
             MAX_FAILURES_PER_NHS_NUMBER
         ):
             session.add(IdentityAttempt(nhs_number_hash=nhs_number_hash, kind=LOCK_NHS_NUMBER))
-        caller_limit = MAX_FAILURES_WITHHELD if caller_hash == self.withheld_caller_hash else MAX_FAILURES_PER_CALLER
-        if caller_hash and session.exec(failed.where(IdentityAttempt.caller_hash == caller_hash)).one() >= (
-            caller_limit
-        ):
-            session.add(IdentityAttempt(nhs_number_hash="", caller_hash=caller_hash, kind=LOCK_CALLER))
+        if caller_hash and caller_hash != self.withheld_caller_hash:
+            if session.exec(failed.where(IdentityAttempt.caller_hash == caller_hash)).one() >= MAX_FAILURES_PER_CALLER:
+                session.add(IdentityAttempt(nhs_number_hash="", caller_hash=caller_hash, kind=LOCK_CALLER))
+
+    def _withheld_callers_failing_often(self, session: Session, caller_hash: str) -> bool:
+        if caller_hash != self.withheld_caller_hash:
+            return False
+        failed = select(func.count()).where(
+            IdentityAttempt.caller_hash == caller_hash,
+            IdentityAttempt.kind.in_(FAILURE_KINDS),  # type: ignore[attr-defined]
+            IdentityAttempt.succeeded == False,  # noqa: E712
+            IdentityAttempt.at >= utcnow() - FAILURE_WINDOW,
+        )
+        return session.exec(failed).one() >= MAX_FAILURES_WITHHELD
 
     def _take_turn(self, session: Session, nhs_number: str, caller_hash: str) -> None:
         """Wait for any other check of this NHS number or from this caller to finish (until this transaction
@@ -106,7 +120,9 @@ class Identity:
         person = session.exec(select(Person).where(Person.nhs_number == nhs_number)).first()
         matched = person is not None and person.date_of_birth == date_of_birth
         self._record_attempt(session, nhs_number, caller_hash, conversation_id, "details", matched)
-        return IdentityMatch(person if matched else None, locked=False)
+        if matched:
+            return IdentityMatch(person, locked=False)
+        return IdentityMatch(None, locked=False, last_try=self._withheld_callers_failing_often(session, caller_hash))
 
     def _record_attempt(
         self, session: Session, nhs_number: str, caller_hash: str, conversation_id: int | None, kind: str, ok: bool

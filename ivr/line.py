@@ -174,6 +174,7 @@ class Line:
         prompts: Prompts,
         transfer_number: str | None,
         today: Callable[[], date] = uk_today,
+        trust_sms_sender: bool = False,
     ) -> None:
         self.database = database
         self.identity = identity
@@ -181,6 +182,8 @@ class Line:
         self.prompts = prompts
         self.transfer_number = transfer_number
         self.today = today
+        # SMS_TRUST_SENDER_NUMBER: a text from the mobile on record proves who it is from, with no code.
+        self.trust_sms_sender = trust_sms_sender
 
     def handle(self, inbound: Inbound, render: Callable[[Reply], str]) -> Handled:
         """Run one turn; a retried request for a turn already taken gets the reply it got before."""
@@ -188,7 +191,13 @@ class Line:
         # the ORM is brought in (on the same transaction) only when an effect needs the services.
         with self.database.writer.begin() as connection:
             conversation = self._find(connection, inbound.sid)
-            if conversation is not None and (isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn):
+            retried = conversation is not None and (
+                isinstance(inbound.event, dialogue.Start) or inbound.turn != conversation.turn
+            )
+            # An ended call stays ended: only a retry of the step that ended it gets that step's reply again.
+            if conversation is not None and conversation.ended_at is not None and not (retried and conversation.last_reply):
+                return Handled(render(_ended_call_reply(conversation)), replayed=True)
+            if conversation is not None and retried:
                 return Handled(conversation.last_reply, replayed=True)
             if conversation is None:
                 conversation = self._open(connection, inbound)
@@ -217,8 +226,11 @@ class Line:
             conversation = self._text_thread(connection, inbound)
             if conversation is None:
                 return Handled("", replayed=True)
-            state = SMS_FLOW.load_state(json.loads(conversation.state))
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
+            if inbound.caller is None:
+                turn_run.record_unanswerable_text()
+                return Handled("", replayed=False)
+            state = SMS_FLOW.load_state(json.loads(conversation.state))
             reply = turn_run.run(state, inbound.event)
             for number, prompt in enumerate(reply.say):
                 turn_run.queue_reply(number, prompt)
@@ -237,8 +249,16 @@ class Line:
 
     def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
         """The texting number's conversation this text belongs to, locked; None when the text was answered
-        already (Twilio retried it)."""
-        caller_hash = self.identity.keyed_hash(inbound.caller or inbound.caller_id)
+        already (Twilio retried it).
+
+        A text with no number to text back (withheld, an alphanumeric sender, a short code) is a
+        conversation of its own: senders without a number cannot be told apart, so none joins a thread.
+        """
+        if inbound.caller is None:
+            if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
+                return None
+            return self._open(connection, inbound)  # None when a retry raced the original, and lost
+        caller_hash = self.identity.keyed_hash(inbound.caller)
         row = connection.execute(_LATEST_THREAD, {"caller_hash": caller_hash, "trial": inbound.trial}).first()
         # Looked for once the thread is locked: a retry racing the original waits for it, then finds its step.
         if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
@@ -384,9 +404,7 @@ class _TurnRun:
 
     def queue_reply(self, number: int, prompt: dialogue.Prompt) -> None:
         """One reply text to the texter, sent through the outbox like every other text."""
-        if self.inbound.caller is None:
-            log.warning("A text came from a number that cannot be texted back; no reply sent")
-            return
+        assert self.inbound.caller is not None, "a text with no number to reply to never reaches the dialogue"
         prompts = self.line.prompts
         body = prompts.render("sms", prompt)
         masked = prompts.render("sms", prompt, masked=True) if prompt.masked else body
@@ -408,7 +426,25 @@ class _TurnRun:
         said = "(no reply: the network answers this word itself)"
         self._add_step("network_word", mask_free_text(self.inbound.heard or word), said, now)
         self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
+        if number is None:
+            self._end_at_once(now)
         self.save("")
+
+    def record_unanswerable_text(self) -> None:
+        """A text with no number to reply to: kept for staff as a conversation of one step, ended at once.
+
+        The dialogue is not asked: with no reply there is no next step, so this text can start no
+        identity check and no choice.
+        """
+        now = utcnow()
+        said = "(no reply: this text came with no number we can text back)"
+        self._add_step(text_dialogue.IDLE, mask_free_text(self.inbound.heard or ""), said, now)
+        self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
+        self._end_at_once(now)
+        self.save("")
+
+    def _end_at_once(self, now: datetime) -> None:
+        self._changes.update(ended_at=now, outcome=self.conversation.outcome or "abandoned")
 
     @property
     def session(self) -> Session:
@@ -457,11 +493,16 @@ class _TurnRun:
         )
         person = found.person
         if person is None:
-            return dialogue.IdentityNotMatched(locked=found.locked)
+            return dialogue.IdentityNotMatched(locked=found.locked, last_try=found.last_try)
         assert person.id is not None
-        # By text, the message coming from the mobile on record is the second factor. A caller ID
-        # is not taken as one: the voice line always sends a code.
-        texted_from_mobile = self.flow.channel == "sms" and person.mobile is not None and person.mobile == self.inbound.caller
+        # A sender's number can be spoofed: only where the organisation has chosen to trust it (by text, never
+        # a caller ID) is a message from the mobile on record the second factor; otherwise a code is sent.
+        texted_from_mobile = (
+            self.line.trust_sms_sender
+            and self.flow.channel == "sms"
+            and person.mobile is not None
+            and person.mobile == self.inbound.caller
+        )
         if not texted_from_mobile:
             return dialogue.IdentityMatched(person.id, last_digits(person.mobile, 3))
         self.conversation.person_id = person.id
@@ -540,6 +581,13 @@ class _TurnRun:
     ) -> None:
         text = Text(key, purpose, to_number, body, masked_body, self.conversation.id, give_up_at)
         self.line.outbox.queue(self.session, text)
+
+
+def _ended_call_reply(conversation: ConversationRecord) -> Reply:
+    """A step after the call ended (Twilio's last status came first, or the line had hung up): hang up again,
+    and touch nothing, so the call stays ended and nothing identifying comes back into its state."""
+    log.info("A step arrived for a call that has ended; answered with a hang-up")
+    return Reply((), "", dialogue.Expect("hangup"), conversation.turn, dialogue.ENDED)
 
 
 def _without_identifiers(state_json: str) -> str:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "text", "json"] = "auto"
     # `flask retention apply` removes conversation steps and delivered texts older than this.
     retention_days: int = 400
+    # By text, let a message from the mobile on record prove who someone is without a code. Off: the sender's
+    # number can be spoofed, so by default a code is always texted to the mobile on record and checked first.
+    sms_trust_sender_number: bool = False
 
     @property
     def can_send_texts(self) -> bool:

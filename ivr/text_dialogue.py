@@ -247,6 +247,8 @@ def _on_identity_result(state: TextState, event: Event, context: Context) -> Tur
             return _cannot_verify(state, context, "identity locked", "identity_locked")
         if state.identity_failures >= MAX_IDENTITY_FAILURES:
             return _cannot_verify(state, context, "details did not match three times", "too_many_attempts")
+        if event.last_try:
+            return _cannot_verify(state, context, "details did not match, and no more tries were allowed", "too_many_attempts")
         return _reply(replace(state, node=NHS_NUMBER), Prompt("details_not_matched"))
     return _on_idle_result(state, event, context)
 

@@ -10,12 +10,12 @@ from ivr import dialogue
 from ivr.db import WEBHOOK_DATABASE_SECONDS, hold_requests_to_deadline
 from ivr.line import TRIAL_PARAMETER, Inbound, Line, Reply
 from ivr.prompts import Prompts
-from ivr.twilio_signature import require_twilio_signature
+from ivr.twilio_signature import accept_twilio_webhook
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
-bp.before_request(require_twilio_signature)
+bp.before_request(accept_twilio_webhook)
 # A step that cannot finish with the database in good time ends in the apology, well within Twilio's wait.
 hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
 
@@ -83,7 +83,8 @@ def _render(reply: Reply) -> str:
     response = VoiceResponse()
     expect = reply.expect
     if expect.kind == "hangup":
-        response.say(words, voice=VOICE, language=LANGUAGE)
+        if words:
+            response.say(words, voice=VOICE, language=LANGUAGE)
         response.hangup()
     elif expect.kind == "dial":
         response.say(words, voice=VOICE, language=LANGUAGE)

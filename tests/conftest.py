@@ -182,12 +182,15 @@ def caller(make_caller) -> Caller:  # type: ignore[no-untyped-def]
 
 
 def latest_code(twilio: LocalTwilio, mobile: str) -> str:
-    """The one-time code in the latest text to `mobile`, as the person would read it."""
+    """The one-time code in the latest text to `mobile` that holds one, as the person would read it (texting
+    from that mobile, the line's replies arrive there too)."""
     texts = twilio.texts_to(mobile)
     assert texts, f"no text reached {mobile}"
-    found = re.search(r"\b(\d{6})\b", texts[-1].body)
-    assert found, f"no code in {texts[-1].body!r}"
-    return found.group(1)
+    for text in reversed(texts):
+        found = re.search(r"\b(\d{6})\b", text.body)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no code in the texts to {mobile}: {[text.body for text in texts]!r}")
 
 
 def verify(caller: Caller, person: Person, twilio: LocalTwilio) -> None:

@@ -25,7 +25,7 @@ from ivr.outbox import Text
 from ivr.terminal_phone import flask_transport
 from ivr.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, Person
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config, verify
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config, latest_code, verify
 from tests.db import create_person
 
 CALM_APOLOGY = "Sorry, we cannot do this right now. Nothing has been changed. Please call back later."
@@ -164,11 +164,13 @@ def test_a_texter_gets_the_apology_in_the_webhook_answer_and_carries_on_once_the
     assert texter.resend_last() == 200 and texter.answered_with == []
     assert "Now text your date of birth" in twilio.texts_to(person.mobile)[-1].body
     assert texter.send(person.date_of_birth.strftime("%d/%m/%Y")) == 200
+    assert "texted a 6-digit code" in twilio.texts_to(person.mobile)[-1].body
+    assert texter.send(latest_code(twilio, person.mobile)) == 200
     assert "Text CONFIRM to confirm" in twilio.texts_to(person.mobile)[-1].body
     assert texter.send("CONFIRM") == 200
     assert "Done: you have opted out." in twilio.texts_to(person.mobile)[-1].body
     [thread] = recorded(outage, Conversation, Conversation.channel == "sms")
-    assert thread.turn == 4 and is_whole(outage, thread)
+    assert thread.turn == 5 and is_whole(outage, thread)
     assert [event.status for event in recorded(outage, ChoiceEvent)] == ["opted_out"]
 
 

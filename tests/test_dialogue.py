@@ -203,6 +203,14 @@ def test_identity_not_matched_asks_again_then_stops_after_three_failures():
     assert isinstance(turn.effect, d.RaiseFollowUp) and turn.outcome == "verification_failed"
 
 
+def test_a_last_try_that_fails_ends_the_checks_on_this_call_at_once():
+    state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
+    turn = d.respond(state, IdentityNotMatched(last_try=True), NO_TRANSFER)
+    assert names(turn) == ["details_not_matched", "too_many_attempts"]
+    assert turn.state.node == d.CANNOT_VERIFY and turn.state.nhs_number is None
+    assert isinstance(turn.effect, d.RaiseFollowUp)
+
+
 def test_a_locked_identity_goes_straight_to_cannot_verify():
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, IdentityNotMatched(locked=True), NO_TRANSFER)

@@ -1,6 +1,7 @@
 """The SMS line through signed webhooks, as a texter uses it: keywords, proving who you are by text,
 choices with CONFIRM, conversations that expire, Twilio's retries and receipts, and `flask text`."""
 
+import json
 import logging
 import re
 import uuid
@@ -240,17 +241,74 @@ def test_an_nhs_number_with_a_wrong_check_digit_is_refused_at_once(app, texter, 
     assert count(app, IdentityAttempt) == 0
 
 
+@pytest.fixture
+def trusting_app(database_url, twilio):  # type: ignore[no-untyped-def]
+    """The line where the organisation has turned SMS_TRUST_SENDER_NUMBER on."""
+    app = create_app(app_config(database_url, twilio, sms_trust_sender_number=True))
+    app.config["TESTING"] = True
+    twilio.before_reading = app.extensions["outbox"].send_due
+    yield app
+    app.extensions["database"].engine.dispose()
+
+
 @pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
-def test_from_the_mobile_on_record_the_date_of_birth_completes_the_check_with_no_code(app, mobile, person, twilio, dob):
+def test_by_default_even_from_the_mobile_on_record_a_code_is_checked_before_the_choice_is_read_out(
+    app, mobile, person, twilio, dob
+):
+    mobile.text("CHECK")
+    mobile.text(person.nhs_number)
+    mobile.text(dob(person.date_of_birth))
+    mobile.gets(CODE_SENT + " 123")
+    mobile.does_not_get(NO_CHOICE)
+    assert thread_of(app, mobile).person_id is None
+    assert count(app, OneTimeCode) == 1
+    mobile.text(latest_code(twilio, person.mobile))
+    mobile.gets(NO_CHOICE)
+    conversation = thread_of(app, mobile)
+    assert (conversation.person_id, conversation.outcome) == (person.id, "checked")
+
+
+def test_by_default_a_spoofed_sender_with_the_right_details_cannot_change_the_choice(app, make_texter, person, twilio):
+    """Someone who knows the NHS number and date of birth sends texts that claim to come from the mobile
+    on record: the code goes to the real phone, and without it nothing changes."""
+    spoofed = make_texter(person.mobile)
+    spoofed.text("OPT OUT")
+    spoofed.text(person.nhs_number)
+    spoofed.text(written(person.date_of_birth))
+    spoofed.gets(CODE_SENT)
+    spoofed.does_not_get(CONFIRM_OPT_OUT)
+    for body in ("CONFIRM", "123456", "CONFIRM"):
+        spoofed.text(body)
+        spoofed.does_not_get(RECORDED_OPT_OUT)
+    assert choices_of(app, person) == []
+    assert thread_of(app, spoofed).person_id is None
+
+
+@pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
+def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, twilio, make_person, dob):
+    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+    mobile = SmsTexter(trusting_app, twilio, person.mobile)
     mobile.text("CHECK")
     mobile.text(person.nhs_number)
     [reply] = mobile.text(dob(person.date_of_birth))
     assert NO_CHOICE in reply
     assert not any("code" in text.body for text in twilio.texts())
-    assert count(app, OneTimeCode) == 0
-    conversation = thread_of(app, mobile)
+    assert count(trusting_app, OneTimeCode) == 0
+    conversation = thread_of(trusting_app, mobile)
     assert conversation.person_id == person.id
     assert conversation.outcome == "checked"
+    mobile.text("OPT OUT")
+    mobile.text("CONFIRM")
+    mobile.gets(RECORDED_OPT_OUT)
+    assert [c.status for c in choices_of(trusting_app, person)] == ["opted_out"]
+
+
+def test_trusting_the_sender_another_number_still_needs_the_code(trusting_app, twilio, make_person):
+    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+    other = SmsTexter(trusting_app, twilio, "+447700900001")
+    verify_by_text(other, person, twilio, keyword="OPT OUT", sender_trusted=True)
+    other.gets(CONFIRM_OPT_OUT)
+    assert [text.to for text in twilio.texts() if "code is" in text.body] == [person.mobile]
 
 
 @pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
@@ -445,6 +503,8 @@ def test_a_locked_nhs_number_can_be_checked_by_text_again_after_an_hour(app, mak
     locked_out.text("CHECK")
     locked_out.text(person.nhs_number)
     locked_out.text(written(person.date_of_birth))
+    locked_out.gets(CODE_SENT)
+    locked_out.text(latest_code(twilio, person.mobile))
     locked_out.gets(NO_CHOICE)
 
 
@@ -616,7 +676,7 @@ def test_an_unsigned_or_wrongly_signed_text_gets_403_and_changes_nothing(app, tw
     assert twilio.texts() == []
 
 
-_TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_TEXT = st.characters(blacklist_categories=("Cs",))  # NUL included: the edge takes it out
 ODD_BODIES = [
     "",
     " ",
@@ -633,6 +693,8 @@ ODD_BODIES = [
     "Zoë Ñandú 漢字 العربية",
     "１２３４５６",
     "OPT OUT" * 300,
+    "\x00",
+    "CHECK\x00",
     "CONFIRM",
     "MENU",
     "STOP",
@@ -687,6 +749,41 @@ def test_a_text_from_a_withheld_number_is_answered_but_no_reply_can_be_sent(app,
     response = post_signed(app, "/twilio/sms", sms_params("HELP", from_number="anonymous"))
     assert response.status_code == 200
     assert twilio.texts() == []
+
+
+UNUSABLE_SENDERS = ["anonymous", "", "+", "Restricted", "NHSApp", "12345"]
+
+
+@pytest.mark.parametrize("sender", UNUSABLE_SENDERS)
+def test_texts_with_no_usable_sender_never_share_a_conversation_or_prove_anyone(app, person, twilio, sender):
+    """Two people texting with no number to text back: neither joins the other's conversation, so the
+    second can neither see nor change a choice the first was making."""
+    first, second = SmsTexter(app, twilio, sender), SmsTexter(app, twilio, sender)
+    for body in ("CHECK", person.nhs_number, written(person.date_of_birth), "OPT OUT"):
+        assert first.send(body) == 200
+    assert twilio.texts_to(person.mobile) == []  # no identity check ran, so no code went to the mobile
+    for body in ("OPT IN", "CONFIRM"):
+        assert second.send(body) == 200
+        assert second.answered_with == []
+    assert choices_of(app, person) == []
+    assert twilio.texts() == []  # nothing was sent anywhere: there is no number to reply to
+    assert messages(app) == []
+    threads = conversations(app)
+    assert len(threads) == 6, "each text with no usable sender is a conversation of its own"
+    assert all(c.ended_at is not None and c.person_id is None for c in threads)
+    assert len({c.caller_hash for c in threads}) == 1
+    assert all(json.loads(c.state or "{}").get("nhs_number") is None for c in threads)
+    assert all(person.nhs_number not in (step.heard or "") for step in steps(app))
+
+
+def test_a_text_with_no_usable_sender_counts_with_withheld_callers(app, make_caller, person):
+    post_signed(app, "/twilio/sms", sms_params("HELP", from_number="anonymous"))
+    [thread] = conversations(app)
+    caller = make_caller(from_number="anonymous")
+    caller.dial()
+    with app.extensions["database"].transaction() as session:
+        [call] = session.exec(select(Conversation).where(Conversation.channel == "voice")).all()
+    assert thread.caller_hash == call.caller_hash, "a text with no usable sender is not in the withheld bucket"
 
 
 def test_a_replayed_text_changes_nothing_and_sends_nothing_twice(app, mobile, person, twilio):
@@ -916,11 +1013,14 @@ def test_flask_text_prints_the_replies(runner, twilio, keep_log_level):
     assert twilio.texts() == []  # the terminal phone has a stand-in of its own
 
 
-def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, make_person, keep_log_level):
+def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, make_person, keep_log_level, monkeypatch):
+    """The README's walk-through: OPT OUT, the NHS number, the date of birth, the code from the text, CONFIRM."""
     someone = make_person(mobile="+447700900001", date_of_birth=BORN)
-    typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\nCONFIRM\n"
+    monkeypatch.setattr("ivr.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
+    typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\n314159\nCONFIRM\n"
     result = runner.invoke(args=["text", "--from", "07700 900001"], input=typed)
     assert result.exit_code == 0, result.output
+    assert re.search(r"\[text to \+447700900001\] .*code is 314159", result.output), result.output
     assert "Text CONFIRM to confirm" in result.output
     assert RECORDED_OPT_OUT in result.output
     [choice] = choices_of(app, someone)

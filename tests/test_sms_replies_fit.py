@@ -124,6 +124,7 @@ _EVENTS = [
     IdentityMatched(7, "123", True, None, None),
     IdentityNotMatched(),
     IdentityNotMatched(locked=True),
+    IdentityNotMatched(last_try=True),
     CodeSent("123"),
     CodeNotSent(),
     CodeNotSent(locked=True),

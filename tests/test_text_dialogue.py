@@ -311,6 +311,13 @@ def test_details_not_matched_ask_again_then_tell_staff_after_three():
     assert isinstance(turn.effect, RaiseFollowUp) and turn.effect.kind == "unverified_caller"
 
 
+def test_a_last_try_that_fails_ends_the_check_at_once_as_on_the_voice_line():
+    state = at(td.DATE_OF_BIRTH, intent=td.CHECK, nhs_number=NHS_NUMBER)
+    turn = td.respond(state, IdentityNotMatched(last_try=True), CONTEXT)
+    assert said(turn) == ["too_many_attempts"]
+    assert isinstance(turn.effect, RaiseFollowUp) and turn.state.nhs_number is None
+
+
 def test_staff_are_told_once_a_conversation_however_often_the_check_fails():
     state = at(td.DATE_OF_BIRTH, intent=td.CHECK, nhs_number=NHS_NUMBER)
     first = td.respond(state, IdentityNotMatched(locked=True), CONTEXT)

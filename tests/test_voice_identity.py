@@ -394,3 +394,74 @@ def test_a_locked_nhs_number_can_be_checked_again_after_an_hour(make_caller, per
     caller.does_not_hear(LOCKED)
     caller.hears(CODE_PROMPT)
     assert len(twilio.texts_to(person.mobile)) == 1
+
+
+# ---- Callers who withhold their number -------------------------------------------------------
+
+CANNOT_VERIFY = "We cannot check your identity on this call"
+
+
+def fail_withheld(make_caller, nhs_numbers: list[str], born: date) -> None:  # type: ignore[no-untyped-def]
+    """One withheld call keying each of `nhs_numbers` with `born`, as long as the line lets it try."""
+    caller = make_caller(from_number="anonymous")
+    caller.dial()
+    caller.press("2")
+    for number in nhs_numbers:
+        key_details(caller, number, born)
+        caller.hears(NOT_MATCHED)
+        caller.does_not_hear(LOCKED)
+        if CANNOT_VERIFY.lower() in caller.last.text.lower():
+            return
+
+
+def test_many_withheld_failures_never_lock_out_a_withheld_caller_with_the_right_details(
+    make_caller, person, twilio, db_session
+):
+    """One person withholding their number and guessing at many NHS numbers must not shut the line to
+    everyone else who withholds theirs."""
+    taken = set(db_session.exec(select(Person.nhs_number)).all())
+    db_session.commit()
+    guesses = [n for n in (synthetic_nhs_number(800_000 + i) for i in range(40)) if n not in taken][:36]
+    for call in range(12):
+        fail_withheld(make_caller, guesses[call * 3 : call * 3 + 3], date(1970, 1, 1))
+    failed = [a for a in identity_attempts(db_session) if not a.succeeded and a.kind == "details"]
+    assert len(failed) >= 30
+
+    honest = make_caller(from_number="anonymous")
+    call_and_key_details(honest, person.nhs_number, person.date_of_birth)
+    honest.does_not_hear(LOCKED)
+    honest.hears(CODE_PROMPT)
+    honest.press(latest_code(twilio, person.mobile) + "#")
+    honest.hears(VERIFIED)
+
+
+def test_while_withheld_callers_fail_often_each_withheld_call_gets_one_try(make_caller, person, db_session):
+    """The shared bucket slows guessing rather than shutting the door: one try a call, then a person."""
+    taken = set(db_session.exec(select(Person.nhs_number)).all())
+    db_session.commit()
+    guesses = [n for n in (synthetic_nhs_number(810_000 + i) for i in range(40)) if n not in taken][:30]
+    for call in range(10):
+        fail_withheld(make_caller, guesses[call * 3 : call * 3 + 3], date(1970, 1, 1))
+
+    slowed = make_caller(from_number="anonymous")
+    call_and_key_details(slowed, person.nhs_number, person.date_of_birth + timedelta(days=1))
+    slowed.hears(NOT_MATCHED, CANNOT_VERIFY)
+    slowed.does_not_hear(LOCKED, NHS_NUMBER_PROMPT)
+    # A caller who shows their number is not slowed by what withheld callers did.
+    shown = make_caller(from_number="+447700900777")
+    call_and_key_details(shown, person.nhs_number, person.date_of_birth + timedelta(days=1))
+    shown.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    shown.does_not_hear(CANNOT_VERIFY)
+
+
+def test_an_attacker_withholding_their_number_is_still_stopped_by_the_nhs_number_lock(make_caller, person, twilio):
+    wrong = person.date_of_birth + timedelta(days=1)
+    fail_withheld(make_caller, [person.nhs_number] * 3, wrong)
+    fail_withheld(make_caller, [person.nhs_number] * 2, wrong)
+
+    for from_number in ("anonymous", "+447700900778"):
+        caller = make_caller(from_number=from_number)
+        call_and_key_details(caller, person.nhs_number, person.date_of_birth)
+        caller.hears(LOCKED)
+        caller.does_not_hear(CODE_PROMPT)
+    assert twilio.texts_to(person.mobile) == []

@@ -1,6 +1,7 @@
 """The rules no webhook may bend: signatures, never a 5xx, Twilio's retries, and identifiers kept masked."""
 
 import itertools
+import json
 import logging
 import uuid
 import xml.etree.ElementTree as ET
@@ -183,7 +184,7 @@ def test_behind_a_proxy_a_whole_call_works_signed_for_the_public_url(public_app,
 
 # ---- Never a 5xx -----------------------------------------------------------------------------
 
-_TEXT_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_TEXT_CHARS = st.characters(blacklist_categories=("Cs",))  # NUL included: the edge takes it out
 ODD_VALUES = st.sampled_from(
     [
         "",
@@ -211,6 +212,8 @@ ODD_VALUES = st.sampled_from(
         "dial",
         "silence",
         "opt out",
+        "\x00",
+        "2\x00",
         "x" * 5000,
         "9" * 5000,
         "🙂" * 1500,
@@ -466,3 +469,91 @@ def test_an_oversized_post_is_refused_before_anything_reads_it(app, client):
     assert client.post("/staff/sign-in", data={"email": "x" * (1024 * 1024)}).status_code == 413
     with app.extensions["database"].transaction() as session:
         assert session.exec(select(func.count()).select_from(Conversation)).one() == 0
+
+
+# ---- After the call has ended ----------------------------------------------------------------
+
+
+def test_a_step_after_the_call_ended_hangs_up_and_revives_nothing(app, caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "#")
+    caller.hears("You keyed")
+    assert caller.hang_up() == 204
+    ended = conversation(app, caller.call_sid)
+    assert ended.ended_at is not None and person.nhs_number not in ended.state
+    steps_before = count(app, ConversationStep)
+
+    # Late steps (Twilio delivering key presses after its final status callback), each for the turn the
+    # conversation is at: "2" would go back to the NHS number, which is then keyed again.
+    for late in ("2", person.nhs_number, "1"):
+        turn = conversation(app, caller.call_sid).turn
+        status, body = caller.send_signed(f"/twilio/voice/step?turn={turn}", {"Digits": late})
+        assert status == 200
+        root = assert_sensible_twiml(body)
+        assert [verb.tag for verb in root][-1] == "Hangup", body
+        assert root.find("Gather") is None and root.find("Redirect") is None, body
+    again = caller.dial()
+    assert again.status == 200 and again.hung_up
+
+    after = conversation(app, caller.call_sid)
+    assert (after.turn, after.ended_at, after.outcome) == (ended.turn, ended.ended_at, ended.outcome)
+    assert person.nhs_number not in after.state
+    assert json.loads(after.state).get("nhs_number") is None
+    assert count(app, ConversationStep) == steps_before
+
+
+# ---- NUL bytes -------------------------------------------------------------------------------
+
+APOLOGY = "cannot do this right now"
+
+
+def test_nul_bytes_in_any_field_of_a_call_are_taken_out_and_the_call_carries_on(app, make_caller, person, twilio):
+    caller = make_caller(from_number="+44770090\x000555", call_sid="CA" + uuid.uuid4().hex[:16] + "\x00" + "0" * 15)
+    caller.to_number = "+4420794\x0060000"
+    caller.dial()
+    caller.hears("To set or change your choice")
+    caller.speak("chec\x00k my choice")
+    caller.hears("NHS number")
+    caller.does_not_hear(APOLOGY)
+    caller.press(person.nhs_number[:4] + "\x00" + person.nhs_number[4:] + "#")
+    caller.hears("You keyed")
+    caller.press("1")
+    caller.press(person.date_of_birth.strftime("%d%m%Y") + "\x00#")
+    caller.hears("code")
+    caller.press(latest_code(twilio, person.mobile) + "#")
+    caller.hears("You have not recorded a choice")
+    [call] = [c for c in conversations_of(app) if c.channel == "voice"]
+    assert "\x00" not in call.twilio_sid and call.caller_last_digits == "0555"
+    assert caller.hang_up() == 204
+    assert conversation(app, call.twilio_sid).twilio_status == "completed"
+
+
+def test_nul_bytes_in_any_field_of_a_text_are_taken_out_and_the_conversation_carries_on(app, person, twilio):
+    def text(body: str) -> list[str]:
+        before = len(twilio.texts_to("+447700900001"))
+        params = {
+            "MessageSid": "SM" + uuid.uuid4().hex[:16] + "\x00" + "0" * 15,
+            "AccountSid": ACCOUNT_SID,
+            "From": "+4477009\x0000001",
+            "To": "+44207946\x000000",
+            "Body": body,
+        }
+        response = client.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sign(url, params)})
+        assert response.status_code == 200
+        assert "<Message>" not in response.get_data(as_text=True)  # no apology in the webhook's answer
+        return [sent.body for sent in twilio.texts_to("+447700900001")[before:]]
+
+    client, url = app.test_client(), "http://localhost/twilio/sms"
+    assert "Text ABOUT, CHECK" in " ".join(text("HE\x00LP"))
+    assert "NHS number" in " ".join(text("CHE\x00CK"))
+    assert "date of birth" in " ".join(text(person.nhs_number[:3] + "\x00" + person.nhs_number[3:]))
+    assert "6-digit code" in " ".join(text(person.date_of_birth.strftime("%d/%m/%Y") + "\x00"))
+    assert "You have not recorded a choice" in " ".join(text(latest_code(twilio, person.mobile) + "\x00"))
+    [thread] = [c for c in conversations_of(app) if c.channel == "sms"]
+    assert thread.caller_last_digits == "0001"
+
+
+def conversations_of(app) -> list[Conversation]:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        return list(session.exec(select(Conversation).order_by(Conversation.id)).all())

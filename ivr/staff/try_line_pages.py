@@ -186,7 +186,8 @@ def _caller_name(number: str, people: list[TestPerson]) -> str:
 
 
 def _render(people: list[TestPerson], status: int, **values: Any) -> tuple[str, int]:
-    return render_template("staff/try_line.html", test_people=people, **values), status
+    trusts_sender = current_app.extensions["settings"].sms_trust_sender_number
+    return render_template("staff/try_line.html", test_people=people, sms_trusts_sender=trusts_sender, **values), status
 
 
 def _start_page(
