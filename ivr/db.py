@@ -1,9 +1,10 @@
 """The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers.
 
-A webhook's work on PostgreSQL is held to a deadline (`hold_requests_to_deadline`): a connection it holds
-for longer has its socket shut, so the step fails at once and the caller hears the apology, rather than
-nothing, when the database stops answering without closing its connections (a server frozen, or packets
-lost on the way).
+A webhook's work is held to a deadline (`hold_requests_to_deadline`), so the step fails in good time and
+the caller hears the apology rather than nothing. On PostgreSQL a connection held for longer has its
+socket shut: the database stopped answering without closing its connections (a server frozen, or packets
+lost on the way). On SQLite the wait for another writer's lock ends with the deadline: a long import or a
+stuck transaction costs a caller the apology, not half a minute of silence.
 """
 
 import logging
@@ -22,6 +23,8 @@ from sqlmodel import Session, create_engine
 
 WRITE_INTENT = "optout_write_intent"
 WEBHOOK_DATABASE_SECONDS = 5.0  # Twilio waits 15 seconds for an answer
+SQLITE_BUSY_SECONDS = 30.0  # how long work held to no deadline (staff pages, commands) waits for SQLite's lock
+_BUSY_TIMEOUT = "optout_busy_timeout_ms"  # the busy timeout a pooled SQLite connection has now
 
 log = logging.getLogger(__name__)
 # When the current request's hold on the database must end (time.monotonic()), if it is held to one.
@@ -48,7 +51,8 @@ class Database:
 
 
 def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
-    """Every request to the blueprint holds a pooled connection for at most `seconds` (PostgreSQL only)."""
+    """Every request to the blueprint holds a pooled connection (PostgreSQL), or waits for SQLite's write
+    lock, for at most `seconds`."""
 
     @blueprint.before_request
     def _start() -> None:
@@ -136,7 +140,7 @@ _watchdog = _Watchdog()
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
         _make_sqlite_transactions_immediate(engine)
         return engine
     # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
@@ -151,20 +155,43 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     pysqlite's own transaction handling is switched off and replaced by our BEGIN, as the
     SQLAlchemy documentation recommends: IMMEDIATE for the `writer` engine, deferred for reads.
-    WAL lets readers go on while one writer works.
+    WAL lets readers go on while one writer works. How long a transaction waits for another's
+    lock is set as it begins: what is left of the request's deadline, or SQLITE_BUSY_SECONDS.
     """
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        record.info[_BUSY_TIMEOUT] = _milliseconds(SQLITE_BUSY_SECONDS)  # the driver's "timeout" above
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         # Straight to the driver: this runs before every transaction, call steps included.
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        _bound_busy_wait(connection.connection)
         connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_statement(connection, _cursor, _statement, _parameters, _context, _executemany):  # type: ignore[no-untyped-def]
+        # A deferred transaction takes the write lock at its first write, and may wait for it then: that
+        # wait too ends with the deadline. An IMMEDIATE one has the lock already, so waits for nothing.
+        if _deadline.get() is not None and not connection.get_execution_options().get(WRITE_INTENT, False):
+            _bound_busy_wait(connection.connection)
+
+
+def _bound_busy_wait(pooled) -> None:  # type: ignore[no-untyped-def]
+    """Let the connection wait for another writer's lock only as long as the request's deadline allows."""
+    deadline = _deadline.get()
+    wanted = _milliseconds(SQLITE_BUSY_SECONDS if deadline is None else deadline - time.monotonic())
+    if pooled.info.get(_BUSY_TIMEOUT) != wanted:
+        pooled.dbapi_connection.execute(f"PRAGMA busy_timeout = {wanted}")
+        pooled.info[_BUSY_TIMEOUT] = wanted
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(0, int(seconds * 1000))
