@@ -24,6 +24,9 @@ from sqlmodel import Session, create_engine
 WRITE_INTENT = "optout_write_intent"
 WEBHOOK_DATABASE_SECONDS = 5.0  # Twilio waits 15 seconds for an answer
 SQLITE_BUSY_SECONDS = 30.0  # how long work held to no deadline (staff pages, commands) waits for SQLite's lock
+# SQLite's wait for a held lock sleeps between tries, up to 100 ms at a time: a long writer that leaves the
+# lock free for longer than that between its batches lets every waiting webhook in.
+SQLITE_GIVE_WAY_SECONDS = 0.12
 _BUSY_TIMEOUT = "optout_busy_timeout_ms"  # the busy timeout a pooled SQLite connection has now
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,15 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    def give_way(self) -> None:
+        """Between the batches of a long writer: on SQLite, leave the write lock free for whoever waits for it.
+
+        SQLite lets one writer at a time in, and one that begins its next batch at once can keep a waiting
+        webhook out until the webhook gives up. PostgreSQL locks rows, not the database: no need there.
+        """
+        if self.is_sqlite:
+            time.sleep(SQLITE_GIVE_WAY_SECONDS)
 
 
 def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
