@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask
-from sqlalchemy import create_engine, text
+import pytest
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from ivr import dialogue
+from ivr.db import SQLITE_BUSY_SECONDS, WEBHOOK_DATABASE_SECONDS
 from tests.conftest import ACCOUNT_SID
 from tests.sms_helpers import TEXTER_NUMBER, SmsTexter, post_signed
 
@@ -105,3 +107,29 @@ def test_status_callbacks_are_answered_in_good_time_while_another_writer_holds_t
     assert call_answer.status_code < 500 and text_answer.status_code < 500
     assert call_took < ANSWERED_WITHIN, f"the call's status callback waited {call_took:.1f} s"
     assert text_took < ANSWERED_WITHIN, f"the text's status callback waited {text_took:.1f} s"
+
+
+
+def test_only_webhooks_wait_less_for_sqlite_lock_and_commands_still_wait_their_full_time(app, caller, database_url):
+    """A webhook's wait for SQLite's lock ends with its deadline; commands and staff pages wait 30 s as
+    before, even on the pooled connection a webhook had just used."""
+    if make_url(database_url).get_backend_name() != "sqlite":
+        pytest.skip("a wait for SQLite's write lock")
+    database = app.extensions["database"]
+    waits: dict[object, int] = {}  # connection -> its wait for the lock in ms, as the webhook's transaction began
+
+    def began(connection):  # type: ignore[no-untyped-def]
+        dbapi_connection = connection.connection.dbapi_connection
+        waits[dbapi_connection] = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0]
+
+    event.listen(database.engine, "begin", began)
+    try:
+        caller.dial()
+    finally:
+        event.remove(database.engine, "begin", began)
+
+    assert waits and all(0 < wait <= WEBHOOK_DATABASE_SECONDS * 1000 for wait in waits.values())
+    with database.transaction() as session:
+        connection = session.connection()
+        assert connection.connection.dbapi_connection in waits
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_SECONDS * 1000
