@@ -153,6 +153,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
+        _keep_sqlite_file_private(engine, parsed.database or "", bool(parsed.query.get("uri")))
         _make_sqlite_transactions_immediate(engine)
         return engine
     # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
@@ -160,6 +161,38 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
     _watchdog.watch(engine)
     return engine
+
+
+def _keep_sqlite_file_private(engine: Engine, path: str, is_uri: bool) -> None:
+    """The database file is created readable and writable by its owner alone, before SQLite opens it.
+
+    SQLite would create it by the umask (usually readable by everyone), and gives the -wal and -shm files
+    it makes the database file's own permissions. A file an earlier version left readable by everyone is
+    closed to them as it is opened (a group the operator chose keeps its access).
+    """
+    if not path or path == ":memory:" or is_uri or path.startswith("file:"):
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(_dialect, _record, _args, _kwargs):  # type: ignore[no-untyped-def]
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            _make_private(path)
+        return None  # SQLAlchemy goes on to connect as usual
+
+
+def _make_private(path: str) -> None:
+    for file in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(file).st_mode & 0o777
+            if mode & 0o007:
+                os.chmod(file, mode & 0o770)
+                log.warning("A database file could be read by everyone; it is now closed to them")
+        except FileNotFoundError:
+            continue
+        except OSError as error:  # owned by another account: not ours to change
+            log.warning("Could not make a database file private: %s", type(error).__name__)
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
