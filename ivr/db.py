@@ -201,7 +201,9 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
     pysqlite's own transaction handling is switched off and replaced by our BEGIN, as the
     SQLAlchemy documentation recommends: IMMEDIATE for the `writer` engine, deferred for reads.
     WAL lets readers go on while one writer works. How long a transaction waits for another's
-    lock is set as it begins: what is left of the request's deadline, or SQLITE_BUSY_SECONDS.
+    lock is set as it begins: what is left of the request's deadline, or SQLITE_BUSY_SECONDS. That
+    bounds its statements too: an IMMEDIATE transaction waits only to begin, and a deferred one at most
+    once, at its first write, never longer than the deadline allowed when it began.
     """
 
     @event.listens_for(engine, "connect")
@@ -220,13 +222,6 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
         _bound_busy_wait(connection.connection)
         connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before_statement(connection, _cursor, _statement, _parameters, _context, _executemany):  # type: ignore[no-untyped-def]
-        # A deferred transaction takes the write lock at its first write, and may wait for it then: that
-        # wait too ends with the deadline. An IMMEDIATE one has the lock already, so waits for nothing.
-        if _deadline.get() is not None and not connection.get_execution_options().get(WRITE_INTENT, False):
-            _bound_busy_wait(connection.connection)
 
 
 def _bound_busy_wait(pooled) -> None:  # type: ignore[no-untyped-def]

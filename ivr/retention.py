@@ -60,7 +60,9 @@ def apply_retention(
             in_batch = col(ConversationStep.conversation_id).in_(ids)
             steps += session.execute(delete(ConversationStep).where(in_batch)).rowcount  # type: ignore[attr-defined]
             emptied = session.execute(
-                update(Conversation).where(col(Conversation.id).in_(ids), Conversation.state != "").values(state="", last_reply="")
+                update(Conversation)
+                .where(col(Conversation.id).in_(ids), Conversation.state != "")
+                .values(state="", last_reply="")
             )
             conversations += emptied.rowcount  # type: ignore[attr-defined]
         batch_done()
