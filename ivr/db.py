@@ -1,9 +1,10 @@
 """The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers.
 
-A webhook's work on PostgreSQL is held to a deadline (`hold_requests_to_deadline`): a connection it holds
-for longer has its socket shut, so the step fails at once and the caller hears the apology, rather than
-nothing, when the database stops answering without closing its connections (a server frozen, or packets
-lost on the way).
+A webhook's work is held to a deadline (`hold_requests_to_deadline`), so the step fails in good time and
+the caller hears the apology rather than nothing. On PostgreSQL a connection held for longer has its
+socket shut: the database stopped answering without closing its connections (a server frozen, or packets
+lost on the way). On SQLite the wait for another writer's lock ends with the deadline: a long import or a
+stuck transaction costs a caller the apology, not half a minute of silence.
 """
 
 import logging
@@ -22,6 +23,11 @@ from sqlmodel import Session, create_engine
 
 WRITE_INTENT = "optout_write_intent"
 WEBHOOK_DATABASE_SECONDS = 5.0  # Twilio waits 15 seconds for an answer
+SQLITE_BUSY_SECONDS = 30.0  # how long work held to no deadline (staff pages, commands) waits for SQLite's lock
+# SQLite's wait for a held lock sleeps between tries, up to 100 ms at a time: a long writer that leaves the
+# lock free for longer than that between its batches lets every waiting webhook in.
+SQLITE_GIVE_WAY_SECONDS = 0.12
+_BUSY_TIMEOUT = "optout_busy_timeout_ms"  # the busy timeout a pooled SQLite connection has now
 
 log = logging.getLogger(__name__)
 # When the current request's hold on the database must end (time.monotonic()), if it is held to one.
@@ -46,9 +52,19 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def give_way(self) -> None:
+        """Between the batches of a long writer: on SQLite, leave the write lock free for whoever waits for it.
+
+        SQLite lets one writer at a time in, and one that begins its next batch at once can keep a waiting
+        webhook out until the webhook gives up. PostgreSQL locks rows, not the database: no need there.
+        """
+        if self.is_sqlite:
+            time.sleep(SQLITE_GIVE_WAY_SECONDS)
+
 
 def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
-    """Every request to the blueprint holds a pooled connection for at most `seconds` (PostgreSQL only)."""
+    """Every request to the blueprint holds a pooled connection (PostgreSQL), or waits for SQLite's write
+    lock, for at most `seconds`."""
 
     @blueprint.before_request
     def _start() -> None:
@@ -136,7 +152,8 @@ _watchdog = _Watchdog()
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
+        _keep_sqlite_file_private(engine, parsed.database or "", bool(parsed.query.get("uri")))
         _make_sqlite_transactions_immediate(engine)
         return engine
     # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
@@ -146,25 +163,75 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _keep_sqlite_file_private(engine: Engine, path: str, is_uri: bool) -> None:
+    """The database file is created readable and writable by its owner alone, before SQLite opens it.
+
+    SQLite would create it by the umask (usually readable by everyone), and gives the -wal and -shm files
+    it makes the database file's own permissions. A file an earlier version left readable by everyone is
+    closed to them as it is opened (a group the operator chose keeps its access).
+    """
+    if not path or path == ":memory:" or is_uri or path.startswith("file:"):
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(_dialect, _record, _args, _kwargs):  # type: ignore[no-untyped-def]
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            _make_private(path)
+        return None  # SQLAlchemy goes on to connect as usual
+
+
+def _make_private(path: str) -> None:
+    for file in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(file).st_mode & 0o777
+            if mode & 0o007:
+                os.chmod(file, mode & 0o770)
+                log.warning("A database file could be read by everyone; it is now closed to them")
+        except FileNotFoundError:
+            continue
+        except OSError as error:  # owned by another account: not ours to change
+            log.warning("Could not make a database file private: %s", type(error).__name__)
+
+
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
     """Writers take SQLite's write lock when their transaction begins, so two never deadlock upgrading.
 
     pysqlite's own transaction handling is switched off and replaced by our BEGIN, as the
     SQLAlchemy documentation recommends: IMMEDIATE for the `writer` engine, deferred for reads.
-    WAL lets readers go on while one writer works.
+    WAL lets readers go on while one writer works. How long a transaction waits for another's
+    lock is set as it begins: what is left of the request's deadline, or SQLITE_BUSY_SECONDS. That
+    bounds its statements too: an IMMEDIATE transaction waits only to begin, and a deferred one at most
+    once, at its first write, never longer than the deadline allowed when it began.
     """
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        record.info[_BUSY_TIMEOUT] = _milliseconds(SQLITE_BUSY_SECONDS)  # the driver's "timeout" above
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         # Straight to the driver: this runs before every transaction, call steps included.
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        _bound_busy_wait(connection.connection)
         connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _bound_busy_wait(pooled) -> None:  # type: ignore[no-untyped-def]
+    """Let the connection wait for another writer's lock only as long as the request's deadline allows."""
+    deadline = _deadline.get()
+    wanted = _milliseconds(SQLITE_BUSY_SECONDS if deadline is None else deadline - time.monotonic())
+    if pooled.info.get(_BUSY_TIMEOUT) != wanted:
+        pooled.dbapi_connection.execute(f"PRAGMA busy_timeout = {wanted}")
+        pooled.info[_BUSY_TIMEOUT] = wanted
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(0, int(seconds * 1000))

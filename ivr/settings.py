@@ -1,6 +1,8 @@
 """Settings: one typed object read from the environment (and a .env file), nothing else reads os.environ."""
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -40,8 +42,11 @@ class Settings(BaseSettings):
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
 
     def resolve_defaults(self, instance_path: Path) -> "Settings":
-        """Fill what the environment left unset from the instance folder, creating it on first run."""
-        instance_path.mkdir(parents=True, exist_ok=True)
+        """Fill what the environment left unset from the instance folder, creating it on first run.
+
+        The folder holds the secret key and the SQLite database: made, it is the owner's alone.
+        """
+        instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         updates: dict[str, str] = {}
         if not self.database_url:
             updates["database_url"] = f"sqlite:///{instance_path / 'optout.sqlite'}"
@@ -57,7 +62,16 @@ class Settings(BaseSettings):
 
 
 def _kept_secret(path: Path) -> str:
+    """The secret kept at `path`, made on first use: written whole and readable by its owner alone from the
+    start, and never replaced by another process making it at the same moment."""
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(draft)
     return path.read_text().strip()
