@@ -212,3 +212,41 @@ def test_after_signing_out_the_same_person_can_sign_in_again(client_request):
     client_request.post("staff.sign_out", _expected_redirect="/staff/sign-in")
     client_request.sign_in_as(user.email)
     assert client_request.client.get("/staff/conversations").status_code == 200
+
+
+HOSTILE_NEXT = [
+    "/staff/\r\nSet-Cookie:x=1",
+    "/staff/\nLocation:https://evil.example/",
+    "/staff/\rx",
+    "/staff/\tconversations",
+    "/staff/\x00x",
+    "/staff/\\evil.example",
+    "/\\evil.example",
+    "//evil.example/staff/",
+    "///evil.example/staff/",
+    "https://evil.example/staff/",
+    "javascript:alert(1)//staff/",
+    "/staff/../x",
+    "/staff/./../x",
+    "/staff/%2e%2e/x",
+    "/staff/%2F%2Fevil.example",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NEXT)
+def test_a_hostile_next_sends_a_signed_in_member_of_staff_to_the_overview(app, hostile):
+    create_staff_user(app, email="back@example.org")
+    fresh = ClientRequest(app, app.test_client())
+    token = fresh.csrf_token()
+    shown = fresh.client.get("/staff/sign-in", query_string={"next": hostile})
+    assert shown.status_code == 200
+    assert "evil" not in shown.get_data(as_text=True)  # the form does not carry it on either
+    signed_in = fresh.client.post(
+        "/staff/sign-in",
+        query_string={"next": hostile},
+        data={"email": "back@example.org", "password": PASSWORD, "csrf_token": token},
+    )
+    assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/staff/")
+    again = fresh.client.get("/staff/sign-in", query_string={"next": hostile})
+    assert (again.status_code, again.headers["Location"]) == (302, "/staff/")
+

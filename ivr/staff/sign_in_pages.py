@@ -42,7 +42,7 @@ def sign_in() -> Response | str:
     errors = error_list(form)
     if refusal:
         errors = [{"text": refusal, "href": "#email"}]
-    return render_template("staff/sign_in.html", form=form, errors=errors, refusal=refusal)
+    return render_template("staff/sign_in.html", form=form, errors=errors, refusal=refusal, target=target)
 
 
 @bp.post("/sign-out")
