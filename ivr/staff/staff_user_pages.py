@@ -16,7 +16,7 @@ from ivr.db import Database
 from ivr.staff.access import requires_role, start_session
 from ivr.staff.blueprint import ROW_ID, bp
 from ivr.staff.forms import error_list, stripped
-from ivr.staff.sign_in_pages import LOCKED
+from ivr.staff.sign_in_pages import refusal_text
 from ivr.staff_accounts import SignInRefused, StaffChangeRefused, StaffUserNotFound, StaffUserRejected
 from models.staff import STAFF_ROLES
 
@@ -262,11 +262,12 @@ def change_own_password() -> Response | str | tuple[str, int]:
                 current_user.id,
                 form.current_password.data or "",
                 form.password.data or "",
+                request.remote_addr,
             )
         except StaffUserRejected as rejected:
             _field_error(form, rejected)
-        except SignInRefused:
-            refusal = {"text": LOCKED, "href": "#current_password"}
+        except SignInRefused as refused:
+            refusal = {"text": refusal_text(refused), "href": "#current_password"}
         except StaffChangeRefused as refused:
             refusal = {"text": str(refused), "href": "#current_password"}
         else:
