@@ -1,9 +1,11 @@
 """Staff accounts: signing in with an email address and password, with failures limited per email address
-and per network; and staff users added, changed, deactivated and given new passwords, each change audited."""
+and per network; and staff users added, changed, deactivated and given new passwords (never easily
+guessed ones), each change audited."""
 
 import functools
 import ipaddress
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +15,7 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from ivr.audit import record_audit
 from ivr.db import Database
@@ -39,6 +42,10 @@ LOCKED_HERE = "here"
 SLOWED = "account slowed"
 
 MIN_PASSWORD_LENGTH = 12
+# zxcvbn's score, 0 to 4: 3 is "safely unguessable" (about 10^8 guesses or more, its dictionaries of
+# common passwords, names, words, keyboard patterns, repeats, sequences and dates all tried).
+MIN_PASSWORD_SCORE = 3
+SCORED_PASSWORD_LENGTH = 72  # zxcvbn takes no more (its time grows fast); the first 72 must be strong alone
 MAX_PASSWORD_LENGTH = 1000  # the sign-in form takes no more
 MAX_EMAIL_LENGTH = 254
 
@@ -119,12 +126,32 @@ def check_email(email: str) -> str:
     return email
 
 
-def check_password(password: str) -> None:
-    """StaffUserRejected unless the password may be used to sign in."""
+def check_password(password: str, email: str = "") -> None:
+    """StaffUserRejected unless the password may be used to sign in: long enough, and not easily guessed
+    (judged by zxcvbn, with the account's email address among the words it tries)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffUserRejected("password", f"Password must be {MIN_PASSWORD_LENGTH} characters or more")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise StaffUserRejected("password", f"Password must be {MAX_PASSWORD_LENGTH} characters or fewer")
+    email = normalise_email(email)
+    if email and email in password.lower():
+        raise StaffUserRejected("password", "Password must not contain the email address")
+    judged = zxcvbn(password[:SCORED_PASSWORD_LENGTH], user_inputs=_words_of(email))
+    if judged["score"] < MIN_PASSWORD_SCORE:
+        why = judged["feedback"]["warning"].strip().rstrip(".")
+        raise StaffUserRejected(
+            "password",
+            "Password is too easy to guess"
+            + (f" ({why[:1].lower()}{why[1:]})" if why else "")
+            + ". Use a few words that do not go together",
+        )
+
+
+def _words_of(email: str) -> list[str]:
+    """The email address and its parts, for zxcvbn to try as words: "sam.jones2024" is no better than "sam"."""
+    local, _, domain = email.partition("@")
+    parts = re.split(r"[^a-z0-9]+", local)
+    return [word for word in (email, local, "".join(parts), *parts, domain.split(".")[0]) if word]
 
 
 def check_role(role: str) -> None:
@@ -136,7 +163,7 @@ def create_staff_user(database: Database, email: str, role: str, password: str, 
     """Add an active staff user and return their id; `by_staff_user_id` None is the command line."""
     email = check_email(email)
     check_role(role)
-    check_password(password)
+    check_password(password, email)
     # Hashed before the transaction begins: scrypt takes a while, and a SQLite write holds the line's lock.
     password_hash = generate_password_hash(password)
     try:
@@ -218,7 +245,7 @@ def set_staff_password(database: Database, staff_user_id: int, password: str, by
     if staff_user_id == by_staff_user_id:
         # Without the current password, a session left open would be enough to take the account over.
         raise StaffChangeRefused("To change your own password, use Change your password.")
-    check_password(password)
+    check_password(password, staff_user_detail(database, staff_user_id).email)
     password_hash = generate_password_hash(password)
     with database.transaction() as session:
         user = _locked(session, staff_user_id)
@@ -240,10 +267,10 @@ def change_own_password(
 
     A wrong current password counts as a failed sign-in for the address from `source_address`'s network
     (SignInRefused once locked), so a session left open is no way to guess it."""
-    check_password(new_password)
+    email = staff_user_detail(database, account_id).email
+    check_password(new_password, email)
     if new_password == current_password:
         raise StaffUserRejected("password", "Your new password must be different from your current password")
-    email = staff_user_detail(database, account_id).email
     attempt_id, user = _claim_attempt(database, _Attempt.of(keyed_hash, email, source_address))
     current_hash = user.password_hash if user is not None else _no_account_hash()
     if not check_password_hash(current_hash, current_password):
