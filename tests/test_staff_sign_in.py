@@ -12,8 +12,10 @@ from sqlmodel import Session, select
 
 from ivr.staff.access import SEEN_AT
 from ivr.staff_accounts import SignInRefused
+from app import create_app
 from ivr import staff_accounts
 from models import AuditEntry, StaffSignInAttempt, StaffUser
+from tests.conftest import app_config
 from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user, password_hash
 
 pytest_plugins = ["tests.staff_fixtures"]
@@ -163,6 +165,40 @@ def test_failures_from_many_networks_slow_an_account_but_never_shut_out_where_it
     # and a minute later a new network has its try.
     _age_attempts(app, 2)
     _from(app, "203.0.113.200").sign_in_as("admin@example.org")
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_behind_a_proxy_the_limits_count_the_client_it_names_even_with_public_base_url(database_url, twilio, hops):
+    app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org", proxy_hops=hops))
+    try:
+        create_staff_user(app, role="admin", email="admin@example.org")
+        # Every request comes from the proxy (127.0.0.1); the nearest `hops` proxies say whom for.
+        # An outsider's own X-Forwarded-For in front of theirs changes nothing.
+        outsider = ClientRequest(app, app.test_client())
+        for n in range(staff_accounts.FAILURE_LIMIT):
+            chain = [f"192.0.2.{n}", OUTSIDER, "10.1.1.1"][: 1 + hops]  # the client's own first, then the proxies'
+            outsider.client.environ_base["HTTP_X_FORWARDED_FOR"] = ", ".join(chain)
+            _attempt(outsider, "admin@example.org", "guess")
+        assert "too many attempts" in _attempt(outsider, "admin@example.org", PASSWORD).error_summary[0]
+        admin = ClientRequest(app, app.test_client())
+        admin.client.environ_base["HTTP_X_FORWARDED_FOR"] = ", ".join([OFFICE, "10.1.1.1"][:hops])
+        admin.sign_in_as("admin@example.org")
+    finally:
+        app.extensions["database"].engine.dispose()
+
+
+def test_with_no_proxy_in_front_a_forwarded_for_header_is_never_believed(database_url, twilio):
+    app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org", proxy_hops=0))
+    try:
+        create_staff_user(app, role="admin", email="admin@example.org")
+        outsider = ClientRequest(app, app.test_client(), address=OUTSIDER)
+        for n in range(staff_accounts.FAILURE_LIMIT):
+            outsider.client.environ_base["HTTP_X_FORWARDED_FOR"] = f"192.0.2.{n}"  # a new "address" each time
+            _attempt(outsider, "admin@example.org", "guess")
+        assert "too many attempts" in _attempt(outsider, "admin@example.org", PASSWORD).error_summary[0]
+        _from(app, OFFICE).sign_in_as("admin@example.org")
+    finally:
+        app.extensions["database"].engine.dispose()
 
 
 def _burst(app, attempts: list[tuple[str, str]]) -> list[str]:  # type: ignore[no-untyped-def]
