@@ -391,7 +391,7 @@ def _claim_attempt(database: Database, attempt: _Attempt) -> tuple[int, StaffUse
     attempt as a failure before any password is checked (it becomes a success if the password is right),
     in one serialised transaction: attempts sent together, from however many processes, cannot all slip
     under a limit. (SQLite has one writer at a time; PostgreSQL takes an advisory lock for the network,
-    then one for the address: always in that order, so two attempts never wait for each other.)"""
+    then one for the address: always in that order, so no two attempts wait for each other in a circle.)"""
     with database.transaction() as session:
         if session.get_bind().dialect.name == "postgresql":
             for key in (f"sign-in-from:{attempt.source_hash}", f"sign-in:{attempt.email_hash}"):

@@ -20,7 +20,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("staff_sign_in_attempt", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("source_hash", sqlmodel.sql.sqltypes.AutoString(length=64), server_default=sa.text("''"), nullable=False)
+            sa.Column(
+                "source_hash", sqlmodel.sql.sqltypes.AutoString(length=64), server_default=sa.text("''"), nullable=False
+            )
         )
     op.create_index(
         "ix_staff_sign_in_attempt_email_hash_source_hash_at",
