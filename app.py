@@ -17,7 +17,6 @@ from ivr.prompts import Prompts
 from ivr.settings import Settings
 
 MAX_REQUEST_BYTES = 1024 * 1024
-PROXY_HOPS = 1  # one reverse proxy (or tunnel) in front, when PUBLIC_BASE_URL is not set
 
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
@@ -44,8 +43,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         ),
         twilio_validator=RequestValidator(settings.webhook_auth_token(Path(app.instance_path))),
     )
-    if not settings.public_base_url:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=PROXY_HOPS, x_proto=PROXY_HOPS, x_host=PROXY_HOPS)  # type: ignore[method-assign]
+    if settings.proxy_hops:
+        # The client's address (the console's sign-in limits count by it) always comes from the proxies;
+        # scheme and host only when PUBLIC_BASE_URL does not give them.
+        hops = 0 if settings.public_base_url else settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)

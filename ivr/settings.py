@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_api_base_url: str | None = None
     public_base_url: str | None = None
+    # Reverse proxies (or tunnels) in front of the app, each adding to X-Forwarded-For: the client's address
+    # is taken from there. 0 when clients reach the app directly (the header is then never believed).
+    proxy_hops: int = Field(default=1, ge=0)
     staff_transfer_number: str | None = None
     org_name: str = DEFAULT_ORG_NAME
     # Seconds the REST client waits for Twilio before the outbox retries later.

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel, Text
 
 from models.time import utcnow
@@ -38,13 +38,19 @@ class AuditEntry(SQLModel, table=True):
 
 
 class StaffSignInAttempt(SQLModel, table=True):
-    """One try at signing in to the console, kept to limit failures per email address."""
+    """One try at signing in to the console, kept to limit failures per email address and per network address."""
 
     __tablename__ = "staff_sign_in_attempt"
-    __table_args__ = (Index("ix_staff_sign_in_attempt_email_hash_at", "email_hash", "at"),)
+    __table_args__ = (
+        Index("ix_staff_sign_in_attempt_email_hash_at", "email_hash", "at"),
+        Index("ix_staff_sign_in_attempt_email_hash_source_hash_at", "email_hash", "source_hash", "at"),
+        Index("ix_staff_sign_in_attempt_source_hash_at", "source_hash", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # A keyed hash of the address as typed: attempts name addresses that belong to nobody too.
     email_hash: str = Field(max_length=64)
+    # A keyed hash of the network the attempt came from (an IPv4 address, or an IPv6 /64); "" before 0010.
+    source_hash: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": text("''")})
     at: datetime = Field(default_factory=utcnow)
     succeeded: bool = False

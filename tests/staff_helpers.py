@@ -217,9 +217,12 @@ def check_page(response: TestResponse) -> Page:
 class ClientRequest:
     """Fetches console pages as a signed-in member of staff and checks each one."""
 
-    def __init__(self, app: Flask, client: FlaskClient) -> None:
+    def __init__(self, app: Flask, client: FlaskClient, address: str | None = None) -> None:
+        """`address`: the network address the requests come from (the test client's own by default)."""
         self.app = app
         self.client = client
+        if address is not None:
+            client.environ_base["REMOTE_ADDR"] = address
         self.user: StaffUser | None = None
         self._token: str | None = None
 

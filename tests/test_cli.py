@@ -199,6 +199,15 @@ def test_staff_create_refuses_a_short_password(app):
     assert count(app, StaffUser) == 0
 
 
+@pytest.mark.parametrize("weak", ["aaaaaaaaaaaa", "password1234", "qwertyuiop12", "boss@example.org"])
+def test_staff_create_refuses_a_password_that_is_easy_to_guess(app, weak):
+    result = flask_command(app, "staff", "create", "boss@example.org", "--role", "admin", input=weak + "\n")
+    assert result.exit_code != 0
+    assert "password" in one_line_error(result)
+    assert weak not in result.output
+    assert count(app, StaffUser) == 0
+
+
 def test_staff_create_refuses_a_duplicate_email(app):
     assert flask_command(app, "staff", "create", "admin@example.org", "--role", "admin", input=GOOD_PASSWORD + "\n").exit_code == 0
     again = flask_command(app, "staff", "create", "ADMIN@example.org", "--role", "viewer", input="another long password\n")

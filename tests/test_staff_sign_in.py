@@ -1,16 +1,22 @@
 """Signing in to the staff console and out again: the same answer for an unknown address and a wrong
 password, failures limited per address, sessions that end after 30 minutes idle."""
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
-from datetime import timedelta
 
 from sqlmodel import Session, select
 
 from ivr.staff.access import SEEN_AT
+from ivr.staff_accounts import SignInRefused
+from app import create_app
+from ivr import staff_accounts
 from models import AuditEntry, StaffSignInAttempt, StaffUser
-from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user
+from tests.conftest import app_config
+from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user, password_hash
 
 pytest_plugins = ["tests.staff_fixtures"]
 
@@ -87,6 +93,142 @@ def test_five_failures_lock_the_address_for_15_minutes_whatever_the_password(app
         for attempt in session.exec(select(StaffSignInAttempt)).all():
             attempt.at -= timedelta(minutes=16)
     client_request.sign_in_as("target@example.org")
+
+
+OFFICE = "198.51.100.7"
+OUTSIDER = "203.0.113.66"
+
+
+def _from(app, address: str) -> ClientRequest:  # type: ignore[no-untyped-def]
+    """A browser of its own, on another network."""
+    return ClientRequest(app, app.test_client(), address=address)
+
+
+def _age_attempts(app, minutes: int) -> None:  # type: ignore[no-untyped-def]
+    with app.extensions["database"].transaction() as session:
+        for attempt in session.exec(select(StaffSignInAttempt)).all():
+            attempt.at -= timedelta(minutes=minutes)
+
+
+def test_an_outsider_failing_on_the_admin_account_does_not_keep_the_admin_out(app):
+    create_staff_user(app, role="admin", email="admin@example.org")
+    outsider = _from(app, OUTSIDER)
+    for _ in range(staff_accounts.FAILURE_LIMIT + 3):
+        _attempt(outsider, "admin@example.org", "guess")
+    # The outsider's network is locked out of the account, even with the right password...
+    locked = _attempt(outsider, "admin@example.org", PASSWORD)
+    assert "too many attempts to sign in with this email address" in locked.error_summary[0]
+    # ...while the admin signs in from anywhere else, a network they have never used included.
+    _from(app, OFFICE).sign_in_as("admin@example.org")
+    _from(app, "192.0.2.10").sign_in_as("ADMIN@example.org")
+
+
+def test_an_address_failing_across_many_accounts_is_locked_for_every_account(app, monkeypatch):
+    monkeypatch.setattr(staff_accounts, "_no_account_hash", password_hash)  # as slow as a wrong password, in tests
+    create_staff_user(app, email="colleague@example.org")
+    outsider = _from(app, OUTSIDER)
+    names = [f"guess{n}@example.org" for n in range(staff_accounts.ADDRESS_FAILURE_LIMIT)]
+    for name in names:  # one try each: no account reaches its own limit
+        assert _attempt(outsider, name, "guess").error_summary == ["Enter a correct email address and password"]
+    refused = _attempt(outsider, "colleague@example.org", PASSWORD)
+    assert "too many attempts to sign in from your network" in refused.error_summary[0]
+    assert "Wait 15 minutes" in refused.error_summary[0]
+    _from(app, OFFICE).sign_in_as("colleague@example.org")  # the account itself is not locked
+
+    _age_attempts(app, 16)
+    outsider.sign_in_as("colleague@example.org")
+
+
+def test_one_network_is_one_address_however_many_ipv6_addresses_it_has(app):
+    create_staff_user(app, role="admin", email="admin@example.org")
+    for n in range(staff_accounts.FAILURE_LIMIT):
+        _attempt(_from(app, f"2001:db8:66:1::{n + 1:x}"), "admin@example.org", "guess")
+    locked = _attempt(_from(app, "2001:db8:66:1::ffff"), "admin@example.org", PASSWORD)
+    assert "too many attempts" in locked.error_summary[0]
+    _from(app, "2001:db8:7:1::1").sign_in_as("admin@example.org")
+
+
+def test_failures_from_many_networks_slow_an_account_but_never_shut_out_where_its_owner_signs_in(app):
+    create_staff_user(app, role="admin", email="admin@example.org")
+    _from(app, OFFICE).sign_in_as("admin@example.org")  # where the admin has signed in before
+    database, keyed_hash = app.extensions["database"], app.extensions["identity"].keyed_hash
+    for n in range(staff_accounts.ACCOUNT_FAILURE_CEILING):  # a botnet: one try from each of many networks
+        with pytest.raises(SignInRefused) as refused:
+            staff_accounts.sign_in(database, keyed_hash, "admin@example.org", "guess", f"10.0.{n // 250}.{n % 250 + 1}")
+        assert not refused.value.locked, n
+
+    # Past the ceiling, a network the account has not signed in from gets one try a minute...
+    slowed = _attempt(_from(app, "203.0.113.200"), "admin@example.org", PASSWORD)
+    assert "Wait a minute" in slowed.error_summary[0]
+    # ...but the admin's own network is never slowed,
+    _from(app, OFFICE).sign_in_as("admin@example.org")
+    # and a minute later a new network has its try.
+    _age_attempts(app, 2)
+    _from(app, "203.0.113.200").sign_in_as("admin@example.org")
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_behind_a_proxy_the_limits_count_the_client_it_names_even_with_public_base_url(database_url, twilio, hops):
+    app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org", proxy_hops=hops))
+    try:
+        create_staff_user(app, role="admin", email="admin@example.org")
+        # Every request comes from the proxy (127.0.0.1); the nearest `hops` proxies say whom for.
+        # An outsider's own X-Forwarded-For in front of theirs changes nothing.
+        outsider = ClientRequest(app, app.test_client())
+        for n in range(staff_accounts.FAILURE_LIMIT):
+            chain = [f"192.0.2.{n}", OUTSIDER, "10.1.1.1"][: 1 + hops]  # the client's own first, then the proxies'
+            outsider.client.environ_base["HTTP_X_FORWARDED_FOR"] = ", ".join(chain)
+            _attempt(outsider, "admin@example.org", "guess")
+        assert "too many attempts" in _attempt(outsider, "admin@example.org", PASSWORD).error_summary[0]
+        admin = ClientRequest(app, app.test_client())
+        admin.client.environ_base["HTTP_X_FORWARDED_FOR"] = ", ".join([OFFICE, "10.1.1.1"][:hops])
+        admin.sign_in_as("admin@example.org")
+    finally:
+        app.extensions["database"].engine.dispose()
+
+
+def test_with_no_proxy_in_front_a_forwarded_for_header_is_never_believed(database_url, twilio):
+    app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org", proxy_hops=0))
+    try:
+        create_staff_user(app, role="admin", email="admin@example.org")
+        outsider = ClientRequest(app, app.test_client(), address=OUTSIDER)
+        for n in range(staff_accounts.FAILURE_LIMIT):
+            outsider.client.environ_base["HTTP_X_FORWARDED_FOR"] = f"192.0.2.{n}"  # a new "address" each time
+            _attempt(outsider, "admin@example.org", "guess")
+        assert "too many attempts" in _attempt(outsider, "admin@example.org", PASSWORD).error_summary[0]
+        _from(app, OFFICE).sign_in_as("admin@example.org")
+    finally:
+        app.extensions["database"].engine.dispose()
+
+
+def _burst(app, attempts: list[tuple[str, str]]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Wrong passwords for (email address, network address) pairs, all sent at once; what each got."""
+    database, keyed_hash = app.extensions["database"], app.extensions["identity"].keyed_hash
+    start = threading.Barrier(len(attempts))
+
+    def attempt(email: str, address: str) -> str:
+        start.wait()
+        try:
+            staff_accounts.sign_in(database, keyed_hash, email, "guess", address)
+        except SignInRefused as refused:
+            return refused.lock or "not recognised"
+        return "signed in"
+
+    with ThreadPoolExecutor(len(attempts)) as pool:
+        return list(pool.map(lambda pair: attempt(*pair), attempts))
+
+
+def test_failures_sent_together_cannot_slip_past_either_limit(app, monkeypatch):
+    monkeypatch.setattr(staff_accounts, "_no_account_hash", password_hash)
+    create_staff_user(app, role="admin", email="admin@example.org")
+    answers = _burst(app, [("admin@example.org", OUTSIDER)] * 12)
+    assert answers.count("not recognised") == staff_accounts.FAILURE_LIMIT
+    assert set(answers) == {"not recognised", "account from here"}
+
+    spread = [(f"guess{n}@example.org", "192.0.2.99") for n in range(staff_accounts.ADDRESS_FAILURE_LIMIT + 8)]
+    answers = _burst(app, spread)
+    assert answers.count("not recognised") == staff_accounts.ADDRESS_FAILURE_LIMIT
+    assert set(answers) == {"not recognised", "here"}
 
 
 def test_a_successful_sign_in_clears_earlier_failures(app, client_request):
@@ -212,3 +354,41 @@ def test_after_signing_out_the_same_person_can_sign_in_again(client_request):
     client_request.post("staff.sign_out", _expected_redirect="/staff/sign-in")
     client_request.sign_in_as(user.email)
     assert client_request.client.get("/staff/conversations").status_code == 200
+
+
+HOSTILE_NEXT = [
+    "/staff/\r\nSet-Cookie:x=1",
+    "/staff/\nLocation:https://evil.example/",
+    "/staff/\rx",
+    "/staff/\tconversations",
+    "/staff/\x00x",
+    "/staff/\\evil.example",
+    "/\\evil.example",
+    "//evil.example/staff/",
+    "///evil.example/staff/",
+    "https://evil.example/staff/",
+    "javascript:alert(1)//staff/",
+    "/staff/../x",
+    "/staff/./../x",
+    "/staff/%2e%2e/x",
+    "/staff/%2F%2Fevil.example",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NEXT)
+def test_a_hostile_next_sends_a_signed_in_member_of_staff_to_the_overview(app, hostile):
+    create_staff_user(app, email="back@example.org")
+    fresh = ClientRequest(app, app.test_client())
+    token = fresh.csrf_token()
+    shown = fresh.client.get("/staff/sign-in", query_string={"next": hostile})
+    assert shown.status_code == 200
+    assert "evil" not in shown.get_data(as_text=True)  # the form does not carry it on either
+    signed_in = fresh.client.post(
+        "/staff/sign-in",
+        query_string={"next": hostile},
+        data={"email": "back@example.org", "password": PASSWORD, "csrf_token": token},
+    )
+    assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/staff/")
+    again = fresh.client.get("/staff/sign-in", query_string={"next": hostile})
+    assert (again.status_code, again.headers["Location"]) == (302, "/staff/")
+

@@ -476,6 +476,77 @@ def test_guessing_your_current_password_counts_as_failed_sign_ins(app, client_re
     assert check_password_hash(_stored(app, viewer.id).password_hash, PASSWORD)
 
 
+WEAK_PASSWORDS = ["aaaaaaaaaaaa", "password1234", "qwertyuiop12", "Password1234!", "abcdefghijklmnop", "111122223333"]
+
+
+def _refused_for_the_password(page) -> str:  # type: ignore[no-untyped-def]
+    """The error shown against the password box (as the NHS.UK design shows a field's error), and in the summary."""
+    message = page.text_of("#password-error").removeprefix("Error:").strip()
+    assert message in page.error_summary
+    assert page.select_one("#password-error") and _empty_password_boxes(page)
+    return message
+
+
+@pytest.mark.parametrize("weak", WEAK_PASSWORDS)
+def test_no_one_is_given_a_password_that_is_easy_to_guess(app, client_request, weak):
+    admin = client_request.sign_in("admin", email="admin@example.org")
+    viewer = _signed_in(app, "viewer")
+    assert viewer.user is not None
+    twice = {"password": weak, "password_again": weak}
+
+    added = client_request.post(
+        "staff.add_staff_user", {"email": "newcomer@example.org", "role": "viewer", **twice}, _expected_status=400
+    )
+    assert "too easy to guess" in _refused_for_the_password(added)
+    reset = client_request.post("staff.set_staff_password", twice, staff_user_id=viewer.user.id, _expected_status=400)
+    assert "too easy to guess" in _refused_for_the_password(reset)
+    own = client_request.post(
+        "staff.change_own_password", {"current_password": PASSWORD, **twice}, _expected_status=400
+    )
+    assert "too easy to guess" in _refused_for_the_password(own)
+
+    assert [user.email for user in staff_accounts.list_staff_users(app.extensions["database"])] == sorted(
+        [admin.email, viewer.user.email]
+    )
+    assert check_password_hash(_stored(app, viewer.user.id).password_hash, PASSWORD)
+    assert check_password_hash(_stored(app, admin.id).password_hash, PASSWORD)
+
+
+def test_a_password_may_not_be_the_email_address(app, client_request):
+    admin = client_request.sign_in("admin", email="sam.jones@example.org")
+    viewer = _signed_in(app, "viewer", email="kit.marlowe@example.org")
+    assert viewer.user is not None
+
+    for email in ("newcomer.person@example.org", "NewComer.Person@Example.org "):
+        added = client_request.post(
+            "staff.add_staff_user",
+            {"email": email, "role": "viewer", "password": email.strip(), "password_again": email.strip()},
+            _expected_status=400,
+        )
+        assert "email address" in _refused_for_the_password(added)
+    for password in ("kit.marlowe@example.org", "kit.marlowe2024", "kitmarlowe123!"):
+        reset = client_request.post(
+            "staff.set_staff_password",
+            {"password": password, "password_again": password},
+            staff_user_id=viewer.user.id,
+            _expected_status=400,
+        )
+        assert _refused_for_the_password(reset), password
+    own = client_request.post(
+        "staff.change_own_password",
+        {"current_password": PASSWORD, "password": admin.email, "password_again": admin.email},
+        _expected_status=400,
+    )
+    assert "email address" in _refused_for_the_password(own)
+    # A strong password still works everywhere.
+    client_request.post(
+        "staff.set_staff_password",
+        {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD},
+        staff_user_id=viewer.user.id,
+        _expected_redirect=f"/staff/staff-users/{viewer.user.id}",
+    )
+
+
 def test_every_member_of_staff_finds_change_password_in_the_header(client_request):
     client_request.sign_in("viewer")
     page = client_request.get("staff.conversations")

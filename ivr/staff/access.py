@@ -3,12 +3,11 @@ with the role the page asks for (viewer < manager < admin). Not signed in goes t
 wrong role gets 403."""
 
 import functools
-import posixpath
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user, login_user, logout_user
@@ -23,6 +22,7 @@ SEEN_AT = "staff_seen_at"  # when this session last made a request, in seconds s
 SIGNED_IN_AT = "staff_signed_in_at"
 # Pages anyone may fetch: the sign-in page, and the stylesheet and script it needs.
 PUBLIC_ENDPOINTS = frozenset({"staff.sign_in", "staff.asset"})
+MAX_NEXT_LENGTH = 2000  # a console address is far shorter; a longer `next` is not followed
 
 login_manager = LoginManager()
 login_manager.session_protection = "strong"
@@ -108,8 +108,8 @@ def require_signed_in_staff() -> Response | None:
 
 
 def redirect_to_sign_in() -> Response:
-    target = request.full_path if request.method == "GET" else None
-    return redirect(url_for("staff.sign_in", next=target.rstrip("?") if target else None))
+    target = safe_next(request.full_path.rstrip("?")) if request.method == "GET" else None
+    return redirect(url_for("staff.sign_in", next=target))
 
 
 def requires_role(role: str) -> Callable[[View], View]:
@@ -137,13 +137,19 @@ def public(view: View) -> View:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Where to go after signing in, when it is a console page of this site (never another site)."""
-    if not target or not target.startswith(bp.url_prefix + "/") or "\\" in target:  # type: ignore[operator]
+    """Where to go after signing in, when it is plainly a console page of this site; otherwise None (the
+    overview). Refused: another site (a scheme, a host, `//`, a backslash, which browsers read as `/`),
+    a dot segment, even percent-encoded, that could climb out of the console (`/staff/../x`), and any
+    control character (a CR or LF would split the Location header)."""
+    prefix = bp.url_prefix + "/"  # type: ignore[operator]
+    if not target or len(target) > MAX_NEXT_LENGTH or not target.startswith(prefix):
+        return None
+    if "\\" in target or any(not char.isprintable() for char in target):
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or "//" in parts.path:
+    path = unquote(parts.path)
+    if parts.scheme or parts.netloc or "//" in path or "\\" in path or any(not char.isprintable() for char in path):
         return None
-    # Dot segments could climb out of the console: "/staff/../elsewhere".
-    if not posixpath.normpath(parts.path).startswith(bp.url_prefix + "/") and parts.path != bp.url_prefix + "/":  # type: ignore[operator]
+    if any(segment in (".", "..") for segment in path.split("/")):
         return None
     return target

@@ -8,13 +8,25 @@ from ivr import staff_accounts
 from ivr.staff.access import end_session, public, requires_role, safe_next, start_session
 from ivr.staff.blueprint import bp
 from ivr.staff.forms import SignInForm, error_list
-from ivr.staff_accounts import FAILURE_WINDOW, SignInRefused
+from ivr.staff_accounts import FAILURE_WINDOW, LOCKED_HERE, SLOWED, SignInRefused
 
 NOT_RECOGNISED = "Enter a correct email address and password"
-LOCKED = (
-    "There have been too many attempts to sign in with this email address. "
-    f"Wait {int(FAILURE_WINDOW.total_seconds() // 60)} minutes, then try again"
+_WAIT = f"Wait {int(FAILURE_WINDOW.total_seconds() // 60)} minutes, then try again"
+LOCKED = f"There have been too many attempts to sign in with this email address from your network. {_WAIT}"
+LOCKED_NETWORK = f"There have been too many attempts to sign in from your network. {_WAIT}"
+SLOWED_DOWN = (
+    "There have been many attempts to sign in with this email address from elsewhere. "
+    "Wait a minute, then try again, or sign in from a network you have signed in from before"
 )
+
+
+def refusal_text(refused: SignInRefused) -> str:
+    """What the page says: the same words whether or not an account has this address."""
+    if refused.lock == LOCKED_HERE:
+        return LOCKED_NETWORK
+    if refused.lock == SLOWED:
+        return SLOWED_DOWN
+    return LOCKED if refused.locked else NOT_RECOGNISED
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -32,17 +44,17 @@ def sign_in() -> Response | str:
                 current_app.extensions["identity"].keyed_hash,
                 form.email.data or "",
                 form.password.data or "",
+                request.remote_addr,  # the client's, behind the proxy ProxyFix trusts (app.py)
             )
         except SignInRefused as refused:
-            # The same words whether or not an account has this address.
-            refusal = LOCKED if refused.locked else NOT_RECOGNISED
+            refusal = refusal_text(refused)
         else:
             start_session(account)
             return redirect(target or url_for("staff.index"))
     errors = error_list(form)
     if refusal:
         errors = [{"text": refusal, "href": "#email"}]
-    return render_template("staff/sign_in.html", form=form, errors=errors, refusal=refusal)
+    return render_template("staff/sign_in.html", form=form, errors=errors, refusal=refusal, target=target)
 
 
 @bp.post("/sign-out")

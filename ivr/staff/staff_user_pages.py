@@ -16,7 +16,7 @@ from ivr.db import Database
 from ivr.staff.access import requires_role, start_session
 from ivr.staff.blueprint import ROW_ID, bp
 from ivr.staff.forms import error_list, stripped
-from ivr.staff.sign_in_pages import LOCKED
+from ivr.staff.sign_in_pages import refusal_text
 from ivr.staff_accounts import SignInRefused, StaffChangeRefused, StaffUserNotFound, StaffUserRejected
 from models.staff import STAFF_ROLES
 
@@ -27,7 +27,8 @@ ROLE_HINTS = {
     "admin": "Also manages staff users and reads the audit.",
 }
 PASSWORD_HINT = (
-    f"At least {staff_accounts.MIN_PASSWORD_LENGTH} characters. A few words that do not go together make a good one."
+    f"At least {staff_accounts.MIN_PASSWORD_LENGTH} characters, and not easy to guess: no common password, "
+    "pattern or email address. A few words that do not go together make a good one."
 )
 
 
@@ -57,13 +58,22 @@ def _role_field() -> RadioField:
 
 def _new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
     return (
-        PasswordField(label, validators=[InputRequired("Enter a password"), _rule(staff_accounts.check_password)]),
+        PasswordField(label, validators=[InputRequired("Enter a password")]),
         PasswordField("Type the password again", validators=[InputRequired("Type the password again")]),
     )
 
 
 class _NewPassword:
-    """The typed-twice check shared by every form that sets a password."""
+    """The checks shared by every form that sets a password: the rules of staff_accounts.check_password (so
+    the page and `flask staff create` share them) for the account with `owner_email`, and typed twice."""
+
+    owner_email = ""  # the page sets it: whose password this is
+
+    def validate_password(self, field: Field) -> None:
+        try:
+            staff_accounts.check_password(field.data or "", self.owner_email)
+        except StaffUserRejected as rejected:
+            raise ValidationError(str(rejected)) from None
 
     def validate_password_again(self, field: Field) -> None:
         if self.password.data and field.data != self.password.data:  # type: ignore[attr-defined]
@@ -78,6 +88,10 @@ class AddStaffUserForm(_NewPassword, FlaskForm):
     )
     role = _role_field()
     password, password_again = _new_password_fields("Initial password")
+
+    @property
+    def owner_email(self) -> str:  # type: ignore[override]
+        return self.email.data or ""
 
 
 class RoleForm(FlaskForm):
@@ -235,12 +249,19 @@ def reactivate_staff_user(staff_user_id: int) -> Response:
 @requires_role("admin")
 def set_staff_password(staff_user_id: int) -> Response | tuple[str, int]:
     form = SetPasswordForm()
+    try:
+        form.owner_email = staff_accounts.staff_user_detail(_database(), staff_user_id).email
+    except StaffUserNotFound:
+        abort(404)
     if not form.validate_on_submit():
         return _staff_user_page(staff_user_id, password_form=form)
     try:
         staff_accounts.set_staff_password(_database(), staff_user_id, form.password.data or "", current_user.id)
     except StaffUserNotFound:
         abort(404)
+    except StaffUserRejected as rejected:
+        _field_error(form, rejected)
+        return _staff_user_page(staff_user_id, password_form=form)
     except StaffChangeRefused as refused:
         return _staff_user_page(staff_user_id, refusal={"text": str(refused), "href": "#password"})
     flash(
@@ -253,6 +274,7 @@ def set_staff_password(staff_user_id: int) -> Response | tuple[str, int]:
 @requires_role("viewer")
 def change_own_password() -> Response | str | tuple[str, int]:
     form = OwnPasswordForm()
+    form.owner_email = current_user.email
     refusal = None
     if form.validate_on_submit():
         try:
@@ -262,11 +284,12 @@ def change_own_password() -> Response | str | tuple[str, int]:
                 current_user.id,
                 form.current_password.data or "",
                 form.password.data or "",
+                request.remote_addr,
             )
         except StaffUserRejected as rejected:
             _field_error(form, rejected)
-        except SignInRefused:
-            refusal = {"text": LOCKED, "href": "#current_password"}
+        except SignInRefused as refused:
+            refusal = {"text": refusal_text(refused), "href": "#current_password"}
         except StaffChangeRefused as refused:
             refusal = {"text": str(refused), "href": "#current_password"}
         else:
