@@ -1,12 +1,15 @@
 """Apply the register to a data set: withhold the rows of people who opted out, copy the rest byte for byte, record the run."""
 
 import csv
+import fcntl
+import math
 import multiprocessing
 import os
 import re
 import signal
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -401,7 +404,10 @@ _FEW_BYTES = 8192  # below this, filtering line by line is quicker than setting 
 # The helper's share of each block of regular lines: it starts at half and moves a step at a time,
 # within bounds, so that neither process waits long for the other (a CPU busy elsewhere, say).
 _HELPER_SHARE, _HELPER_SHARE_STEP, _HELPER_SHARE_BOUNDS = 0.5, 0.02, (0.2, 0.8)
-_NOT_COMMA_OR_NEWLINE = bytes(sorted(set(range(256)) - set(b",\n")))
+# Commas, LF, and the other ASCII characters that some programs take for a line ending (as str.splitlines
+# does): a run of lines whose "shape" holds any of those last is not regular. CR is checked apart.
+_NOT_SHAPE = bytes(sorted(set(range(256)) - set(b",\n\v\f\x1c\x1d\x1e")))
+_UNICODE_LINE_BREAKS = tuple(ch.encode() for ch in "\x85\u2028\u2029")
 # A row's code: bit 0 set when its NHS number is valid, bit 1 when the number is on the register.
 _VALID, _ON_REGISTER_ONLY, _OPTED_OUT = 1, 2, 3
 
@@ -420,10 +426,16 @@ class _RegularLines:
     keep_unmatched: bool
 
     def filter(self, plain: bytes) -> _Filtered | None:
-        """None (having done nothing) when some line is irregular: blank, or with another number of fields."""
+        """None (having done nothing) when some line is irregular: blank, with another number of fields,
+        with a CR that does not end it, or with a character that some programs take for a line ending."""
         lines = plain.split(b"\n")
         lines.pop()  # the empty string after the last newline
-        if plain.translate(None, _NOT_COMMA_OR_NEWLINE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
+        if plain.translate(None, _NOT_SHAPE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
+            return None
+        carriage_returns = plain.count(b"\r")
+        if carriage_returns and carriage_returns != plain.count(b"\r\n"):
+            return None  # a bare CR: line by line, it is found and refused
+        if not plain.isascii() and any(map(plain.__contains__, _UNICODE_LINE_BREAKS)):
             return None
         column = self.column
         fields = [line.split(b",", column + 1)[column] for line in lines]
@@ -449,7 +461,7 @@ class _RegularLines:
         # Every field must be 10 digits itself: lengths that merely add up (a 9 and an 11) would
         # shift the check-digit test onto the wrong digits.
         if not (joined.isdigit() and set(map(len, fields)) == {10}):
-            fields = _normalised_numbers(fields)
+            fields = _normalised_numbers(fields, self.opted_out)
             joined = b"".join(fields)
         on_register = bytes(map(self.opted_out.__contains__, fields))
         valid = _valid_nhs_numbers(joined)
@@ -650,17 +662,23 @@ class _RowFilter:
         if _is_blank(line):
             self.write(line)  # a blank line is not a row: copied, never counted
             return
-        fields = _without_line_ending(line).split(b",")
+        body = _without_line_ending(line)
+        if b"\r" in body:
+            raise _bare_carriage_return(self.lines_read)
+        fields = body.split(b",")
         if len(fields) != self.columns:
             raise self._ragged(self.lines_read, len(fields))
-        self._keep_or_withhold([line], fields[self.column].decode("utf-8"))
+        named = _LINE_BREAK_BYTES.search(body) is not None and _names_after_a_line_break(
+            body.decode("utf-8").split(","), self.opted_out
+        )
+        self._keep_or_withhold([line], fields[self.column].decode("utf-8"), named)
 
     def _filter_record(self, first: bytes, cursor: _Cursor) -> None:
         start = self.lines_read + 1
         raw, fields = self._read_record(first, cursor)
         if len(fields) != self.columns:
             raise self._ragged(start, len(fields))
-        self._keep_or_withhold(raw, fields[self.column])
+        self._keep_or_withhold(raw, fields[self.column], _names_after_a_line_break(fields, self.opted_out))
 
     def _read_record(self, first: bytes, cursor: _Cursor) -> tuple[list[bytes], list[str]]:
         """One record and the lines it spans (a quoted field may hold line breaks), parsed by the csv module."""
@@ -676,15 +694,21 @@ class _RowFilter:
         try:
             fields = next(csv.reader(text_lines(), strict=True))
         except csv.Error as error:
+            if "new-line character" in str(error):  # a CR, not followed by LF, outside quotes, in the line it was reading
+                raise _bare_carriage_return(start + len(raw) - 1) from None
             raise RegisterApplyError(f"line {start} is not a CSV record: {error}") from None
         self.lines_read += len(raw)
         return raw, fields
 
-    def _keep_or_withhold(self, raw: list[bytes], value: str) -> None:
+    def _keep_or_withhold(self, raw: list[bytes], value: str, named_after_a_line_break: bool) -> None:
         number = normalise_nhs_number(value)
         counts = self.counts
         counts.read += 1
-        if number is not None and number.encode() in self.opted_out:
+        if number is None:
+            on_register = _register_number_named(value, self.opted_out) is not None
+        else:
+            on_register = number.encode() in self.opted_out
+        if on_register or named_after_a_line_break:
             counts.opted_out += 1
             return
         if number is None:
@@ -704,36 +728,99 @@ def _is_blank(line: bytes) -> bool:
 
 
 def _without_line_ending(line: bytes) -> bytes:
+    """The line without its LF or CRLF (or, at the end of the file, a CR alone)."""
     if line.endswith(b"\r\n"):
         return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
+    return line[:-1] if line.endswith((b"\n", b"\r")) else line
+
+
+def _bare_carriage_return(line: int) -> RegisterApplyError:
+    return RegisterApplyError(
+        f"line {line} has a carriage return (CR) that does not end the line, where other programs would start "
+        "a new row: save the file with LF or CRLF line endings, or quote that field"
+    )
+
+
+# ---- Which numbers a value names --------------------------------------------------------------
+
+# What str.splitlines takes for a line ending, as a crude reader of the output might: LF, CR, VT, FF,
+# the file, group and record separators, NEL, and the Unicode line and paragraph separators.
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAK = re.compile(f"[{_LINE_BREAKS}]")
+_LINE_BREAK_BYTES = re.compile(rb"[\n\r\v\f\x1c-\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")  # the same, in UTF-8
+_PIECE_SEPARATORS = re.compile(f'[,"{_LINE_BREAKS}]')
+_DECIMAL_ZEROS = re.compile(r"[.,]0*\s*$")
+
+
+def _register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | None:
+    """The number on the register that `value` names in any written form, or None.
+
+    A person or a spreadsheet reads a number in the value's digits, in any script and whatever
+    separates them (spaces of any kind, dots, a ' prefix, letters); in them less a decimal part of
+    zeros (9990000107.0); and in the value read as a number (9.990000107E+09).
+    """
+    digits = _digits(value)
+    readings = [digits, _digits(_DECIMAL_ZEROS.sub("", value))]
+    if digits:
+        with suppress(ValueError):
+            number = float(value)
+            if math.isfinite(number) and number.is_integer() and 0 <= number < 1e10:
+                readings.append(b"%010d" % number)
+    return next((reading for reading in readings if reading in opted_out), None)
+
+
+def _digits(value: str) -> bytes:
+    if value.isascii():
+        return value.encode().translate(None, _NOT_ASCII_DIGITS)
+    return "".join(str(digit) for digit in map(unicodedata.digit, value, repeat(None)) if digit is not None).encode()
+
+
+_NOT_ASCII_DIGITS = bytes(sorted(set(range(256)) - set(b"0123456789")))
+
+
+def _names_after_a_line_break(fields: list[str], opted_out: frozenset[bytes]) -> bool:
+    """Whether the text after a line break inside the record (a quoted LF, say, or a VT) names a number
+    on the register, in any piece between commas, quotes and line breaks. A CSV reader keeps that text in
+    its field; a program that splits the file at every line ending would read it as a row of its own."""
+    for index, field in enumerate(fields):
+        if found := _LINE_BREAK.search(field):
+            rest = [field[found.end() :], *fields[index + 1 :]]
+            pieces = (piece for text in rest for piece in _PIECE_SEPARATORS.split(text))
+            return any(_register_number_named(piece, opted_out) is not None for piece in pieces)
+    return False
 
 
 _ASCII_SEPARATORS = b" \t\r\v\f-"  # spaces and hyphens in NHS numbers (fields hold no newline); normalise_nhs_number removes these and more
 _NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for what cannot be normalised: its check digit is wrong
 
 
-def _normalised_numbers(fields: list[bytes]) -> list[bytes]:
-    """Each field as 10 ASCII digits: spaces and hyphens removed, or _NOT_AN_NHS_NUMBER if that does not make one.
+def _normalised_numbers(fields: list[bytes], opted_out: frozenset[bytes]) -> list[bytes]:
+    """Each field as 10 ASCII digits: spaces and hyphens removed; else the number on the register it
+    names in another form; else _NOT_AN_NHS_NUMBER.
 
     Changes `fields` in place. Fields that are not 10 long are put right one by one, unless there are
     many (as when every number is written with spaces): then the spaces go from all at once first.
     """
+    originals = fields
     wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
     if len(wrong_length) > len(fields) // 32:
+        originals = fields.copy()  # what is put right one by one is the field as written, as line by line
         fields[:] = b"\n".join(fields).translate(None, _ASCII_SEPARATORS).split(b"\n")
         wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
     for index in wrong_length:
-        fields[index] = _normalised_number(fields[index])
+        fields[index] = _normalised_number(originals[index], opted_out)
     if not b"".join(fields).isdigit():  # 10 characters, but not all of them digits
         for index in compress(count(), map(not_, map(bytes.isdigit, fields))):
-            fields[index] = _normalised_number(fields[index])
+            fields[index] = _normalised_number(originals[index], opted_out)
     return fields
 
 
-def _normalised_number(field: bytes) -> bytes:
-    number = normalise_nhs_number(field.decode("utf-8"))
-    return _NOT_AN_NHS_NUMBER if number is None else number.encode()
+def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
+    value = field.decode("utf-8")
+    number = normalise_nhs_number(value)
+    if number is not None:
+        return number.encode()
+    return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
 
 
 # The NHS number check: digits d0..d9 are valid when (10·d0 + 9·d1 + ... + 2·d8 + 1·d9) mod 11 == 0.
