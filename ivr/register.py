@@ -33,7 +33,7 @@ from models import ChoiceEvent, ChoiceStatus, CurrentChoice, RegisterRun, StaffU
 STANDARD_STREAM = "-"
 DEFAULT_COLUMN = "nhs_number"
 BLOCK_BYTES = 4 << 20  # read and filter the data set this much at a time
-MAX_LINE_BYTES = 16 << 20  # a "line" longer than this is not CSV; stops a file without newlines filling memory
+MAX_LINE_BYTES = 16 << 20  # a "line" longer than this (its ending aside) is not CSV; stops a file without newlines filling memory
 SYSTEM_USER = "the system user"
 HELPER = (os.cpu_count() or 1) > 1  # with a second CPU, a helper process filters about half of each block
 
@@ -118,6 +118,7 @@ def apply_register(
     """
     started_at = utcnow()
     staff_user_id = _staff_user_id(database, request.by_email)
+    _refuse_the_data_set_as_its_own_output(request)
     try:
         with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
             snapshot = load_register(database)
@@ -206,6 +207,19 @@ def _staff_user_id(database: Database, email: str | None) -> int | None:
     return user.id
 
 
+def _refuse_the_data_set_as_its_own_output(request: ApplyRequest) -> None:
+    """The output replaces its file only at the end, but then the data set would be gone: refuse it,
+    by whatever path (a link, another spelling) it is named."""
+    if STANDARD_STREAM in (request.source, request.destination):
+        return
+    try:
+        same = os.path.samefile(request.source, request.destination)
+    except OSError:
+        return  # the output does not exist yet (or the data set does not, which _Source reports)
+    if same:
+        raise RegisterApplyError(f"the output {request.destination} is the data set itself: give --out another file")
+
+
 def _display_name(path: str, standard: str) -> str:
     return standard if path == STANDARD_STREAM else Path(path).name
 
@@ -240,7 +254,11 @@ class _Source:
 
 class _Destination:
     """Where kept rows go: standard output, or a temporary file beside the output, renamed into place
-    only when the run is complete, and deleted on any error."""
+    only when the run is complete, and deleted on any error.
+
+    The temporary file is locked (flock) while the run writes it, so the next run to the same output
+    can tell a file that a killed run left behind (the kernel dropped its lock), and removes it.
+    """
 
     def __init__(self, path: str, standard_output: BinaryIO | None) -> None:
         self._path = path
@@ -261,10 +279,11 @@ class _Destination:
         if not target.parent.is_dir():
             raise RegisterApplyError(f"there is no folder {target.parent} for the output")
         try:
-            handle, self._temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+            _remove_abandoned_partial_files(target)
+            handle, self._temporary = _locked_partial_file(target)
         except OSError as error:
             raise RegisterApplyError(f"cannot write to the folder {target.parent}: {error.strerror}") from None
-        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in finish() or __exit__
+        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in __exit__, which drops the lock
         return self
 
     def finish(self) -> None:
@@ -272,7 +291,6 @@ class _Destination:
         self.stream.flush()
         if self._temporary is not None:
             os.fsync(self.stream.fileno())
-            self.stream.close()
 
     def publish(self) -> None:
         if self._temporary is not None:
@@ -289,6 +307,45 @@ class _Destination:
         # A run that failed leaves no output: not the partial file, nor one renamed before the record failed.
         with suppress(FileNotFoundError):
             os.unlink(self._path if self._published else self._temporary)
+
+
+_PARTIAL_SUFFIX = ".partial"
+
+
+def _partial_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _locked_partial_file(target: Path) -> tuple[int, str]:
+    """A new temporary file beside the output, locked by this run."""
+    while True:
+        handle, path = tempfile.mkstemp(dir=target.parent, prefix=_partial_prefix(target), suffix=_PARTIAL_SUFFIX)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        with suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(handle), os.stat(path)):
+                return handle, path
+        os.close(handle)  # another run took it for abandoned before it was locked: make another
+
+
+def _remove_abandoned_partial_files(target: Path) -> None:
+    """Remove the temporary files of earlier runs to this output that were killed (no lock is held on them)."""
+    prefix = _partial_prefix(target)
+    for name in os.listdir(target.parent):
+        if not (name.startswith(prefix) and name.endswith(_PARTIAL_SUFFIX)):
+            continue
+        path = os.path.join(target.parent, name)
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not a file of ours
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(handle), os.lstat(path)):
+                os.unlink(path)
+        except OSError:
+            pass  # locked: a run is writing it
+        finally:
+            os.close(handle)
 
 
 # ---- Filtering a data set -------------------------------------------------------------------
@@ -319,7 +376,10 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCallback) -> Iterator[bytes]:
     """The data set in blocks of whole lines, each checked to be UTF-8 text without NUL bytes (which
-    binary files have, and CSV never); the last block may lack a final newline."""
+    binary files have, and CSV never), and with no line longer than MAX_LINE_BYTES; the last block may
+    lack a final newline."""
+    # A line within one read is no longer than the read; only a line that runs on from earlier reads can be.
+    block_bytes = min(block_bytes, MAX_LINE_BYTES)
     carry = b""
     lines_before = 0
     read = 0
@@ -333,9 +393,11 @@ def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCal
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > MAX_LINE_BYTES:
-                raise RegisterApplyError(f"line {lines_before + 1} is longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV file")
+                raise _too_long(lines_before + 1)
             carry = data
             continue
+        if carry and len(carry) + chunk.find(b"\n") > MAX_LINE_BYTES:
+            raise _too_long(lines_before + 1)
         block, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
         _check_text(block, lines_before)
         yield block
@@ -345,6 +407,10 @@ def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCal
         _check_text(carry, lines_before)
         yield carry
         on_progress(read)
+
+
+def _too_long(line: int) -> RegisterApplyError:
+    return RegisterApplyError(f"line {line} is longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV file")
 
 
 def _check_text(block: bytes, lines_before: int) -> None:
@@ -697,6 +763,8 @@ class _RowFilter:
             if "new-line character" in str(error):  # a CR, not followed by LF, outside quotes, in the line it was reading
                 raise _bare_carriage_return(start + len(raw) - 1) from None
             raise RegisterApplyError(f"line {start} is not a CSV record: {error}") from None
+        if _without_line_ending(raw[-1]).endswith(b"\r"):  # the csv module takes CR CR LF for one line ending
+            raise _bare_carriage_return(start + len(raw) - 1)
         self.lines_read += len(raw)
         return raw, fields
 

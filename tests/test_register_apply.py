@@ -488,10 +488,11 @@ def test_a_bare_carriage_return_outside_quotes_is_refused_with_its_line_number(a
 def test_a_bare_carriage_return_in_a_quoted_record_is_refused_and_inside_quotes_it_is_data(app, runner, tmp_path):
     opt_out(app, nhs(2))
     source, out = tmp_path / "extract.csv", tmp_path / "kept.csv"
-    source.write_bytes(f'nhs_number,note\n{nhs(1)},"x"\r{nhs(2)}\n'.encode())
-    error = one_line_error(apply(runner, str(source), "--out", str(out)))
-    assert "line 2" in error and "carriage return" in error
-    assert not out.exists()
+    for content in (f'nhs_number,note\n{nhs(1)},"x"\r{nhs(2)}\n', f'nhs_number,note\n{nhs(1)},"x"\r\r\n{nhs(2)},y\n'):
+        source.write_bytes(content.encode())
+        error = one_line_error(apply(runner, str(source), "--out", str(out)))
+        assert "line 2" in error and "carriage return" in error
+        assert not out.exists()
 
     content = f'nhs_number,note\n{nhs(1)},"first\rsecond"\r\n{nhs(3)},"a\r\nb"\n'.encode()
     source.write_bytes(content)
@@ -780,3 +781,77 @@ def test_no_row_of_the_output_names_a_person_who_opted_out_however_the_file_is_w
     kept, expected_read, expected_opted_out = expected
     assert [r for r in csv.reader(io.StringIO(output.decode(), newline="\n")) if r] == kept
     assert (read, opted_out) == (expected_read, expected_opted_out)
+
+
+# ---- Where the output goes, and how long a line may be ---------------------------------------
+
+
+@pytest.mark.parametrize("how", ["same path", "another path", "symbolic link", "hard link"])
+def test_an_output_that_is_the_data_set_itself_is_a_one_line_error_and_the_data_set_is_untouched(app, runner, tmp_path, how):
+    opt_out(app, nhs(2))
+    folder = tmp_path / "files"
+    folder.mkdir()
+    source = folder / "extract.csv"
+    content, _ = data_set([row(nhs(1), "kept"), row(nhs(2), "opted_out")])
+    source.write_bytes(content)
+    out = {
+        "same path": source,
+        "another path": folder / ".." / "files" / "extract.csv",
+        "symbolic link": folder / "kept.csv",
+        "hard link": folder / "kept.csv",
+    }[how]
+    if how == "symbolic link":
+        out.symlink_to(source)
+    elif how == "hard link":
+        out.hardlink_to(source)
+
+    result = apply(runner, str(source), "--out", str(out))
+
+    assert "the data set itself" in one_line_error(result)
+    assert source.read_bytes() == content
+    assert sorted(p.name for p in folder.iterdir()) == sorted({"extract.csv", out.name})
+    assert runs(app) == []
+
+
+def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_run(app, runner, tmp_path):
+    """A run killed while it wrote (kill -9, a power cut) leaves its temporary file; the next run to that
+    output removes it, and a temporary file that a run still writing holds is left alone."""
+    import fcntl
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    source, out = folder / "extract.csv", folder / "kept.csv"
+    content, expected = data_set([row(nhs(1), "kept")])
+    source.write_bytes(content)
+    left = folder / ".kept.csv.k1ll3d00.partial"
+    left.write_bytes(content[:10])
+    (folder / ".other.csv.k1ll3d00.partial").write_bytes(b"another output's")
+    still_writing = folder / ".kept.csv.wr1t1ng0.partial"
+    with open(still_writing, "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        result = apply(runner, str(source), "--out", str(out))
+
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == expected
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            ["extract.csv", "kept.csv", ".other.csv.k1ll3d00.partial", ".kept.csv.wr1t1ng0.partial"]
+        )
+
+
+def test_a_line_longer_than_16_mib_is_a_one_line_error_with_its_line_number(app, runner, tmp_path):
+    source, out = tmp_path / "extract.csv", tmp_path / "out" / "kept.csv"
+    out.parent.mkdir()
+    limit = 16 << 20
+    fits = f"{nhs(1)},".encode() + b"x" * (limit - 11)  # 16 MiB exactly, without its line ending
+    source.write_bytes(b"nhs_number,note\n" + fits + b"\n" + fits + b"x\n" + f"{nhs(3)},y\n".encode())
+
+    result = apply(runner, str(source), "--out", str(out))
+
+    error = one_line_error(result)
+    assert "line 3" in error and "16 MiB" in error
+    assert list(out.parent.iterdir()) == []
+
+    source.write_bytes(b"nhs_number,note\n" + fits + b"\n" + f"{nhs(3)},y\n".encode())
+    assert apply(runner, str(source), "--out", str(out)).exit_code == 0
+    assert out.read_bytes() == source.read_bytes()
