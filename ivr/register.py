@@ -498,8 +498,7 @@ class _RegularLines:
         lines.pop()  # the empty string after the last newline
         if plain.translate(None, _NOT_SHAPE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
             return None
-        carriage_returns = plain.count(b"\r")
-        if carriage_returns and carriage_returns != plain.count(b"\r\n"):
+        if b"\r" in plain and plain.count(b"\r") != plain.count(b"\r\n"):  # counted only in files with CRs
             return None  # a bare CR: line by line, it is found and refused
         if not plain.isascii() and any(map(plain.__contains__, _UNICODE_LINE_BREAKS)):
             return None
