@@ -2,11 +2,16 @@
 the record of each run, and the snapshot of the register it reads."""
 
 import csv
+import fcntl
 import io
+import os
 import random
 import re
+import subprocess
+import sys
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -813,11 +818,46 @@ def test_an_output_that_is_the_data_set_itself_is_a_one_line_error_and_the_data_
     assert runs(app) == []
 
 
-def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_run(app, runner, tmp_path):
-    """A run killed while it wrote (kill -9, a power cut) leaves its temporary file; the next run to that
-    output removes it, and a temporary file that a run still writing holds is left alone."""
-    import fcntl
+def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_run(app, runner, database_url, tmp_path):
+    """`flask register apply` killed (kill -9) while it reads the data set leaves its temporary file;
+    the next run to that output removes it, and succeeds."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    out = folder / "kept.csv"
+    environment = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": app.extensions["settings"].secret_key}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "register", "apply", "-", "--out", str(out)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert killed.stdin is not None
+    try:
+        # The write returns only once the run has read most of it, so its temporary file is there by then.
+        killed.stdin.write(HEADER + b"\n" + row(nhs(1), "kept").raw * 50_000)
+        killed.stdin.flush()
+    finally:
+        killed.kill()
+        killed.wait()
+        killed.stdin.close()
+    [left] = folder.iterdir()
+    assert left.name.startswith(".kept.csv.") and left.name.endswith(".partial")
 
+    source = tmp_path / "extract.csv"
+    content, expected = data_set([row(nhs(1), "kept")])
+    source.write_bytes(content)
+    result = apply(runner, str(source), "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == expected
+    assert [p.name for p in folder.iterdir()] == ["kept.csv"]
+
+
+def test_only_partial_files_no_run_is_writing_are_removed(app, runner, tmp_path):
+    """A temporary file is locked while its run writes it: one that is still locked is left alone, as are
+    the temporary files of other outputs."""
     folder = tmp_path / "files"
     folder.mkdir()
     source, out = folder / "extract.csv", folder / "kept.csv"
