@@ -118,7 +118,7 @@ def apply_register(
     """
     started_at = utcnow()
     staff_user_id = _staff_user_id(database, request.by_email)
-    _refuse_the_data_set_as_its_own_output(request)
+    _refuse_the_data_set_as_its_own_output(request, standard_input)
     try:
         with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
             snapshot = load_register(database)
@@ -207,15 +207,21 @@ def _staff_user_id(database: Database, email: str | None) -> int | None:
     return user.id
 
 
-def _refuse_the_data_set_as_its_own_output(request: ApplyRequest) -> None:
+def _refuse_the_data_set_as_its_own_output(request: ApplyRequest, standard_input: BinaryIO | None) -> None:
     """The output replaces its file only at the end, but then the data set would be gone: refuse it,
-    by whatever path (a link, another spelling) it is named."""
-    if STANDARD_STREAM in (request.source, request.destination):
+    by whatever path (a link, another spelling, standard input redirected from it) it is named."""
+    if request.destination == STANDARD_STREAM:
         return
     try:
-        same = os.path.samefile(request.source, request.destination)
-    except OSError:
-        return  # the output does not exist yet (or the data set does not, which _Source reports)
+        if request.source == STANDARD_STREAM:
+            if standard_input is None:
+                return
+            source = os.fstat(standard_input.fileno())
+        else:
+            source = os.stat(request.source)
+        same = os.path.samestat(source, os.stat(request.destination))
+    except (OSError, ValueError):
+        return  # the output does not exist yet, standard input is no file (or the data set is missing: _Source says so)
     if same:
         raise RegisterApplyError(f"the output {request.destination} is the data set itself: give --out another file")
 

@@ -818,6 +818,19 @@ def test_an_output_that_is_the_data_set_itself_is_a_one_line_error_and_the_data_
     assert runs(app) == []
 
 
+def test_standard_input_redirected_from_the_output_is_refused_too(app, tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    source = folder / "extract.csv"
+    content, _ = data_set([row(nhs(1), "kept")])
+    source.write_bytes(content)
+    with open(source, "rb") as redirected, pytest.raises(RegisterApplyError, match="the data set itself"):
+        apply_register(app.extensions["database"], ApplyRequest("-", str(source)), standard_input=redirected)
+    assert source.read_bytes() == content
+    assert [p.name for p in folder.iterdir()] == ["extract.csv"]
+    assert runs(app) == []
+
+
 def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_run(app, runner, database_url, tmp_path):
     """`flask register apply` killed (kill -9) while it reads the data set leaves its temporary file;
     the next run to that output removes it, and succeeds."""
