@@ -326,7 +326,10 @@ def _locked_partial_file(target: Path) -> tuple[int, str]:
     """A new temporary file beside the output, locked by this run."""
     while True:
         handle, path = tempfile.mkstemp(dir=target.parent, prefix=_partial_prefix(target), suffix=_PARTIAL_SUFFIX)
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            return handle, path  # a file system without locks: no run can lock it to remove it either
         with suppress(FileNotFoundError):
             if os.path.samestat(os.fstat(handle), os.stat(path)):
                 return handle, path
