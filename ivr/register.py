@@ -1,12 +1,15 @@
 """Apply the register to a data set: withhold the rows of people who opted out, copy the rest byte for byte, record the run."""
 
 import csv
+import fcntl
+import math
 import multiprocessing
 import os
 import re
 import signal
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from models import ChoiceEvent, ChoiceStatus, CurrentChoice, RegisterRun, StaffU
 STANDARD_STREAM = "-"
 DEFAULT_COLUMN = "nhs_number"
 BLOCK_BYTES = 4 << 20  # read and filter the data set this much at a time
-MAX_LINE_BYTES = 16 << 20  # a "line" longer than this is not CSV; stops a file without newlines filling memory
+MAX_LINE_BYTES = 16 << 20  # a "line" longer than this (its ending aside) is not CSV; stops a file without newlines filling memory
 SYSTEM_USER = "the system user"
 HELPER = (os.cpu_count() or 1) > 1  # with a second CPU, a helper process filters about half of each block
 
@@ -115,6 +118,7 @@ def apply_register(
     """
     started_at = utcnow()
     staff_user_id = _staff_user_id(database, request.by_email)
+    _refuse_the_data_set_as_its_own_output(request, standard_input)
     try:
         with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
             snapshot = load_register(database)
@@ -203,6 +207,25 @@ def _staff_user_id(database: Database, email: str | None) -> int | None:
     return user.id
 
 
+def _refuse_the_data_set_as_its_own_output(request: ApplyRequest, standard_input: BinaryIO | None) -> None:
+    """The output replaces its file only at the end, but then the data set would be gone: refuse it,
+    by whatever path (a link, another spelling, standard input redirected from it) it is named."""
+    if request.destination == STANDARD_STREAM:
+        return
+    try:
+        if request.source == STANDARD_STREAM:
+            if standard_input is None:
+                return
+            source = os.fstat(standard_input.fileno())
+        else:
+            source = os.stat(request.source)
+        same = os.path.samestat(source, os.stat(request.destination))
+    except (OSError, ValueError):
+        return  # the output does not exist yet, standard input is no file (or the data set is missing: _Source says so)
+    if same:
+        raise RegisterApplyError(f"the output {request.destination} is the data set itself: give --out another file")
+
+
 def _display_name(path: str, standard: str) -> str:
     return standard if path == STANDARD_STREAM else Path(path).name
 
@@ -237,7 +260,11 @@ class _Source:
 
 class _Destination:
     """Where kept rows go: standard output, or a temporary file beside the output, renamed into place
-    only when the run is complete, and deleted on any error."""
+    only when the run is complete, and deleted on any error.
+
+    The temporary file is locked (flock) while the run writes it, so the next run to the same output
+    can tell a file that a killed run left behind (the kernel dropped its lock), and removes it.
+    """
 
     def __init__(self, path: str, standard_output: BinaryIO | None) -> None:
         self._path = path
@@ -258,10 +285,11 @@ class _Destination:
         if not target.parent.is_dir():
             raise RegisterApplyError(f"there is no folder {target.parent} for the output")
         try:
-            handle, self._temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+            _remove_abandoned_partial_files(target)
+            handle, self._temporary = _locked_partial_file(target)
         except OSError as error:
             raise RegisterApplyError(f"cannot write to the folder {target.parent}: {error.strerror}") from None
-        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in finish() or __exit__
+        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in __exit__, which drops the lock
         return self
 
     def finish(self) -> None:
@@ -269,7 +297,6 @@ class _Destination:
         self.stream.flush()
         if self._temporary is not None:
             os.fsync(self.stream.fileno())
-            self.stream.close()
 
     def publish(self) -> None:
         if self._temporary is not None:
@@ -286,6 +313,48 @@ class _Destination:
         # A run that failed leaves no output: not the partial file, nor one renamed before the record failed.
         with suppress(FileNotFoundError):
             os.unlink(self._path if self._published else self._temporary)
+
+
+_PARTIAL_SUFFIX = ".partial"
+
+
+def _partial_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _locked_partial_file(target: Path) -> tuple[int, str]:
+    """A new temporary file beside the output, locked by this run."""
+    while True:
+        handle, path = tempfile.mkstemp(dir=target.parent, prefix=_partial_prefix(target), suffix=_PARTIAL_SUFFIX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            return handle, path  # a file system without locks: no run can lock it to remove it either
+        with suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(handle), os.stat(path)):
+                return handle, path
+        os.close(handle)  # another run took it for abandoned before it was locked: make another
+
+
+def _remove_abandoned_partial_files(target: Path) -> None:
+    """Remove the temporary files of earlier runs to this output that were killed (no lock is held on them)."""
+    prefix = _partial_prefix(target)
+    for name in os.listdir(target.parent):
+        if not (name.startswith(prefix) and name.endswith(_PARTIAL_SUFFIX)):
+            continue
+        path = os.path.join(target.parent, name)
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not a file of ours
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(handle), os.lstat(path)):
+                os.unlink(path)
+        except OSError:
+            pass  # locked: a run is writing it
+        finally:
+            os.close(handle)
 
 
 # ---- Filtering a data set -------------------------------------------------------------------
@@ -316,7 +385,10 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCallback) -> Iterator[bytes]:
     """The data set in blocks of whole lines, each checked to be UTF-8 text without NUL bytes (which
-    binary files have, and CSV never); the last block may lack a final newline."""
+    binary files have, and CSV never), and with no line longer than MAX_LINE_BYTES; the last block may
+    lack a final newline."""
+    # A line within one read is no longer than the read; only a line that runs on from earlier reads can be.
+    block_bytes = min(block_bytes, MAX_LINE_BYTES)
     carry = b""
     lines_before = 0
     read = 0
@@ -330,9 +402,11 @@ def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCal
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > MAX_LINE_BYTES:
-                raise RegisterApplyError(f"line {lines_before + 1} is longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV file")
+                raise _too_long(lines_before + 1)
             carry = data
             continue
+        if carry and len(carry) + chunk.find(b"\n") > MAX_LINE_BYTES:
+            raise _too_long(lines_before + 1)
         block, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
         _check_text(block, lines_before)
         yield block
@@ -342,6 +416,10 @@ def _checked_blocks(source: BinaryIO, block_bytes: int, on_progress: ProgressCal
         _check_text(carry, lines_before)
         yield carry
         on_progress(read)
+
+
+def _too_long(line: int) -> RegisterApplyError:
+    return RegisterApplyError(f"line {line} is longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV file")
 
 
 def _check_text(block: bytes, lines_before: int) -> None:
@@ -401,7 +479,10 @@ _FEW_BYTES = 8192  # below this, filtering line by line is quicker than setting 
 # The helper's share of each block of regular lines: it starts at half and moves a step at a time,
 # within bounds, so that neither process waits long for the other (a CPU busy elsewhere, say).
 _HELPER_SHARE, _HELPER_SHARE_STEP, _HELPER_SHARE_BOUNDS = 0.5, 0.02, (0.2, 0.8)
-_NOT_COMMA_OR_NEWLINE = bytes(sorted(set(range(256)) - set(b",\n")))
+# Commas, LF, and the other ASCII characters that some programs take for a line ending (as str.splitlines
+# does): a run of lines whose "shape" holds any of those last is not regular. CR is checked apart.
+_NOT_SHAPE = bytes(sorted(set(range(256)) - set(b",\n\v\f\x1c\x1d\x1e")))
+_UNICODE_LINE_BREAKS = tuple(ch.encode() for ch in "\x85\u2028\u2029")
 # A row's code: bit 0 set when its NHS number is valid, bit 1 when the number is on the register.
 _VALID, _ON_REGISTER_ONLY, _OPTED_OUT = 1, 2, 3
 
@@ -420,10 +501,15 @@ class _RegularLines:
     keep_unmatched: bool
 
     def filter(self, plain: bytes) -> _Filtered | None:
-        """None (having done nothing) when some line is irregular: blank, or with another number of fields."""
+        """None (having done nothing) when some line is irregular: blank, with another number of fields,
+        with a CR that does not end it, or with a character that some programs take for a line ending."""
         lines = plain.split(b"\n")
         lines.pop()  # the empty string after the last newline
-        if plain.translate(None, _NOT_COMMA_OR_NEWLINE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
+        if plain.translate(None, _NOT_SHAPE) != (b"," * (self.columns - 1) + b"\n") * len(lines):
+            return None
+        if b"\r" in plain and plain.count(b"\r") != plain.count(b"\r\n"):  # counted only in files with CRs
+            return None  # a bare CR: line by line, it is found and refused
+        if not plain.isascii() and any(map(plain.__contains__, _UNICODE_LINE_BREAKS)):
             return None
         column = self.column
         fields = [line.split(b",", column + 1)[column] for line in lines]
@@ -449,7 +535,7 @@ class _RegularLines:
         # Every field must be 10 digits itself: lengths that merely add up (a 9 and an 11) would
         # shift the check-digit test onto the wrong digits.
         if not (joined.isdigit() and set(map(len, fields)) == {10}):
-            fields = _normalised_numbers(fields)
+            fields = _normalised_numbers(fields, self.opted_out)
             joined = b"".join(fields)
         on_register = bytes(map(self.opted_out.__contains__, fields))
         valid = _valid_nhs_numbers(joined)
@@ -650,17 +736,23 @@ class _RowFilter:
         if _is_blank(line):
             self.write(line)  # a blank line is not a row: copied, never counted
             return
-        fields = _without_line_ending(line).split(b",")
+        body = _without_line_ending(line)
+        if b"\r" in body:
+            raise _bare_carriage_return(self.lines_read)
+        fields = body.split(b",")
         if len(fields) != self.columns:
             raise self._ragged(self.lines_read, len(fields))
-        self._keep_or_withhold([line], fields[self.column].decode("utf-8"))
+        named = _LINE_BREAK_BYTES.search(body) is not None and _names_after_a_line_break(
+            body.decode("utf-8").split(","), self.opted_out
+        )
+        self._keep_or_withhold([line], fields[self.column].decode("utf-8"), named)
 
     def _filter_record(self, first: bytes, cursor: _Cursor) -> None:
         start = self.lines_read + 1
         raw, fields = self._read_record(first, cursor)
         if len(fields) != self.columns:
             raise self._ragged(start, len(fields))
-        self._keep_or_withhold(raw, fields[self.column])
+        self._keep_or_withhold(raw, fields[self.column], _names_after_a_line_break(fields, self.opted_out))
 
     def _read_record(self, first: bytes, cursor: _Cursor) -> tuple[list[bytes], list[str]]:
         """One record and the lines it spans (a quoted field may hold line breaks), parsed by the csv module."""
@@ -676,15 +768,23 @@ class _RowFilter:
         try:
             fields = next(csv.reader(text_lines(), strict=True))
         except csv.Error as error:
+            if "new-line character" in str(error):  # a CR, not followed by LF, outside quotes, in the line it was reading
+                raise _bare_carriage_return(start + len(raw) - 1) from None
             raise RegisterApplyError(f"line {start} is not a CSV record: {error}") from None
+        if _without_line_ending(raw[-1]).endswith(b"\r"):  # the csv module takes CR CR LF for one line ending
+            raise _bare_carriage_return(start + len(raw) - 1)
         self.lines_read += len(raw)
         return raw, fields
 
-    def _keep_or_withhold(self, raw: list[bytes], value: str) -> None:
+    def _keep_or_withhold(self, raw: list[bytes], value: str, named_after_a_line_break: bool) -> None:
         number = normalise_nhs_number(value)
         counts = self.counts
         counts.read += 1
-        if number is not None and number.encode() in self.opted_out:
+        if number is None:
+            on_register = _register_number_named(value, self.opted_out) is not None
+        else:
+            on_register = number.encode() in self.opted_out
+        if on_register or named_after_a_line_break:
             counts.opted_out += 1
             return
         if number is None:
@@ -704,36 +804,99 @@ def _is_blank(line: bytes) -> bool:
 
 
 def _without_line_ending(line: bytes) -> bytes:
+    """The line without its LF or CRLF (or, at the end of the file, a CR alone)."""
     if line.endswith(b"\r\n"):
         return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
+    return line[:-1] if line.endswith((b"\n", b"\r")) else line
+
+
+def _bare_carriage_return(line: int) -> RegisterApplyError:
+    return RegisterApplyError(
+        f"line {line} has a carriage return (CR) that does not end the line, where other programs would start "
+        "a new row: save the file with LF or CRLF line endings, or quote that field"
+    )
+
+
+# ---- Which numbers a value names --------------------------------------------------------------
+
+# What str.splitlines takes for a line ending, as a crude reader of the output might: LF, CR, VT, FF,
+# the file, group and record separators, NEL, and the Unicode line and paragraph separators.
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAK = re.compile(f"[{_LINE_BREAKS}]")
+_LINE_BREAK_BYTES = re.compile(rb"[\n\r\v\f\x1c-\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")  # the same, in UTF-8
+_PIECE_SEPARATORS = re.compile(f'[,"{_LINE_BREAKS}]')
+_DECIMAL_ZEROS = re.compile(r"[.,]0*\s*$")
+
+
+def _register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | None:
+    """The number on the register that `value` names in any written form, or None.
+
+    A person or a spreadsheet reads a number in the value's digits, in any script and whatever
+    separates them (spaces of any kind, dots, a ' prefix, letters); in them less a decimal part of
+    zeros (9990000107.0); and in the value read as a number (9.990000107E+09).
+    """
+    digits = _digits(value)
+    readings = [digits, _digits(_DECIMAL_ZEROS.sub("", value))]
+    if digits:
+        with suppress(ValueError):
+            number = float(value)
+            if math.isfinite(number) and number.is_integer() and 0 <= number < 1e10:
+                readings.append(b"%010d" % number)
+    return next((reading for reading in readings if reading in opted_out), None)
+
+
+def _digits(value: str) -> bytes:
+    if value.isascii():
+        return value.encode().translate(None, _NOT_ASCII_DIGITS)
+    return "".join(str(digit) for digit in map(unicodedata.digit, value, repeat(None)) if digit is not None).encode()
+
+
+_NOT_ASCII_DIGITS = bytes(sorted(set(range(256)) - set(b"0123456789")))
+
+
+def _names_after_a_line_break(fields: list[str], opted_out: frozenset[bytes]) -> bool:
+    """Whether the text after a line break inside the record (a quoted LF, say, or a VT) names a number
+    on the register, in any piece between commas, quotes and line breaks. A CSV reader keeps that text in
+    its field; a program that splits the file at every line ending would read it as a row of its own."""
+    for index, field in enumerate(fields):
+        if found := _LINE_BREAK.search(field):
+            rest = [field[found.end() :], *fields[index + 1 :]]
+            pieces = (piece for text in rest for piece in _PIECE_SEPARATORS.split(text))
+            return any(_register_number_named(piece, opted_out) is not None for piece in pieces)
+    return False
 
 
 _ASCII_SEPARATORS = b" \t\r\v\f-"  # spaces and hyphens in NHS numbers (fields hold no newline); normalise_nhs_number removes these and more
 _NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for what cannot be normalised: its check digit is wrong
 
 
-def _normalised_numbers(fields: list[bytes]) -> list[bytes]:
-    """Each field as 10 ASCII digits: spaces and hyphens removed, or _NOT_AN_NHS_NUMBER if that does not make one.
+def _normalised_numbers(fields: list[bytes], opted_out: frozenset[bytes]) -> list[bytes]:
+    """Each field as 10 ASCII digits: spaces and hyphens removed; else the number on the register it
+    names in another form; else _NOT_AN_NHS_NUMBER.
 
     Changes `fields` in place. Fields that are not 10 long are put right one by one, unless there are
     many (as when every number is written with spaces): then the spaces go from all at once first.
     """
+    originals = fields
     wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
     if len(wrong_length) > len(fields) // 32:
+        originals = fields.copy()  # what is put right one by one is the field as written, as line by line
         fields[:] = b"\n".join(fields).translate(None, _ASCII_SEPARATORS).split(b"\n")
         wrong_length = list(compress(count(), map(ne, map(len, fields), repeat(10))))
     for index in wrong_length:
-        fields[index] = _normalised_number(fields[index])
+        fields[index] = _normalised_number(originals[index], opted_out)
     if not b"".join(fields).isdigit():  # 10 characters, but not all of them digits
         for index in compress(count(), map(not_, map(bytes.isdigit, fields))):
-            fields[index] = _normalised_number(fields[index])
+            fields[index] = _normalised_number(originals[index], opted_out)
     return fields
 
 
-def _normalised_number(field: bytes) -> bytes:
-    number = normalise_nhs_number(field.decode("utf-8"))
-    return _NOT_AN_NHS_NUMBER if number is None else number.encode()
+def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
+    value = field.decode("utf-8")
+    number = normalise_nhs_number(value)
+    if number is not None:
+        return number.encode()
+    return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
 
 
 # The NHS number check: digits d0..d9 are valid when (10·d0 + 9·d1 + ... + 2·d8 + 1·d9) mod 11 == 0.
