@@ -833,7 +833,8 @@ def _register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | N
 
     A person or a spreadsheet reads a number in the value's digits, in any script and whatever
     separates them (spaces of any kind, dots, a ' prefix, letters); in them less a decimal part of
-    zeros (9990000107.0); and in the value read as a number (9.990000107E+09).
+    zeros (9990000107.0); in the value read as a number (9.990000107E+09); and in any ten digits in a
+    row of a value that holds more (two numbers in one field name both people).
     """
     digits = _digits(value)
     readings = [digits, _digits(_DECIMAL_ZEROS.sub("", value))]
@@ -842,6 +843,8 @@ def _register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | N
             number = float(value)
             if math.isfinite(number) and number.is_integer() and 0 <= number < 1e10:
                 readings.append(b"%010d" % number)
+    if len(digits) > 10:
+        readings.extend(digits[start : start + 10] for start in range(len(digits) - 9))
     return next((reading for reading in readings if reading in opted_out), None)
 
 

@@ -544,6 +544,9 @@ _WRITTEN_FORMS = {
     "zero-width-space": lambda n: f"{n[:5]}\u200b{n[5:]}",
     "control-character": lambda n: n + "\x01",
     "nhs-prefix": lambda n: f"NHS {n}",
+    # Two numbers in one field: a reader sees both people.
+    "after-another-number": lambda n: f"{nhs(3)} {n}",
+    "before-another-number": lambda n: f"{n}/{nhs(3)}",
 }
 
 
@@ -651,9 +654,14 @@ def _digits(text: str) -> str:
     return "".join(str(unicodedata.digit(ch)) for ch in text if unicodedata.digit(ch, None) is not None)
 
 
+def _ten_digit_runs(digits: str) -> set[str]:
+    """Every ten digits in a row of a longer run: a field holding two numbers names both people."""
+    return {digits[start : start + 10] for start in range(len(digits) - 9)} if len(digits) > 10 else set()
+
+
 def _names_someone_who_opted_out(field: str) -> bool:
     """Whether a person reading the field, or a spreadsheet, would take it for an opted-out NHS number."""
-    readings = {_digits(field), _digits(re.sub(r"\.0*\s*$", "", field.strip()))}
+    readings = {_digits(field), _digits(re.sub(r"\.0*\s*$", "", field.strip()))} | _ten_digit_runs(_digits(field))
     return any(reading.encode() in _HOSTILE_REGISTER for reading in readings)
 
 
@@ -697,8 +705,8 @@ def _bare_carriage_return(text: str) -> bool:
 
 def _readings(value: str) -> set[str]:
     """The register's rule, written plainly: the value's digits in any script; without a decimal part
-    of zeros; and the value read as a number, as a spreadsheet would."""
-    readings = {_digits(value), _digits(re.sub(r"[.,]0*\s*$", "", value.strip()))}
+    of zeros; the value read as a number, as a spreadsheet would; and any ten digits in a row of more."""
+    readings = {_digits(value), _digits(re.sub(r"[.,]0*\s*$", "", value.strip()))} | _ten_digit_runs(_digits(value))
     try:
         number = float(value)
     except ValueError:
