@@ -90,36 +90,69 @@ class StaffChoice:
     proxy_role: str | None  # PROXY_ROLE_NAMES; None when the person chose for themselves
 
 
-def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
-    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+@dataclass(frozen=True)
+class PeopleSearch:
+    """A search as typed, read: by a full NHS number, or by part of a name."""
 
-    A search by NHS number is audited, since its answer tells whether someone is on record.
-    """
+    nhs_number: str | None
+    name: str | None
+
+
+def read_search(query: str) -> PeopleSearch:
+    """What `query` searches by; SearchRejected (saying what to type) when it cannot be run."""
     query = " ".join(query.split())
     if not query:
         raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchRejected(f"Enter at most {MAX_QUERY_LENGTH} characters")
     number = normalise_nhs_number(query)
-    with Session(database.engine) as session:
-        statement = select(Person, CurrentChoice.status).join(
-            CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
-        )
-        if number is not None:
-            statement = statement.where(Person.nhs_number == number)
-        elif any(ch.isdigit() for ch in query):
-            raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
-        elif len(query) < MIN_NAME_LENGTH:
-            raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
-        else:
-            pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
-            full_name = func.lower(Person.given_name + " " + Person.family_name)
-            statement = statement.where(full_name.like(pattern))  # the family name alone is within it
-        rows = session.exec(statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)).all()
     if number is not None:
+        return PeopleSearch(number, None)
+    if any(ch.isdigit() for ch in query):
+        raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
+    if len(query) < MIN_NAME_LENGTH:
+        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+    return PeopleSearch(None, query)
+
+
+def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
+    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+
+    A search by NHS number is audited, since its answer tells whether someone is on record.
+    """
+    search = read_search(query)
+    statement = _people_with_choices()
+    if search.nhs_number is not None:
+        statement = statement.where(Person.nhs_number == search.nhs_number)
+    else:
+        assert search.name is not None
+        pattern = "%" + search.name.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        full_name = func.lower(Person.given_name + " " + Person.family_name)
+        statement = statement.where(full_name.like(pattern))  # the family name alone is within it
+    rows = _found(database, statement)
+    if search.nhs_number is not None:
         with database.transaction() as session:
             record_audit(session, staff_user_id, "searched_by_nhs_number", "person", "", detail=f"{len(rows)} found")
-    return [_person_row(person, status) for person, status in rows]
+    return rows
+
+
+def people_by_id(database: Database, person_ids: list[int]) -> list[PersonRow]:
+    """The people a search found before, shown again (not audited: the search was)."""
+    if not person_ids:
+        return []
+    return _found(database, _people_with_choices().where(col(Person.id).in_(person_ids[:MAX_RESULTS])))
+
+
+def _people_with_choices():  # type: ignore[no-untyped-def]
+    return select(Person, CurrentChoice.status).join(
+        CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
+    )
+
+
+def _found(database: Database, statement) -> list[PersonRow]:  # type: ignore[no-untyped-def]
+    ordered = statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)
+    with Session(database.engine) as session:
+        return [_person_row(person, status) for person, status in session.exec(ordered).all()]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext
+from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext, mask_identifiers
 
 
 @pytest.fixture
@@ -119,3 +119,50 @@ def test_under_gunicorn_a_webhooks_log_line_still_carries_its_request_id(product
     assert answer.status_code == 403
     (entry,) = [entry for entry in _entries(production_log) if "signature" in str(entry["message"])]
     assert entry["request_id"] == answer.headers[REQUEST_ID_HEADER]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "999 000 0107",
+        "999+000+0107",  # a search box's query string
+        "999%20000%200107",
+        "999.000.0107",
+        "999-000-0107",
+        "999\u00a0000\u00a00107",  # no-break spaces
+        "999\u2009000\u20090107",  # thin spaces
+        "999\u2013000\u20130107",  # en dashes
+        "999/000/0107",
+        "999,000,0107",
+        "(999) 000-0107",
+        "[999] 000 0107",
+        "999_000_0107",
+        "9 9 9 0 0 0 0 1 0 7",
+        "nhs9990000107",
+        "NHS9990000107x",
+        "９９９００００１０７",  # full-width digits
+        "01.03.1984",
+        "1/3/84",
+        "1984-03-01",
+        "123 456",  # a code keyed in two halves
+        "12-34-56",
+        "+44 (0)7700 900123",
+        "07700.900.123",
+    ],
+)
+def test_every_way_a_person_might_write_an_identifier_is_masked(written):
+    masked = mask_identifiers(f"GET /staff/people?q={written} HTTP/1.1")
+    assert not any(ch.isdigit() for ch in masked.split("?q=")[1].split(" HTTP")[0]), masked
+
+
+def test_what_is_not_an_identifier_stays_readable():
+    sid = "CA" + "0123456789abcdef" * 2
+    for text in (f"Text 12 handed to Twilio as {sid}", "exit status 9", "press 2", "line 1234, in handle", "3 of 5"):
+        assert mask_identifiers(text) == text
+
+
+def test_a_proxys_request_id_that_carries_digits_is_replaced_and_ours_carry_none(client):
+    replaced = client.get("/healthz", headers={REQUEST_ID_HEADER: "nhs-9990000107"})
+    assert replaced.headers[REQUEST_ID_HEADER] != "nhs-9990000107"
+    ours = replaced.headers[REQUEST_ID_HEADER]
+    assert len(ours) == 16 and not any(ch.isdigit() for ch in ours)
