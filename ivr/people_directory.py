@@ -15,7 +15,7 @@ from ivr.audit import record_audit
 from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.db import Database
 from ivr.identity_format import mask_nhs_number, normalise_nhs_number
-from ivr.people import ImportReport, import_people
+from ivr.people import ImportReport, Importer, import_people
 from ivr.phone_numbers import mask_phone_number
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, Person, StaffUser
 
@@ -70,6 +70,8 @@ class PersonRecord:
     mobile: str  # masked
     choices: list[ChoiceHistoryRow]
     conversations: list[PersonConversationRow]
+    mobile_changed_at: datetime | None = None  # when an import last changed the mobile; None: not since added
+    mobile_changed_by: str | None = None  # the member of staff's email; None with a time: the command line
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
     unless `audited` is False (a HEAD request, which shows nobody anything)."""
     with Session(database.engine) as session:
         person, status = _person_and_choice(session, person_id)
+        changed_by = session.get(StaffUser, person.mobile_changed_by_id) if person.mobile_changed_by_id else None
         history = session.exec(
             select(ChoiceEvent, StaffUser.email)
             .join(StaffUser, col(ChoiceEvent.staff_user_id) == StaffUser.id, isouter=True)
@@ -212,16 +215,16 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
             for event, staff_email in history
         ],
         conversations=[PersonConversationRow(*row) for row in conversations],
+        mobile_changed_at=person.mobile_changed_at,
+        mobile_changed_by=changed_by.email if changed_by else None,
     )
 
 
 def import_people_as_staff(database: Database, people: list[Person], staff_user_id: int) -> ImportReport:
-    """Add and refresh people as `flask people import` does, audited with the counts (never an identifier)."""
-    with database.transaction() as session:
-        report = import_people(session, people)
-        counts = f"{report.created} added, {report.updated} updated"
-        record_audit(session, staff_user_id, "imported_people", "person", "", detail=counts)
-    return report
+    """Add and refresh people as `flask people import` does, in batches, naming the member of staff in the
+    audit of each changed mobile or date of birth and of the counts (never an identifier). Raises
+    ImportInterrupted when writing stops part-way."""
+    return import_people(database, people, Importer(staff_user_id, "the console's people import"))
 
 
 def person_for_choice(database: Database, person_id: int) -> PersonForChoice:

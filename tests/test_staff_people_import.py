@@ -61,7 +61,7 @@ def test_a_good_file_adds_and_updates_people_who_can_then_be_found_and_the_impor
         ),
     )
     page = client_request.get("staff.import_people")
-    assert "2 people added, 1 updated." in page.text_of(".nhsuk-notification-banner")
+    assert "2 people added, 1 updated (1 mobile changed" in page.text_of(".nhsuk-notification-banner")
 
     found = _cells(client_request.get("staff.people", q="hopper"))
     assert [row[0] for row in found] == ["Grace Hopper"]
