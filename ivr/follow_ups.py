@@ -83,6 +83,10 @@ class FollowUpAlreadyResolved(Exception):
     pass
 
 
+class SecondStaffNeeded(Exception):
+    """A choice soon after a mobile change is checked by someone other than the member of staff who changed it."""
+
+
 @dataclass(frozen=True)
 class FollowUpRow:
     id: int
@@ -245,6 +249,10 @@ def resolve_follow_up(database: Database, follow_up_id: int, staff_user_id: int)
         follow_up = _locked(session, follow_up_id)
         if follow_up.status != "open":
             raise FollowUpAlreadyResolved(follow_up_id)
+        if follow_up.kind == "choice_after_mobile_change" and follow_up.person_id is not None:
+            person = session.get(Person, follow_up.person_id)
+            if person is not None and person.mobile_changed_by_id == staff_user_id:
+                raise SecondStaffNeeded(follow_up_id)
         follow_up.status = "resolved"
         follow_up.resolved_at = utcnow()
         follow_up.resolved_by_id = staff_user_id

@@ -176,3 +176,19 @@ def test_the_follow_up_is_listed_and_named_in_the_console(app, caller, person, t
     assert "Choice soon after a mobile change" in page.text_of("main")
     filtered = client_request.get("staff.follow_ups", kind=KIND)
     assert "Choice soon after a mobile change" in filtered.text_of("main")
+
+
+def test_the_member_of_staff_who_changed_the_mobile_cannot_resolve_the_follow_up_but_another_can(
+    app, caller, person, twilio, client_request
+):
+    mover = client_request.sign_in("manager")
+    _opt_out_by_phone(caller, _moved(app, person, mover.id), twilio)
+    [follow_up] = _follow_ups(app)
+    client_request.post("staff.resolve_follow_up", follow_up_id=follow_up.id)
+    page = client_request.get("staff.follow_up", follow_up_id=follow_up.id)
+    assert "another member of staff must check" in page.text_of(".nhsuk-notification-banner")
+    assert _follow_ups(app)[0].status == "open"
+    client_request.sign_out()
+    client_request.sign_in("manager")
+    client_request.post("staff.resolve_follow_up", follow_up_id=follow_up.id)
+    assert _follow_ups(app)[0].status == "resolved"
