@@ -84,10 +84,8 @@ def people_import(csv_file: Path) -> None:
             "Run the same import again to finish it: people already written are simply updated."
         )
         return
-    changed = f"{report.mobiles_changed} {'mobile' if report.mobiles_changed == 1 else 'mobiles'} changed"
-    if report.dates_of_birth_changed:
-        changed += f", {report.dates_of_birth_changed} of date of birth"
-    click.echo(f"Imported {report.created} new and updated {report.updated} existing people ({changed}; each change is in the audit).")
+    counts = f"Imported {report.created} new and updated {report.updated} existing people"
+    click.echo(f"{counts} ({report.changes()}; each change is in the audit).")
 
 
 @click.group("staff", cls=AppGroup, help="Staff users of the console.")

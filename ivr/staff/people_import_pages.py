@@ -92,8 +92,7 @@ def import_people() -> Response | tuple[str, int]:
         )
         return _import_page(form, status=503)
     added = f"{report.created} {'person' if report.created == 1 else 'people'} added"
-    mobiles = f"{report.mobiles_changed} {'mobile' if report.mobiles_changed == 1 else 'mobiles'} changed"
-    flash(f"{added}, {report.updated} updated ({mobiles}; each change is in the audit).", "success")
+    flash(f"{added}, {report.updated} updated ({report.changes()}; each change is in the audit).", "success")
     return redirect(url_for("staff.import_people"))
 
 
