@@ -12,6 +12,7 @@ that was running. `RunLog.leaks` looks in those lines for identifiers, in every 
 
 Twilio SIDs (two letters and 32 hex digits) are left out of the search: the formatters keep them whole.
 A leak is reported by kind, logger and test, with the identifier masked and the line's digits hidden.
+The search looks each digit string of a line up in a table, so a whole run's log is checked in seconds.
 """
 
 import json
@@ -28,7 +29,6 @@ _SID = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-f]{32}(?![A-Za-z0-9])")
 _LOOSE_DIGITS = re.compile(r"\d+(?:[^\w]{1,3}\d+|_{1,3}\d+)*")
 # Digits joined only by what a person types inside a number (no colons: times of day are not codes).
 _TYPED_DIGITS = re.compile(r"\d+(?:[\s.,+/\\()\[\]{}_%'\-\u2010-\u2015\u2212]{1,3}\d+)*")
-_MONTHS = ("January February March April May June July August September October November December").split()
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,23 @@ class RunLog(logging.Handler):
 
     def leaks(self, identifiers: Iterable[tuple[str, object]]) -> list[Leak]:
         """Every line that names one of `identifiers` ((kind, value) pairs, as tests/db.py notes them)."""
-        searches = [_search_for(kind, value) for kind, value in set(identifiers)]
+        in_digits, codes, born = _searches(identifiers)
+        lengths = sorted({len(form) for form in in_digits} | {len(form) for form in codes})
         found = []
         for line in self.lines:
             text = _SID.sub(" ", line.text)
-            loose = [_digits(group) for group in _LOOSE_DIGITS.findall(text)]
-            typed = [_digits(group) for group in _TYPED_DIGITS.findall(text)]
-            for kind, masked, digit_forms, words, code in searches:
-                groups = typed if code else loose
-                if any(form in group for form in digit_forms for group in groups) or (words and words.search(text)):
-                    found.append(Leak(kind, masked, line))
+            named: dict[tuple[str, str], None] = {}  # (kind, masked), in order, once each
+            for wanted, pattern in ((in_digits, _LOOSE_DIGITS), (codes, _TYPED_DIGITS)):
+                for group in pattern.findall(text):
+                    digits = _digits(group)
+                    for length in lengths:
+                        for start in range(len(digits) - length + 1):
+                            if (hit := wanted.get(digits[start : start + length])) is not None:
+                                named[hit] = None
+            for written in _DATE_IN_WORDS.finditer(text):
+                if (hit := born.get(_date_of(written))) is not None:
+                    named[hit] = None
+            found.extend(Leak(kind, masked, line) for kind, masked in named)
         return found
 
 
@@ -89,19 +96,45 @@ def _digits(group: str) -> str:
     return "".join(ch for ch in group if ch.isdigit())
 
 
-def _search_for(kind: str, value: object) -> tuple[str, str, list[str], re.Pattern[str] | None, bool]:
-    """(kind, masked value, digit strings to look for, a pattern for it in words, whether it is a code)."""
-    if isinstance(value, date):
-        month = _MONTHS[value.month - 1]
-        day = rf"0?{value.day}(?:st|nd|rd|th)?"
-        words = re.compile(
-            rf"\b{day}\s+(?:of\s+)?{month[:3]}\w*\.?,?\s+{value.year}\b|\b{month[:3]}\w*\.?\s+{day},?\s+{value.year}\b",
-            re.IGNORECASE,
-        )
-        forms = [value.strftime("%d%m%Y"), value.strftime("%Y%m%d")]
-        return kind, f"born in {value.year}", forms, words, False
-    digits = _digits(str(value))
-    forms = [digits]
-    if kind == "mobile" and digits.startswith("44"):
-        forms.append("0" + digits[2:])  # as written in the UK
-    return kind, f"ending {digits[-3:]}", forms, None, kind == "code"
+def _searches(
+    identifiers: Iterable[tuple[str, object]],
+) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]], dict[date, tuple[str, str]]]:
+    """Digit strings to look for (with what each names), codes' digit strings, and dates of birth."""
+    in_digits: dict[str, tuple[str, str]] = {}
+    codes: dict[str, tuple[str, str]] = {}
+    born: dict[date, tuple[str, str]] = {}
+    for kind, value in identifiers:
+        if isinstance(value, date):
+            named = (kind, f"born in {value.year}")
+            born[value] = named
+            for form in (value.strftime("%d%m%Y"), value.strftime("%Y%m%d")):
+                in_digits[form] = named
+            continue
+        digits = _digits(str(value))
+        named = (kind, f"ending {digits[-3:]}")
+        if kind == "code":
+            codes[digits] = named
+            continue
+        in_digits[digits] = named
+        if kind == "mobile" and digits.startswith("44"):
+            in_digits["0" + digits[2:]] = named  # as written in the UK
+    return in_digits, codes, born
+
+
+_MONTH = r"(?P<{}>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DAY = r"(?P<{}>\d{{1,2}})(?:st|nd|rd|th)?"
+# A date in words, as a texter writes one: 1 March 1984, 1st of Mar 1984, March 1, 1984.
+_DATE_IN_WORDS = re.compile(
+    rf"\b(?:{_DAY.format('day')}\s+(?:of\s+)?{_MONTH.format('month')},?\s+(?P<year>\d{{4}})"
+    rf"|{_MONTH.format('month2')}\s+{_DAY.format('day2')},?\s+(?P<year2>\d{{4}}))\b",
+    re.IGNORECASE,
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _date_of(written: re.Match[str]) -> date | None:
+    day, month, year = (written.group(name) or written.group(f"{name}2") for name in ("day", "month", "year"))
+    try:
+        return date(int(year), _MONTHS.index(month[:3].lower()) + 1, int(day))
+    except ValueError:
+        return None
