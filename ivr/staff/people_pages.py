@@ -33,9 +33,11 @@ SEARCH_BY_NUMBER_IN_ADDRESS = "Search by NHS number with the search box below, n
 SEARCH_EXPIRED = "Those search results are no longer available: search again"
 
 
-@bp.get("/people")
+@bp.route("/people", methods=["GET", "POST"])
 @requires_role("viewer")
-def people() -> tuple[str, int] | str:
+def people() -> Response | tuple[str, int] | str:
+    if request.method == "POST":
+        return _search_from_form()
     if "found" in request.args:
         return _found_page(request.args["found"])
     if "q" not in request.args:
@@ -50,9 +52,7 @@ def people() -> tuple[str, int] | str:
     return _search_page(query, results)
 
 
-@bp.post("/people")
-@requires_role("viewer")
-def search_people_from_form() -> Response | tuple[str, int]:
+def _search_from_form() -> Response | tuple[str, int]:
     """The search box (its CSRF token checked before this runs): run a search by NHS number here, audited."""
     query = request.form.get("q", "")
     try:
