@@ -15,7 +15,7 @@ import csv
 import gc
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -83,7 +83,7 @@ class Importer:
     """Who is importing: a member of staff in the console, or (staff_user_id None) the command line."""
 
     staff_user_id: int | None
-    how: str  # "the console" or the command, for the audit's words
+    how: str  # in the audit's words: "the console's people import", "flask people import"
 
 
 class ImportRejected(Exception):
@@ -159,12 +159,7 @@ def _person_from_row(row: dict[str, str], today: date) -> tuple[Person | None, s
     return person, ""
 
 
-def import_people(
-    database: Database,
-    people: list[Person],
-    by: Importer,
-    on_batch: Callable[[ImportReport], None] | None = None,
-) -> ImportReport:
+def import_people(database: Database, people: list[Person], by: Importer) -> ImportReport:
     """Add new people and refresh known ones (matched by NHS number), a batch per transaction, then audit
     the counts. Raises ImportInterrupted (carrying what was written) if a batch fails or the run is stopped."""
     report = ImportReport()
@@ -175,8 +170,6 @@ def import_people(
             with _no_collector_pauses(), database.transaction() as session:
                 written = import_batch(session, people[start : start + WRITE_BATCH], by)
             report.add(written)
-            if on_batch is not None:
-                on_batch(report)
         with database.transaction() as session:
             record_audit(session, by.staff_user_id, "imported_people", "person", "", detail=f"{report.counts()}, by {by.how}")
     except (Exception, KeyboardInterrupt) as error:
