@@ -1141,7 +1141,7 @@ class Drill:
         levels = Counter(str(e.get("level")) for e in entries)
         self.report.figure("lines by level", dict(sorted(levels.items())))
         access = [str(e.get("message", "")) for e in entries if e.get("logger") == "gunicorn.access"]
-        statuses = Counter(m.split()[2] for m in access if len(m.split()) > 2)
+        statuses = Counter(found.group(1) for m in access if (found := re.search(r" status (\d{3}) ", m)))
         server_errors = sum(n for s, n in statuses.items() if s.startswith("5"))
         self.report.promise("access log: answers of 5xx", f"{server_errors} of {len(access)}", server_errors == 0)
         worst = Counter(_shape(str(e.get("message", ""))) for e in entries if e.get("level") in ("WARNING", "ERROR", "CRITICAL"))

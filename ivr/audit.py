@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from ivr.db import Database
@@ -25,6 +26,8 @@ ACTION_NAMES = {
     "noted_follow_up": "Added a note to a follow-up",
     "resolved_follow_up": "Resolved a follow-up",
     "imported_people": "Imported people",
+    "changed_person_mobile": "Changed a person's mobile",
+    "changed_person_date_of_birth": "Changed a person's date of birth",
     "recorded_choice": "Recorded a choice for a person",
     "added_staff_user": "Added a staff user",
     "changed_staff_role": "Changed a staff user's role",
@@ -74,6 +77,35 @@ def record_audit(
     session.add(entry)
     session.flush()
     return entry
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """One entry of many written at once (`record_audits`)."""
+
+    action: str
+    target_type: str
+    target_id: object
+    detail: str
+
+
+def record_audits(session: Session, staff_user_id: int | None, notes: list[AuditNote]) -> None:
+    """Add many entries in the caller's transaction in one statement (an import's changes, person by person)."""
+    if not notes:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "at": now,
+            "staff_user_id": staff_user_id,
+            "action": note.action,
+            "target_type": note.target_type,
+            "target_id": str(note.target_id)[:64],
+            "detail": note.detail,
+        }
+        for note in notes
+    ]
+    session.execute(insert(AuditEntry), rows)
 
 
 def list_audit(database: Database, older_than: int | None = None, page_size: int | None = None) -> AuditPage:

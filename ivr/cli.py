@@ -20,7 +20,7 @@ import migrations
 from ivr import demo, retention, terminal_phone
 from ivr.db import Database
 from ivr.outbox import SendReport
-from ivr.people import ImportRejected, import_people, read_people_csv
+from ivr.people import FROM_THE_COMMAND_LINE, ImportInterrupted, Importer, ImportRejected, import_people, read_people_csv
 from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
 from ivr.staff_accounts import StaffUserRejected, check_email, create_staff_user
 from models.staff import STAFF_ROLES
@@ -61,7 +61,9 @@ def people_group() -> None:
     pass
 
 
-@people_group.command("import", help="Import people from a CSV file (all rows or none).")
+@people_group.command(
+    "import", help="Import people from a CSV file: every row is checked first, and nothing is written unless all are right."
+)
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def people_import(csv_file: Path) -> None:
     try:
@@ -73,9 +75,17 @@ def people_import(csv_file: Path) -> None:
         for error in errors:
             click.echo(f"{csv_file.name} {error}", err=True)
         fail(f"{len(errors)} row(s) have problems; nothing was imported.")
-    with _database().transaction() as session:
-        report = import_people(session, people)
-    click.echo(f"Imported {report.created} new and updated {report.updated} existing people.")
+    try:
+        report = import_people(_database(), people, Importer(None, FROM_THE_COMMAND_LINE))
+    except ImportInterrupted as stopped:
+        log.error("People import stopped: %s", type(stopped.__cause__).__name__)
+        fail(
+            f"the import {stopped} (in whole batches; no person is half-written). "
+            "Run the same import again to finish it: people already written are simply updated."
+        )
+        return
+    counts = f"Imported {report.created} new and updated {report.updated} existing people"
+    click.echo(f"{counts} ({report.changes()}; each change is in the audit).")
 
 
 @click.group("staff", cls=AppGroup, help="Staff users of the console.")
@@ -108,8 +118,7 @@ def demo_group() -> None:
 
 @demo_group.command("seed", help="Add synthetic people (test NHS numbers, drama-range mobiles); safe to rerun.")
 def demo_seed() -> None:
-    with _database().transaction() as session:
-        report = import_people(session, demo.demo_people())
+    report = import_people(_database(), demo.demo_people(), Importer(None, "flask demo seed"))
     click.echo(f"Demo people: {report.created} added, {report.updated} refreshed. Try the line as:")
     for person in demo.demo_people()[:3]:
         born = person.date_of_birth.strftime("%d%m%Y")

@@ -3,17 +3,21 @@ and what staff do with them: take one on or give it to a colleague, add a note, 
 resolve it."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from ivr.audit import record_audit
 from ivr.db import Database
+from ivr.identity import code_accepted_at
 from ivr.phone_numbers import mask_phone_number
-from models import FollowUp, FollowUpNote, StaffUser, utcnow
+from models import ChoiceEvent, FollowUp, FollowUpNote, Person, StaffUser, utcnow
 
-KINDS = ("callback", "unverified_caller", "failed_text", "network_stop", "proxy_request")
+KINDS = ("callback", "unverified_caller", "failed_text", "network_stop", "proxy_request", "choice_after_mobile_change")
+# A choice made with a code sent to a mobile this soon after an import changed it is checked by staff:
+# whoever can change the mobile on record could otherwise change anyone's choice with no one noticing.
+MOBILE_CHANGE_REVIEW = timedelta(hours=24)
 ASSIGNABLE_ROLES = ("manager", "admin")  # who may act on a follow-up
 
 
@@ -33,6 +37,29 @@ def raise_follow_up(
     return follow_up
 
 
+def review_choice_after_mobile_change(session: Session, person: Person, event: ChoiceEvent | None) -> FollowUp | None:
+    """A choice just recorded from the line (`event`; None when nothing changed) rests on the mobile on record:
+    a code was sent to it, or by text a message came from it. When an import changed that mobile at most 24
+    hours before (the code was sent, or the choice was made), a second member of staff is asked to check."""
+    if event is None or event.conversation_id is None or person.mobile_changed_at is None or person.id is None:
+        return None
+    relied_on_at = code_accepted_at(session, person.id, event.conversation_id) or event.recorded_at
+    since_change = relied_on_at - person.mobile_changed_at
+    if not timedelta(0) <= since_change <= MOBILE_CHANGE_REVIEW:
+        return None
+    changed_by = session.get(StaffUser, person.mobile_changed_by_id) if person.mobile_changed_by_id else None
+    by = changed_by.email if changed_by else "an import from the command line"
+    how = {"voice": "by phone", "sms": "by text"}.get(event.channel, event.channel)
+    hours = int(since_change.total_seconds() // 3600)
+    after = "less than an hour" if hours < 1 else f"{hours} hour{'' if hours == 1 else 's'}"
+    detail = (
+        f"A choice was made {how} on the strength of the {mask_phone_number(person.mobile)}, {after} after "
+        f"{by} changed the mobile on record. A second member of staff should check with the person, "
+        "by post or a number they gave before the change, that they made this choice."
+    )
+    return raise_follow_up(session, "choice_after_mobile_change", detail, event.conversation_id, person.id)
+
+
 # ---- Working on follow-ups in the staff console --------------------------------------------
 
 PAGE_SIZE = 25
@@ -43,6 +70,7 @@ KIND_NAMES = {
     "failed_text": "Text not delivered",
     "network_stop": "Texts blocked by the network",
     "proxy_request": "On behalf of someone else",
+    "choice_after_mobile_change": "Choice soon after a mobile change",
 }
 NOTE_MAX_LENGTH = 2000
 
@@ -53,6 +81,10 @@ class FollowUpNotFound(Exception):
 
 class FollowUpAlreadyResolved(Exception):
     pass
+
+
+class SecondStaffNeeded(Exception):
+    """A choice soon after a mobile change is checked by someone other than the member of staff who changed it."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +249,10 @@ def resolve_follow_up(database: Database, follow_up_id: int, staff_user_id: int)
         follow_up = _locked(session, follow_up_id)
         if follow_up.status != "open":
             raise FollowUpAlreadyResolved(follow_up_id)
+        if follow_up.kind == "choice_after_mobile_change" and follow_up.person_id is not None:
+            person = session.get(Person, follow_up.person_id)
+            if person is not None and person.mobile_changed_by_id == staff_user_id:
+                raise SecondStaffNeeded(follow_up_id)
         follow_up.status = "resolved"
         follow_up.resolved_at = utcnow()
         follow_up.resolved_by_id = staff_user_id

@@ -51,6 +51,21 @@ class IssuedCode:
     expires_at: datetime
 
 
+def code_accepted_at(session: Session, person_id: int, conversation_id: int) -> datetime | None:
+    """When the code that proved who someone is on this conversation was sent; None if no code did."""
+    query = (
+        select(OneTimeCode.created_at)
+        .where(
+            OneTimeCode.person_id == person_id,
+            OneTimeCode.conversation_id == conversation_id,
+            OneTimeCode.used_at.is_not(None),  # type: ignore[union-attr]
+        )
+        .order_by(OneTimeCode.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
 class Identity:
     def __init__(self, secret_key: str) -> None:
         self._key = secret_key.encode()

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from ivr import choices, dialogue, text_dialogue
 from ivr.db import Database
-from ivr.follow_ups import raise_follow_up
+from ivr.follow_ups import raise_follow_up, review_choice_after_mobile_change
 from ivr.identity import Identity
 from ivr.identity_format import mask_digits, mask_free_text
 from ivr.outbox import Outbox, Text
@@ -556,6 +556,7 @@ class _TurnRun:
         recorded = choices.record_choice(
             self.session, person, ChoiceStatus(effect.status), self.inbound.channel, self.conversation.id
         )
+        review_choice_after_mobile_change(self.session, person, recorded.event)
         replied_to_mobile = self.flow.channel == "sms" and person.mobile == self.inbound.caller
         if recorded.changed and recorded.event is not None and person.mobile and not replied_to_mobile:
             on = dialogue.spoken_date(uk_date(recorded.since))

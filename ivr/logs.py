@@ -14,27 +14,41 @@ from datetime import UTC, datetime
 from flask import Flask, g, has_request_context, request
 from werkzeug.wrappers import Response
 
-# NHS numbers (10 digits), dates of birth (8), codes (6) and phone numbers (10+), written solid or
-# in groups: 9434765919, 943 476 5919, 01/03/1984, 07700 900123. Grouped digits are masked from 8
-# digits up, so times such as "2026 13:20" and addresses such as 127.0.0.1 stay readable.
-# Digits inside a longer token of letters and digits (a Twilio SID such as CA3f09...) are left alone.
-_SOLID = re.compile(r"(?<![A-Za-z0-9])\d{6,}(?![A-Za-z0-9])")
-_GROUPED = re.compile(r"(?<![A-Za-z0-9])\d+(?:[ /-]\d+)+(?![A-Za-z0-9])")
-_MIN_GROUPED_DIGITS = 8
-# A request id a proxy in front may pass on; anything else is replaced by our own.
+# NHS numbers (10 digits), dates of birth (8, or 4 to 6 as people write them), codes (6) and phone numbers
+# (10+), however a person writes them: solid (9434765919, nhs9434765919), or in groups joined by anything a
+# person might type between digits: spaces of any kind, hyphens and dashes, dots, plus signs (a form's
+# query string), %-escapes, slashes, commas, brackets, underscores (943+476+5919, 1.3.84, (020) 7946 0018).
+# A solid run is masked from 6 digits up and a grouped one from 4, so "press 2", "line 1234" and
+# "exit status 9" stay readable. Colons are not separators, so a time such as 13:20:05 stays too.
+# A Twilio SID (two letters and 32 hex digits) is kept whole: it names a call, not a person.
+_SEPARATOR = r"[\s\u200b\u2060\ufeff.,+/\\()\[\]{}_%'\-\u2010-\u2015\u2212\u00b7\u2024\u2044]"
+_TWILIO_SID_IN_TEXT = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-f]{32}(?![A-Za-z0-9])"
+_DIGITS = re.compile(rf"(?P<sid>{_TWILIO_SID_IN_TEXT})|\d+(?:{_SEPARATOR}+\d+)*")
+_MIN_SOLID_DIGITS = 6
+_MIN_GROUPED_DIGITS = 4
+# A request id a proxy in front may pass on (unless masking would change it: it is logged as it is);
+# anything else is replaced by our own, made of letters only, so masking never touches one in a log line.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_REQUEST_ID_LETTERS = "bcdfghjkmnpqrstvwxyz"  # 16 of these: 69 bits, and no words
 # A Twilio SID: two letters and 32 hex digits.
 _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def mask_identifiers(text: str) -> str:
-    def grouped(match: re.Match[str]) -> str:
-        found = match.group()
-        digits = sum(ch.isdigit() for ch in found)
-        return re.sub(r"\d", "*", found) if digits >= _MIN_GROUPED_DIGITS else found
+    """`text` with every digit of anything that may be an identifier replaced by `*`."""
 
-    return _SOLID.sub(lambda m: "*" * len(m.group()), _GROUPED.sub(grouped, text))
+    def masked(match: re.Match[str]) -> str:
+        found = match.group()
+        if match.group("sid"):
+            return found
+        digits = sum(ch.isdigit() for ch in found)
+        grouped = digits != len(found)
+        if digits >= _MIN_SOLID_DIGITS or (grouped and digits >= _MIN_GROUPED_DIGITS):
+            return re.sub(r"\d", "*", found)
+        return found
+
+    return _DIGITS.sub(masked, text)
 
 
 class RequestContext(logging.Filter):
@@ -55,11 +69,12 @@ class MaskingFormatter(logging.Formatter):
         body = record.getMessage()
         if record.exc_info:
             body += "\n" + self.formatException(record.exc_info)
+        request = ""
         request_id = getattr(record, "request_id", None)
-        if request_id:
+        if request_id:  # checked when the request came in: never an identifier, and kept whole
             twilio_sid = getattr(record, "twilio_sid", None)
-            body += f" [request {request_id}{f' {twilio_sid}' if twilio_sid else ''}]"
-        return header + mask_identifiers(body)
+            request = f" [request {request_id}{f' {twilio_sid}' if twilio_sid else ''}]"
+        return header + mask_identifiers(body) + request
 
 
 class JsonFormatter(logging.Formatter):
@@ -111,7 +126,8 @@ def track_requests(app: Flask) -> None:
     @app.before_request
     def _note_ids() -> None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(8)
+        sane = _REQUEST_ID.fullmatch(offered) and mask_identifiers(offered) == offered
+        g.request_id = offered if sane else "".join(secrets.choice(_REQUEST_ID_LETTERS) for _ in range(16))
         if request.path.startswith("/twilio/") and request.method == "POST":
             sid = request.form.get("CallSid") or request.form.get("MessageSid") or request.form.get("SmsSid") or ""
             g.twilio_sid = sid if _TWILIO_SID.fullmatch(sid) else None

@@ -15,7 +15,7 @@ from ivr.audit import record_audit
 from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.db import Database
 from ivr.identity_format import mask_nhs_number, normalise_nhs_number
-from ivr.people import ImportReport, import_people
+from ivr.people import ImportReport, Importer, import_people
 from ivr.phone_numbers import mask_phone_number
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, Person, StaffUser
 
@@ -70,6 +70,8 @@ class PersonRecord:
     mobile: str  # masked
     choices: list[ChoiceHistoryRow]
     conversations: list[PersonConversationRow]
+    mobile_changed_at: datetime | None = None  # when an import last changed the mobile; None: not since added
+    mobile_changed_by: str | None = None  # the member of staff's email; None with a time: the command line
 
 
 @dataclass(frozen=True)
@@ -90,36 +92,69 @@ class StaffChoice:
     proxy_role: str | None  # PROXY_ROLE_NAMES; None when the person chose for themselves
 
 
-def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
-    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+@dataclass(frozen=True)
+class PeopleSearch:
+    """A search as typed, read: by a full NHS number, or by part of a name."""
 
-    A search by NHS number is audited, since its answer tells whether someone is on record.
-    """
+    nhs_number: str | None
+    name: str | None
+
+
+def read_search(query: str) -> PeopleSearch:
+    """What `query` searches by; SearchRejected (saying what to type) when it cannot be run."""
     query = " ".join(query.split())
     if not query:
         raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchRejected(f"Enter at most {MAX_QUERY_LENGTH} characters")
     number = normalise_nhs_number(query)
-    with Session(database.engine) as session:
-        statement = select(Person, CurrentChoice.status).join(
-            CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
-        )
-        if number is not None:
-            statement = statement.where(Person.nhs_number == number)
-        elif any(ch.isdigit() for ch in query):
-            raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
-        elif len(query) < MIN_NAME_LENGTH:
-            raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
-        else:
-            pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
-            full_name = func.lower(Person.given_name + " " + Person.family_name)
-            statement = statement.where(full_name.like(pattern))  # the family name alone is within it
-        rows = session.exec(statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)).all()
     if number is not None:
+        return PeopleSearch(number, None)
+    if any(ch.isdigit() for ch in query):
+        raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
+    if len(query) < MIN_NAME_LENGTH:
+        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+    return PeopleSearch(None, query)
+
+
+def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
+    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+
+    A search by NHS number is audited, since its answer tells whether someone is on record.
+    """
+    search = read_search(query)
+    statement = _people_with_choices()
+    if search.nhs_number is not None:
+        statement = statement.where(Person.nhs_number == search.nhs_number)
+    else:
+        assert search.name is not None
+        pattern = "%" + search.name.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        full_name = func.lower(Person.given_name + " " + Person.family_name)
+        statement = statement.where(full_name.like(pattern))  # the family name alone is within it
+    rows = _found(database, statement)
+    if search.nhs_number is not None:
         with database.transaction() as session:
             record_audit(session, staff_user_id, "searched_by_nhs_number", "person", "", detail=f"{len(rows)} found")
-    return [_person_row(person, status) for person, status in rows]
+    return rows
+
+
+def people_by_id(database: Database, person_ids: list[int]) -> list[PersonRow]:
+    """The people a search found before, shown again (not audited: the search was)."""
+    if not person_ids:
+        return []
+    return _found(database, _people_with_choices().where(col(Person.id).in_(person_ids[:MAX_RESULTS])))
+
+
+def _people_with_choices():  # type: ignore[no-untyped-def]
+    return select(Person, CurrentChoice.status).join(
+        CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
+    )
+
+
+def _found(database: Database, statement) -> list[PersonRow]:  # type: ignore[no-untyped-def]
+    ordered = statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)
+    with Session(database.engine) as session:
+        return [_person_row(person, status) for person, status in session.exec(ordered).all()]
 
 
 @dataclass(frozen=True)
@@ -143,6 +178,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
     unless `audited` is False (a HEAD request, which shows nobody anything)."""
     with Session(database.engine) as session:
         person, status = _person_and_choice(session, person_id)
+        changed_by = session.get(StaffUser, person.mobile_changed_by_id) if person.mobile_changed_by_id else None
         history = session.exec(
             select(ChoiceEvent, StaffUser.email)
             .join(StaffUser, col(ChoiceEvent.staff_user_id) == StaffUser.id, isouter=True)
@@ -179,16 +215,16 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
             for event, staff_email in history
         ],
         conversations=[PersonConversationRow(*row) for row in conversations],
+        mobile_changed_at=person.mobile_changed_at,
+        mobile_changed_by=changed_by.email if changed_by else None,
     )
 
 
 def import_people_as_staff(database: Database, people: list[Person], staff_user_id: int) -> ImportReport:
-    """Add and refresh people as `flask people import` does, audited with the counts (never an identifier)."""
-    with database.transaction() as session:
-        report = import_people(session, people)
-        counts = f"{report.created} added, {report.updated} updated"
-        record_audit(session, staff_user_id, "imported_people", "person", "", detail=counts)
-    return report
+    """Add and refresh people as `flask people import` does, in batches, naming the member of staff in the
+    audit of each changed mobile or date of birth and of the counts (never an identifier). Raises
+    ImportInterrupted when writing stops part-way."""
+    return import_people(database, people, Importer(staff_user_id, "the console's people import"))
 
 
 def person_for_choice(database: Database, person_id: int) -> PersonForChoice:

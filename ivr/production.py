@@ -28,9 +28,10 @@ graceful_timeout = 15
 wsgi_app = "app:create_app()"
 # Gunicorn's own log and its access log go out as the app's do (LOG_FORMAT: by default JSON lines off a
 # terminal, readable lines on one). An access line names the request id the app put in its answer; paths
-# carry no identifiers.
+# carry no identifiers (the query string is left out). Words keep the status and the time apart, so the
+# masking never reads them together as a grouped number.
 accesslog = "-"
-access_log_format = '%(m)s %(U)s %(s)s %(M)sms request %({x-request-id}o)s'
+access_log_format = '%(m)s %(U)s status %(s)s in %(M)s ms, request %({x-request-id}o)s'
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

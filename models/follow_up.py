@@ -11,7 +11,7 @@ class FollowUp(SQLModel, table=True):
     __tablename__ = "follow_up"
 
     id: int | None = Field(default=None, primary_key=True)
-    # callback, unverified_caller, failed_text, network_stop, proxy_request
+    # callback, unverified_caller, failed_text, network_stop, proxy_request, choice_after_mobile_change
     kind: str = Field(max_length=32, index=True)
     status: str = Field(default="open", max_length=16, index=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)

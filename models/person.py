@@ -21,3 +21,8 @@ class Person(PersonBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # When an import last changed the mobile on record (None: not since the record was made), and the
+    # member of staff who imported it (None with a time: `flask people import` or `flask demo seed`).
+    # Codes go to this mobile, so a choice soon after it changes is checked by staff (ivr/follow_ups.py).
+    mobile_changed_at: datetime | None = None
+    mobile_changed_by_id: int | None = Field(default=None, foreign_key="staff_user.id")

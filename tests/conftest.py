@@ -1,6 +1,7 @@
 """Fixtures: the app on SQLite and on PostgreSQL (a throwaway database per run), a Twilio stand-in,
 and a caller who follows TwiML and presses keys, so tests read like a call."""
 
+import logging
 import os
 import re
 import shutil
@@ -16,17 +17,70 @@ from sqlmodel import Session, SQLModel
 
 import migrations
 from app import create_app
+from ivr.demo import demo_people
+from ivr.identity import Identity
 from ivr.local_twilio import LocalTwilio
 from ivr.terminal_phone import flask_transport
 from ivr.twiml_caller import Heard, TwimlCaller
 from models import Person
-from tests.db import create_person
+from tests.db import IDENTIFIERS_USED, create_person, note_person_identifiers
+from tests.run_log import RunLog
 
 AUTH_TOKEN = "test-auth-token"
 ACCOUNT_SID = "AC" + "1" * 32
 FROM_NUMBER = "+447700900999"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+
+
+# ---- The log of the whole run ----------------------------------------------------------------
+# Every record the run emits is kept as the service would write it; the last test of a whole run
+# (tests/test_whole_run_log.py) checks it for every identifier the tests used: the people tests/db.py
+# created, the demo people, and every one-time code the line issued.
+
+RUN_LOG = pytest.StashKey[RunLog]()
+WHOLE_RUN = pytest.StashKey[bool]()
+WHOLE_RUN_CHECK = "tests/test_whole_run_log.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run_log = RunLog()
+    config.stash[RUN_LOG] = run_log
+    _run_logs.append(run_log)
+    logging.getLogger().addHandler(run_log)
+    for person in demo_people():
+        note_person_identifiers(person)
+    issue_code = Identity.issue_code
+
+    def noting_issue_code(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        issued = issue_code(self, *args, **kwargs)
+        if issued is not None:
+            IDENTIFIERS_USED.add(("code", issued.code))
+        return issued
+
+    Identity.issue_code = noting_issue_code  # type: ignore[method-assign]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The whole-run check goes last, and knows whether every test file is in this run."""
+    last = [item for item in items if item.nodeid.startswith(WHOLE_RUN_CHECK)]
+    items[:] = [item for item in items if item not in last] + last
+    tests = Path(__file__).resolve().parent
+    every_file = {path.resolve() for path in tests.rglob("test_*.py")}
+    collected = {Path(item.path).resolve() for item in items}
+    narrowed = config.getoption("keyword") or config.getoption("markexpr") or config.getoption("deselect")
+    config.stash[WHOLE_RUN] = not narrowed and every_file <= collected
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    for run_log in _run_logs:
+        run_log.test = nodeid
+        root = logging.getLogger()
+        if run_log not in root.handlers:  # a test that reconfigured logging took it away
+            root.addHandler(run_log)
+
+
+_run_logs: list[RunLog] = []  # this run's (pytest_configure made it)
 
 
 # ---- Databases ---------------------------------------------------------------------------

@@ -9,12 +9,14 @@ import pytest
 from alembic.script import ScriptDirectory
 from flask.cli import FlaskGroup
 from sqlalchemy import text
-from sqlmodel import func, select
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, func, select
 from werkzeug.security import check_password_hash
 
 import migrations
+from ivr import people as people_module
 from ivr.demo import demo_people, synthetic_nhs_number
-from models import Conversation, Person, StaffUser
+from models import AuditEntry, Conversation, Person, StaffUser
 from tests.db import create_person
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
@@ -109,6 +111,72 @@ def test_people_import_again_updates_the_people_it_knows(app, tmp_path):
     assert {number: after[number].id for number in before} == before  # updated in place, not duplicated
     assert (after[nhs(1)].family_name, after[nhs(1)].postcode, after[nhs(1)].mobile) == ("King", "SW7 2AZ", "+447700900999")
     assert after[nhs(2)].mobile == "+447700900321"
+
+
+def _five_people(tmp_path: Path) -> Path:
+    rows = [f"{nhs(serial)},Given,Family{serial},1970-01-01,W10 6TH,07700 90012{serial}" for serial in range(1, 6)]
+    return write_csv(tmp_path, [HEADER, *rows])
+
+
+def test_people_import_writes_in_short_batches_so_calls_and_texts_get_in_between(app, tmp_path, monkeypatch):
+    """Each batch commits on its own: what a caller's step sees at each of the import's transactions grows."""
+    monkeypatch.setattr(people_module, "WRITE_BATCH", 2)
+    database = app.extensions["database"]
+    seen_at_each_transaction: list[int] = []
+    own_transaction = database.transaction
+
+    def watched():  # type: ignore[no-untyped-def]
+        with Session(database.engine) as session:  # another connection, as a call's step is
+            seen_at_each_transaction.append(session.exec(select(func.count()).select_from(Person)).one())
+        return own_transaction()
+
+    monkeypatch.setattr(database, "transaction", watched)
+    result = flask_command(app, "people", "import", str(_five_people(tmp_path)))
+    assert result.exit_code == 0, result.output
+    # Three batches (2, 2 and 1 people), then the audit of the counts.
+    assert seen_at_each_transaction[:4] == [0, 2, 4, 5]
+
+
+def test_people_import_stopped_part_way_keeps_whole_batches_and_running_it_again_finishes(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(people_module, "WRITE_BATCH", 2)
+    own_batch = people_module.import_batch
+    batches = []
+
+    def failing_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        batches.append(1)
+        if len(batches) == 2:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return own_batch(*args, **kwargs)
+
+    monkeypatch.setattr(people_module, "import_batch", failing_second)
+    path = _five_people(tmp_path)
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code == 1
+    reason = one_line_error(result)
+    assert "stopped after 2 of 5 people" in reason and "Run the same import again" in reason
+    assert len(people(app)) == 2
+
+    monkeypatch.setattr(people_module, "import_batch", own_batch)
+    again = flask_command(app, "people", "import", str(path))
+    assert again.exit_code == 0, again.output
+    assert "Imported 3 new and updated 2 existing" in again.stdout
+    assert len(people(app)) == 5
+
+
+def test_people_import_audits_a_changed_mobile_masked_naming_the_command_line(app, tmp_path):
+    with app.extensions["database"].transaction() as session:
+        person = create_person(session, nhs_number=nhs(1), mobile="+447700900002", date_of_birth=date(1984, 3, 1))
+    path = write_csv(tmp_path, [HEADER, f"{nhs(1)},Test,Person,1984-03-01,W10 6TH,07700 900123"])
+    result = flask_command(app, "people", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 mobile changed" in result.stdout
+    with app.extensions["database"].transaction() as session:
+        [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "changed_person_mobile")).all()
+        [counts] = session.exec(select(AuditEntry).where(AuditEntry.action == "imported_people")).all()
+    assert (entry.staff_user_id, entry.target_id) == (None, str(person.id))
+    assert "ending 002" in entry.detail and "ending 123" in entry.detail and "flask people import" in entry.detail
+    assert "900002" not in entry.detail and "900123" not in entry.detail
+    assert "1 updated" in counts.detail and "flask people import" in counts.detail
 
 
 def test_people_import_with_bad_rows_names_each_line_echoes_no_nhs_number_and_imports_nothing(app, tmp_path):

@@ -1,18 +1,28 @@
 """Logs a machine can read and a person can trace: one JSON object per line off a terminal, each with the
 request id (returned to the caller of the webhook) and the Twilio SID, and never an identifier."""
 
+import contextlib
 import copy
 import io
 import json
 import logging
 import logging.config
+import re
+import threading
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
+import requests
 from flask import Flask
+from werkzeug.serving import make_server
 
 from app import create_app
-from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext
+from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext, mask_identifiers
+from tests.conftest import verify
+from tests.run_log import LoggedLine, RunLog
+from tests.sms_helpers import SmsTexter, verify_by_text
+from tests.staff_helpers import PASSWORD, create_staff_user
 
 
 @pytest.fixture
@@ -119,3 +129,129 @@ def test_under_gunicorn_a_webhooks_log_line_still_carries_its_request_id(product
     assert answer.status_code == 403
     (entry,) = [entry for entry in _entries(production_log) if "signature" in str(entry["message"])]
     assert entry["request_id"] == answer.headers[REQUEST_ID_HEADER]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "999 000 0107",
+        "999+000+0107",  # a search box's query string
+        "999%20000%200107",
+        "999.000.0107",
+        "999-000-0107",
+        "999\u00a0000\u00a00107",  # no-break spaces
+        "999\u2009000\u20090107",  # thin spaces
+        "999\u2013000\u20130107",  # en dashes
+        "999/000/0107",
+        "999,000,0107",
+        "(999) 000-0107",
+        "[999] 000 0107",
+        "999_000_0107",
+        "9 9 9 0 0 0 0 1 0 7",
+        "nhs9990000107",
+        "NHS9990000107x",
+        "９９９００００１０７",  # full-width digits
+        "01.03.1984",
+        "1/3/84",
+        "1984-03-01",
+        "123 456",  # a code keyed in two halves
+        "12-34-56",
+        "+44 (0)7700 900123",
+        "07700.900.123",
+    ],
+)
+def test_every_way_a_person_might_write_an_identifier_is_masked(written):
+    masked = mask_identifiers(f"GET /staff/people?q={written} HTTP/1.1")
+    assert not any(ch.isdigit() for ch in masked.split("?q=")[1].split(" HTTP")[0]), masked
+
+
+def test_what_is_not_an_identifier_stays_readable():
+    sid = "CA" + "0123456789abcdef" * 2
+    for text in (f"Text 12 handed to Twilio as {sid}", "exit status 9", "press 2", "line 1234, in handle", "3 of 5"):
+        assert mask_identifiers(text) == text
+
+
+def test_a_proxys_request_id_that_carries_digits_is_replaced_and_ours_carry_none(client):
+    replaced = client.get("/healthz", headers={REQUEST_ID_HEADER: "nhs-9990000107"})
+    assert replaced.headers[REQUEST_ID_HEADER] != "nhs-9990000107"
+    ours = replaced.headers[REQUEST_ID_HEADER]
+    assert len(ours) == 16 and not any(ch.isdigit() for ch in ours)
+
+
+# ---- No identifier in the log: a people search, a call and a text ------------------------------------
+
+
+@pytest.fixture
+def run_log(request: pytest.FixtureRequest) -> Iterator[RunLog]:
+    """What this test logs, kept as the service writes it (tests/run_log.py)."""
+    handler = RunLog()
+    handler.test = request.node.nodeid
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+def test_the_check_names_the_kind_logger_and_test_of_a_leak_but_never_the_identifier(run_log):
+    run_log.test = "tests/test_x.py::test_y"
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "werkzeug", "GET /staff/people?q=999+000+0107 HTTP/1.1"))
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.voice", "born on 1 March 1984, code 123 456"))
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.outbox", "Text 3 at 12:34:56 as SM" + "1234560107" * 3 + "ab"))
+    leaks = run_log.leaks({("NHS number", "9990000107"), ("date of birth", date(1984, 3, 1)), ("code", "123456")})
+    assert sorted((leak.kind, leak.line.logger) for leak in leaks) == [
+        ("NHS number", "werkzeug"),
+        ("code", "ivr.voice"),
+        ("date of birth", "ivr.voice"),
+    ]
+    report = "\n".join(map(str, leaks))
+    assert "ending 107" in report and "tests/test_x.py::test_y" in report and "werkzeug" in report
+    assert "9990000107" not in report and "999+000+0107" not in report and "123 456" not in report
+
+
+def _serve(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # werkzeug's own request log, as `make run` has
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+def _csrf_token(page: str) -> str:
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def test_a_people_search_a_call_and_a_text_leave_no_identifier_in_the_log(app, caller, person, twilio, run_log):
+    manager = create_staff_user(app, role="manager")
+    number = person.nhs_number
+    with contextlib.contextmanager(_serve)(app) as base, requests.Session() as browser:
+        token = _csrf_token(browser.get(f"{base}/staff/sign-in").text)
+        browser.post(f"{base}/staff/sign-in", data={"email": manager.email, "password": PASSWORD, "csrf_token": token})
+        token = _csrf_token(browser.get(f"{base}/staff/people").text)
+        found = browser.post(f"{base}/staff/people", data={"q": f"{number[:3]} {number[3:6]} {number[6:]}", "csrf_token": token})
+        assert found.status_code == 200 and "1 person found" in found.text
+        assert number[-4:] not in found.url
+        # A number typed into the address by hand is refused, and its request line masked.
+        assert browser.get(f"{base}/staff/people?q={number[:3]}+{number[3:6]}+{number[6:]}").status_code == 400
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    caller.press("1")
+    caller.press("1")
+    caller.hears("Your choice to opt out has been recorded")
+    texter = SmsTexter(app, twilio, "+447700900777")
+    verify_by_text(texter, person, twilio)
+    codes = {found for text in twilio.texts_to(person.mobile) for found in re.findall(r"\b\d{6}\b", text.body)}
+    assert len(codes) == 2  # one for the call, one for the text
+
+    assert any(line.logger == "werkzeug" for line in run_log.lines), "the server's request log was not captured"
+    identifiers = {("NHS number", number), ("date of birth", person.date_of_birth), ("mobile", person.mobile)}
+    leaks = run_log.leaks(identifiers | {("code", code) for code in codes})
+    assert not leaks, "\n".join(map(str, leaks))

@@ -61,7 +61,7 @@ def test_a_good_file_adds_and_updates_people_who_can_then_be_found_and_the_impor
         ),
     )
     page = client_request.get("staff.import_people")
-    assert "2 people added, 1 updated." in page.text_of(".nhsuk-notification-banner")
+    assert "2 people added, 1 updated (1 mobile changed" in page.text_of(".nhsuk-notification-banner")
 
     found = _cells(client_request.get("staff.people", q="hopper"))
     assert [row[0] for row in found] == ["Grace Hopper"]
@@ -142,3 +142,29 @@ def test_a_viewer_neither_sees_the_link_nor_may_import(app, client_request):
     client_request.get("staff.import_people", _expected_status=403)
     _upload(client_request, _csv(f"{synthetic_nhs_number(70060)},Ada,Lovelace,1984-03-01,W10 6TH,"), expected_status=403)
     assert _people_count(app) == 0
+
+
+def test_an_import_that_stops_part_way_says_how_far_it_got_and_to_upload_the_file_again(app, client_request, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from ivr import people
+
+    monkeypatch.setattr(people, "WRITE_BATCH", 1)
+    own_batch, batches = people.import_batch, []
+
+    def failing_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        batches.append(1)
+        if len(batches) == 2:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return own_batch(*args, **kwargs)
+
+    monkeypatch.setattr(people, "import_batch", failing_second)
+    client_request.sign_in("manager")
+    rows = [f"{synthetic_nhs_number(70100 + n * 10)},Given,Family,1950-09-20,W11 1AA," for n in range(3)]
+    page = _upload(client_request, _csv(*rows), expected_status=503)
+    assert "stopped after 1 of 3 people were saved" in page.error_summary[0]
+    assert "Upload the same file again" in page.error_summary[0]
+    assert _people_count(app) == 1
+    monkeypatch.setattr(people, "import_batch", own_batch)
+    _upload(client_request, _csv(*rows))
+    assert _people_count(app) == 3

@@ -140,6 +140,8 @@ def resolve_follow_up(follow_up_id: int) -> Response:
         abort(404)
     except FollowUpAlreadyResolved:
         flash("This follow-up has been resolved already.", "warning")
+    except follow_ups.SecondStaffNeeded:
+        flash("You changed this person's mobile, so another member of staff must check this choice.", "warning")
     else:
         flash("The follow-up is resolved.", "success")
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))

@@ -2,6 +2,7 @@
 with a line-by-line report of what is wrong."""
 
 import csv
+import logging
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -11,13 +12,15 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from ivr.people import COLUMNS, ImportRejected, RowError, read_people_csv
+from ivr.people import COLUMNS, ImportInterrupted, ImportRejected, RowError, read_people_csv
 from ivr.people_directory import import_people_as_staff
 from ivr.staff.access import requires_role
 from ivr.staff.blueprint import bp
 from ivr.staff.forms import error_list
 from ivr.staff.layout import render_error
 from models.time import uk_today
+
+log = logging.getLogger(__name__)
 
 MAX_FILE_MEGABYTES = 5  # about 60,000 people; a larger register is imported in parts, or with `flask people import`
 MAX_FILE_BYTES = MAX_FILE_MEGABYTES * 1024 * 1024
@@ -79,9 +82,17 @@ def import_people() -> Response | tuple[str, int]:
             "Correct the file and upload it again"
         )
         return _import_page(form, row_errors=row_errors, status=400)
-    report = import_people_as_staff(current_app.extensions["database"], people, current_user.id)
+    try:
+        report = import_people_as_staff(current_app.extensions["database"], people, current_user.id)
+    except ImportInterrupted as stopped:
+        log.error("People import stopped: %s", type(stopped.__cause__).__name__)
+        form.people_file.errors.append(
+            f"The import stopped after {stopped.report.written} of {stopped.total} people were saved. "
+            "Upload the same file again to finish it: people already saved are simply updated"
+        )
+        return _import_page(form, status=503)
     added = f"{report.created} {'person' if report.created == 1 else 'people'} added"
-    flash(f"{added}, {report.updated} updated.", "success")
+    flash(f"{added}, {report.updated} updated ({report.changes()}; each change is in the audit).", "success")
     return redirect(url_for("staff.import_people"))
 
 

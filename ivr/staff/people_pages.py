@@ -1,34 +1,98 @@
-"""People: search by full NHS number or name, and one person's choice history and conversations."""
+"""People: search by full NHS number or name, and one person's choice history and conversations.
 
-from flask import abort, current_app, render_template, request
+The search box posts, so an NHS number never goes into an address (nor, with it, into a browser's history,
+a proxy's log or the server's request log). The answer is a redirect: a name to `?q=NAME`, an NHS number
+to `?found=TOKEN`, a signed token naming the people found (by row id) and who searched, so Back and
+reloading show the results again without a second search.
+"""
+
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from ivr.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES
 from ivr.people_directory import (
     PersonNotFound,
+    PersonRow,
     RevealedIdentifiers,
     SearchRejected,
+    people_by_id,
+    read_search,
     reveal_person_identifiers,
     search_people,
     view_person,
 )
 from ivr.phone_numbers import format_for_people
-from ivr.staff.access import requires_role
+from ivr.staff.access import IDLE_LIMIT, requires_role
 from ivr.staff.blueprint import ROW_ID, bp
 from ivr.staff.forms import ActionForm
 
 
-@bp.get("/people")
+SEARCH_BY_NUMBER_IN_ADDRESS = "Search by NHS number with the search box below, not in the address"
+SEARCH_EXPIRED = "Those search results are no longer available: search again"
+
+
+@bp.route("/people", methods=["GET", "POST"])
 @requires_role("viewer")
-def people() -> tuple[str, int] | str:
-    query = request.args.get("q", "")
+def people() -> Response | tuple[str, int] | str:
+    if request.method == "POST":
+        return _search_from_form()
+    if "found" in request.args:
+        return _found_page(request.args["found"])
     if "q" not in request.args:
-        return render_template("staff/people.html", query="", results=None, error=None)
+        return _search_page()
+    query = request.args["q"]
+    if any(ch.isdigit() for ch in query):  # never searched, nor shown again: it came in the address
+        return _search_page(error=SEARCH_BY_NUMBER_IN_ADDRESS), 400
     try:
         results = search_people(current_app.extensions["database"], query, current_user.id)
     except SearchRejected as rejected:
-        return render_template("staff/people.html", query=query, results=None, error=str(rejected)), 400
-    return render_template("staff/people.html", query=query, results=results, error=None)
+        return _search_page(query, error=str(rejected)), 400
+    return _search_page(query, results)
+
+
+def _search_from_form() -> Response | tuple[str, int]:
+    """The search box (its CSRF token checked before this runs): run a search by NHS number here, audited."""
+    query = request.form.get("q", "")
+    try:
+        search = read_search(query)
+    except SearchRejected as rejected:
+        return _search_page(query, error=str(rejected)), 400
+    if search.name is not None:
+        return redirect(url_for("staff.people", q=search.name))
+    results = search_people(current_app.extensions["database"], query, current_user.id)
+    token = _search_tokens().dumps({"by": current_user.id, "ids": [found.id for found in results]})
+    return redirect(url_for("staff.people", found=token))
+
+
+def _search_tokens() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="people-search-by-nhs-number")  # type: ignore[arg-type]
+
+
+def _found_page(token: str) -> tuple[str, int] | str:
+    """A search by NHS number's results again, for the member of staff who searched, while their session could last."""
+    try:
+        found = _search_tokens().loads(token, max_age=int(IDLE_LIMIT.total_seconds()))
+    except BadSignature:
+        return _search_page(error=SEARCH_EXPIRED), 400
+    if not isinstance(found, dict) or found.get("by") != current_user.id:
+        return _search_page(error=SEARCH_EXPIRED), 400
+    ids = [person_id for person_id in found.get("ids", []) if isinstance(person_id, int)]
+    return _search_page(results=people_by_id(current_app.extensions["database"], ids), by_nhs_number=True)
+
+
+def _search_page(
+    query: str = "", results: list[PersonRow] | None = None, error: str | None = None, by_nhs_number: bool = False
+) -> str:
+    return render_template(
+        "staff/people.html",
+        query=query,
+        results=results,
+        error=error,
+        by_nhs_number=by_nhs_number,
+        form=ActionForm(formdata=None),
+    )
 
 
 @bp.get(f"/people/<{ROW_ID}:person_id>")
