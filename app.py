@@ -7,13 +7,14 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import cli, health, sms, staff, voice
+from ivr import cli, console, health
 from ivr.db import Database
-from ivr.identity import Identity
-from ivr.line import Line
+from ivr.line import sms, voice
+from ivr.line.prompts import Prompts
+from ivr.line.runner import Line
 from ivr.logs import configure_logging, track_requests
-from ivr.outbox import Outbox
-from ivr.prompts import Prompts
+from ivr.records.identity import Identity
+from ivr.records.outbox import Outbox
 from ivr.settings import Settings
 
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -52,6 +53,6 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
-    staff.init_app(app, csrf_exempt=(voice.bp, sms.bp))
-    cli.register(app)
+    console.init_app(app, csrf_exempt=(voice.bp, sms.bp))
+    cli.register(app, create_app)
     return app

@@ -5,7 +5,7 @@
 It creates a throwaway PostgreSQL database (postgres@127.0.0.1:5432, trust authentication; dropped at the
 end, even on failure), seeds synthetic people (999-range NHS numbers, Ofcom drama-range mobiles), runs a
 local stand-in of Twilio's Messages API in this process, and serves the line with the production command,
-`gunicorn -c python:ivr.production` (migrations, web workers and outbox workers). Then:
+`gunicorn -c python:ivr.operations.production` (migrations, web workers and outbox workers). Then:
 
 1. Load: every caller, at once, completes a verified opt-out over real HTTP (signed webhooks; the one-time
    code read from the text the stand-in took), then every texter does the same by text.
@@ -50,12 +50,12 @@ from sqlalchemy import Engine, create_engine  # noqa: E402
 from sqlalchemy import text as sql  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from ivr.demo import synthetic_nhs_number  # noqa: E402
-from ivr.flaky_proxy import FlakyProxy  # noqa: E402
-from ivr.identity import MAX_FAILURES_PER_NHS_NUMBER, Identity  # noqa: E402
-from ivr.local_twilio import LocalTwilio, ReceivedText  # noqa: E402
-from ivr.twiml_caller import Heard, Texter, TwimlCaller, Transport  # noqa: E402
+from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER, Identity  # noqa: E402
+from ivr.standins.demo import synthetic_nhs_number  # noqa: E402
+from ivr.standins.local_twilio import LocalTwilio, ReceivedText  # noqa: E402
+from ivr.standins.twiml_caller import Heard, Texter, Transport, TwimlCaller  # noqa: E402
 from models import Person  # noqa: E402
+from tests.flaky_proxy import FlakyProxy  # noqa: E402
 
 ADMIN_URL = os.environ.get("DRILL_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AUTH_TOKEN = "drill-" + secrets.token_hex(8)
@@ -269,7 +269,7 @@ class Receipts:
         self._pool.shutdown(wait=True)
 
 
-# ---- The service: `gunicorn -c python:ivr.production`, in a process group of its own ---------
+# ---- The service: `gunicorn -c python:ivr.operations.production`, in a process group of its own ---------
 
 
 class Service:
@@ -311,7 +311,7 @@ class Service:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(gunicorn), "-c", "python:ivr.production"],
+                [str(gunicorn), "-c", "python:ivr.operations.production"],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -558,7 +558,7 @@ class Drill:
         self.services.append(service)
         self.service = service.start()
         self.wait_for_outbox_workers(deadline_seconds=60)
-        print(f"   served by `gunicorn -c python:ivr.production` on {service.base_url} "
+        print(f"   served by `gunicorn -c python:ivr.operations.production` on {service.base_url} "
               f"({self.web} web workers, {self.outbox} outbox workers), healthy in {time.perf_counter() - started:.1f} s",
               flush=True)
         return service

@@ -26,7 +26,7 @@ HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 
 
 def write_people_csv(path: Path, rows: int, mobile_offset: int) -> None:
-    from ivr.demo import synthetic_nhs_number
+    from ivr.standins.demo import synthetic_nhs_number
 
     with path.open("w") as out:
         out.write(HEADER + "\n")

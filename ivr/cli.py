@@ -17,22 +17,37 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 import migrations
-from ivr import demo, retention, terminal_phone
 from ivr.db import Database
-from ivr.outbox import SendReport
-from ivr.people import FROM_THE_COMMAND_LINE, ImportInterrupted, Importer, ImportRejected, import_people, read_people_csv
-from ivr.register import STANDARD_STREAM, ApplyRequest, ProgressCallback, RegisterApplyError, apply_register, summary_lines
-from ivr.staff_accounts import StaffUserRejected, check_email, create_staff_user
+from ivr.operations import retention
+from ivr.operations.register import (
+    STANDARD_STREAM,
+    ApplyRequest,
+    ProgressCallback,
+    RegisterApplyError,
+    apply_register,
+    summary_lines,
+)
+from ivr.records.outbox import SendReport
+from ivr.records.people import (
+    FROM_THE_COMMAND_LINE,
+    Importer,
+    ImportInterrupted,
+    ImportRejected,
+    import_people,
+    read_people_csv,
+)
+from ivr.records.staff_accounts import StaffUserRejected, check_email, create_staff_user
+from ivr.standins import demo, terminal_phone
 from models.staff import STAFF_ROLES
 
 log = logging.getLogger(__name__)
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, create_app: terminal_phone.AppFactory) -> None:
     for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group, retention_group):
         app.cli.add_command(group)
-    app.cli.add_command(terminal_phone.call_command)
-    app.cli.add_command(terminal_phone.text_command)
+    for command in terminal_phone.phone_commands(create_app):
+        app.cli.add_command(command)
 
 
 def _database() -> Database:

@@ -1,6 +1,6 @@
 """The database: one engine per app, sessions that own a transaction, and SQLite made safe for many writers.
 
-A webhook's work is held to a deadline (`hold_requests_to_deadline`), so the step fails in good time and
+A webhook's work is held to a deadline (`start_deadline`), so the step fails in good time and
 the caller hears the apology rather than nothing. On PostgreSQL a connection held for longer has its
 socket shut: the database stopped answering without closing its connections (a server frozen, or packets
 lost on the way). On SQLite the wait for another writer's lock ends with the deadline: a long import or a
@@ -14,9 +14,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-from flask import Blueprint, g
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
@@ -62,19 +61,14 @@ class Database:
             time.sleep(SQLITE_GIVE_WAY_SECONDS)
 
 
-def hold_requests_to_deadline(blueprint: Blueprint, seconds: float) -> None:
-    """Every request to the blueprint holds a pooled connection (PostgreSQL), or waits for SQLite's write
-    lock, for at most `seconds`."""
+def start_deadline(seconds: float) -> Token[float | None]:
+    """From now until `end_deadline`, this context's work holds a pooled connection (PostgreSQL), or waits
+    for SQLite's write lock, for at most `seconds`."""
+    return _deadline.set(time.monotonic() + seconds)
 
-    @blueprint.before_request
-    def _start() -> None:
-        g.database_deadline = _deadline.set(time.monotonic() + seconds)
 
-    @blueprint.teardown_request
-    def _end(_error: BaseException | None) -> None:
-        token = g.pop("database_deadline", None)
-        if token is not None:
-            _deadline.reset(token)
+def end_deadline(token: Token[float | None]) -> None:
+    _deadline.reset(token)
 
 
 class _Watchdog:

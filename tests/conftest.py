@@ -17,11 +17,11 @@ from sqlmodel import Session, SQLModel
 
 import migrations
 from app import create_app
-from ivr.demo import demo_people
-from ivr.identity import Identity
-from ivr.local_twilio import LocalTwilio
-from ivr.terminal_phone import flask_transport
-from ivr.twiml_caller import Heard, TwimlCaller
+from ivr.records.identity import Identity
+from ivr.standins.demo import demo_people
+from ivr.standins.local_twilio import LocalTwilio
+from ivr.standins.terminal_phone import flask_transport
+from ivr.standins.twiml_caller import Heard, TwimlCaller
 from models import Person
 from tests.db import IDENTIFIERS_USED, create_person, note_person_identifiers
 from tests.run_log import RunLog

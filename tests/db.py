@@ -8,7 +8,7 @@ from datetime import date
 
 from sqlmodel import Session
 
-from ivr.demo import synthetic_nhs_number
+from ivr.standins.demo import synthetic_nhs_number
 from models import Person
 
 _serial = iter(range(100, 10_000_000))

@@ -10,9 +10,9 @@ from flask import Flask
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from ivr.local_twilio import LocalTwilio
-from ivr.terminal_phone import flask_transport
-from ivr.twiml_caller import Texter
+from ivr.standins.local_twilio import LocalTwilio
+from ivr.standins.terminal_phone import flask_transport
+from ivr.standins.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, FollowUp, OutboundMessage, Person, TextBlock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
 from tests.db import create_person

@@ -14,8 +14,8 @@ from sqlmodel import Session, func, select
 from werkzeug.security import check_password_hash
 
 import migrations
-from ivr import people as people_module
-from ivr.demo import demo_people, synthetic_nhs_number
+from ivr.records import people as people_module
+from ivr.standins.demo import demo_people, synthetic_nhs_number
 from models import AuditEntry, Conversation, Person, StaffUser
 from tests.db import create_person
 

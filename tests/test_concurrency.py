@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import func
 from sqlmodel import select
 
-from ivr.identity import MAX_FAILURES_PER_NHS_NUMBER
+from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER
 from models import ChoiceEvent, ConversationStep, CurrentChoice, IdentityAttempt, OutboundMessage, Person
 from tests.conftest import latest_code
 from tests.db import create_person

@@ -19,14 +19,14 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app import create_app
-from ivr.flaky_proxy import FlakyProxy
-from ivr.local_twilio import LocalTwilio
-from ivr.outbox import Text
-from ivr.terminal_phone import flask_transport
-from ivr.twiml_caller import Texter
+from ivr.records.outbox import Text
+from ivr.standins.local_twilio import LocalTwilio
+from ivr.standins.terminal_phone import flask_transport
+from ivr.standins.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, Person
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config, latest_code, verify
 from tests.db import create_person
+from tests.flaky_proxy import FlakyProxy
 
 CALM_APOLOGY = "Sorry, we cannot do this right now. Nothing has been changed. Please call back later."
 TEXT_APOLOGY = "Sorry, we cannot do this right now and nothing has changed. Please try again later."

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ivr.identity_format import parse_keyed_date_of_birth, parse_written_date_of_birth
+from ivr.records.identity_format import parse_keyed_date_of_birth, parse_written_date_of_birth
 
 TODAY = date.today()
 FIXED_TODAY = date(2026, 3, 14)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr import dialogue as d
-from ivr.dialogue import (
+from ivr.line import dialogue as d
+from ivr.line.dialogue import (
     CallbackRequested,
     ChoiceRecorded,
     CodeAccepted,

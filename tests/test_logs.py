@@ -55,7 +55,7 @@ def test_a_failing_call_step_is_logged_as_one_json_line_with_its_call_sid_and_re
     monkeypatch.setattr(app.extensions["line"], "handle", broken)
     heard = caller.press("1")
     assert "sorry" in heard.text.lower()
-    entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.voice"]
+    entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.line.voice"]
     assert len(entries) == 1
     entry = entries[0]
     assert entry["level"] == "ERROR"
@@ -96,18 +96,18 @@ def test_a_message_with_quotes_and_newlines_stays_one_valid_json_line(json_log):
 
 
 def test_on_a_terminal_a_record_reads_as_one_masked_line_with_its_request():
-    record = logging.LogRecord("ivr.voice", logging.WARNING, __file__, 1, "caller keyed %s", ("943 476 5919",), None)
+    record = logging.LogRecord("ivr.line.voice", logging.WARNING, __file__, 1, "caller keyed %s", ("943 476 5919",), None)
     record.request_id = "abc123def4567890"
     record.twilio_sid = "CA" + "0" * 32
     line = MaskingFormatter().format(record)
-    assert "WARNING ivr.voice: caller keyed *** *** ****" in line
+    assert "WARNING ivr.line.voice: caller keyed *** *** ****" in line
     assert f"[request abc123def4567890 CA{'0' * 32}]" in line
 
 
 @pytest.fixture
 def production_log() -> Iterator[io.StringIO]:
-    """What the app's logs look like under gunicorn (`ivr.production`'s log config), as JSON lines."""
-    from ivr import production
+    """What the app's logs look like under gunicorn (`ivr.operations.production`'s log config), as JSON lines."""
+    from ivr.operations import production
 
     stream = io.StringIO()
     config = copy.deepcopy(production.logconfig_dict)
@@ -197,13 +197,13 @@ def run_log(request: pytest.FixtureRequest) -> Iterator[RunLog]:
 def test_the_check_names_the_kind_logger_and_test_of_a_leak_but_never_the_identifier(run_log):
     run_log.test = "tests/test_x.py::test_y"
     run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "werkzeug", "GET /staff/people?q=999+000+0107 HTTP/1.1"))
-    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.voice", "born on 1 March 1984, code 123 456"))
-    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.outbox", "Text 3 at 12:34:56 as SM" + "1234560107" * 3 + "ab"))
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.line.voice", "born on 1 March 1984, code 123 456"))
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.records.outbox", "Text 3 at 12:34:56 as SM" + "1234560107" * 3 + "ab"))
     leaks = run_log.leaks({("NHS number", "9990000107"), ("date of birth", date(1984, 3, 1)), ("code", "123456")})
     assert sorted((leak.kind, leak.line.logger) for leak in leaks) == [
         ("NHS number", "werkzeug"),
-        ("code", "ivr.voice"),
-        ("date of birth", "ivr.voice"),
+        ("code", "ivr.line.voice"),
+        ("date of birth", "ivr.line.voice"),
     ]
     report = "\n".join(map(str, leaks))
     assert "ending 107" in report and "tests/test_x.py::test_y" in report and "werkzeug" in report

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from ivr.people import Importer, import_people
+from ivr.records.people import Importer, import_people
 from models import AuditEntry, FollowUp, Person, utcnow
 from tests.conftest import verify
 from tests.db import create_person

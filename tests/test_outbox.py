@@ -7,13 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask.cli import FlaskGroup
 from sqlmodel import select
 
-from flask.cli import FlaskGroup
-
 from app import create_app
-from ivr.outbox import Text
-from ivr.terminal_phone import flask_transport
+from ivr.records.outbox import Text
+from ivr.standins.terminal_phone import flask_transport
 from models import FollowUp, OutboundMessage, utcnow
 from tests.conftest import ACCOUNT_SID, Caller, app_config, latest_code
 from tests.db import create_person

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from app import create_app
-from ivr.outbox import NO_ANSWER, RATE_LIMITED_PAUSE, Text
+from ivr.records.outbox import NO_ANSWER, RATE_LIMITED_PAUSE, Text
 from models import FollowUp, OutboundMessage, utcnow
 from tests.conftest import app_config
 from tests.sms_helpers import post_signed

@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from ivr.settings import Settings
-from ivr.terminal_phone import flask_transport
+from ivr.standins.terminal_phone import flask_transport
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config
 
 OWNER_ONLY = "0o600"

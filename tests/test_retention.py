@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import func, update
 from sqlmodel import select
 
-from ivr.retention import apply_retention
+from ivr.operations.retention import apply_retention
 from models import AuditEntry, ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, utcnow
 from tests.test_voice_choices import reading, set_choice
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from app import create_app
-from ivr.dialogue import spoken_date
-from ivr.gsm import segments
-from ivr.line import TRIAL_PARAMETER
+from ivr.line.dialogue import spoken_date
+from ivr.line.runner import TRIAL_PARAMETER
+from ivr.records.gsm import segments
 from models import (
     ChoiceEvent,
     Conversation,
@@ -1016,7 +1016,7 @@ def test_flask_text_prints_the_replies(runner, twilio, keep_log_level):
 def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, make_person, keep_log_level, monkeypatch):
     """The README's walk-through: OPT OUT, the NHS number, the date of birth, the code from the text, CONFIRM."""
     someone = make_person(mobile="+447700900001", date_of_birth=BORN)
-    monkeypatch.setattr("ivr.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
+    monkeypatch.setattr("ivr.records.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
     typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\n314159\nCONFIRM\n"
     result = runner.invoke(args=["text", "--from", "07700 900001"], input=typed)
     assert result.exit_code == 0, result.output

@@ -171,7 +171,7 @@ def test_no_code_is_sent_to_a_stopped_mobile(app, twilio, texter, mobile, person
 
 
 def test_the_outbox_refuses_every_kind_of_text_to_a_stopped_number(app, texter):
-    from ivr.outbox import Text
+    from ivr.records.outbox import Text
 
     texter.text("STOP")
     outbox = app.extensions["outbox"]

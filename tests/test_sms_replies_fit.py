@@ -9,8 +9,8 @@ import pytest
 from jinja2 import meta
 
 from app import create_app
-from ivr import text_dialogue as td
-from ivr.dialogue import (
+from ivr.line import text_dialogue as td
+from ivr.line.dialogue import (
     ChoiceRecorded,
     CodeAccepted,
     CodeNotSent,
@@ -23,12 +23,12 @@ from ivr.dialogue import (
     Prompt,
     Text,
 )
-from ivr.gsm import is_gsm7, segments
-from ivr.prompts import TEMPLATES_DIR, Prompts
+from ivr.line.prompts import TEMPLATES_DIR, Prompts
+from ivr.records.gsm import is_gsm7, segments
 from ivr.settings import DEFAULT_ORG_NAME
 from tests.conftest import app_config
-from tests.sms_helpers import SmsTexter, verify_by_text, written
 from tests.db import create_person
+from tests.sms_helpers import SmsTexter, verify_by_text, written
 
 LONG_ORG_NAME = "The Royal Borough of Kensington and Chelsea Social Council for Health, Care and Wellbeing"
 PROMPTS_DIR = TEMPLATES_DIR / "prompts" / "en"

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from werkzeug.routing import Rule
 
-from ivr.staff.access import PUBLIC_ENDPOINTS
+from ivr.console.access import PUBLIC_ENDPOINTS
 from models.staff import STAFF_ROLES
 from tests.db import create_person
 from tests.staff_helpers import (

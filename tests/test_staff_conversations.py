@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from ivr import conversations
-from ivr.conversations import ConversationFilter, PageKey, list_conversations
+from ivr.console import conversations
+from ivr.console.conversations import ConversationFilter, PageKey, list_conversations
 from models import AuditEntry, ChoiceEvent
 from tests.db import create_person
 from tests.staff_helpers import (

@@ -5,8 +5,8 @@ import io
 
 from sqlmodel import Session, select
 
-from ivr.choices import record_choice
-from ivr.demo import synthetic_nhs_number
+from ivr.records.choices import record_choice
+from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus
 from tests.db import create_person
 from tests.staff_helpers import create_conversation

@@ -3,7 +3,7 @@ resolved; the full number revealed only to managers and admins, deliberately, an
 
 from sqlmodel import Session, select
 
-from ivr import follow_ups
+from ivr.records import follow_ups
 from models import AuditEntry, FollowUp, FollowUpNote
 from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
 

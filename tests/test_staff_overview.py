@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from sqlalchemy import update
 
-from ivr.overview import overview
+from ivr.console.overview import overview
 from models import ChoiceEvent, Conversation
 from models.time import UK, uk_today
 from tests.conftest import verify

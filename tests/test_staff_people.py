@@ -4,8 +4,8 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from ivr.choices import record_choice
-from ivr.demo import synthetic_nhs_number
+from ivr.records.choices import record_choice
+from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus, Conversation
 from tests.db import create_person
 from tests.staff_helpers import create_conversation

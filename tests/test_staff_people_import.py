@@ -6,8 +6,8 @@ import io
 import pytest
 from sqlmodel import Session, func, select
 
-from ivr.demo import synthetic_nhs_number
-from ivr.staff import people_import_pages
+from ivr.console import people_import_pages
+from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, Person
 from tests.db import create_person
 
@@ -147,7 +147,7 @@ def test_a_viewer_neither_sees_the_link_nor_may_import(app, client_request):
 def test_an_import_that_stops_part_way_says_how_far_it_got_and_to_upload_the_file_again(app, client_request, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from ivr import people
+    from ivr.records import people
 
     monkeypatch.setattr(people, "WRITE_BATCH", 1)
     own_batch, batches = people.import_batch, []

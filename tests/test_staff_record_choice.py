@@ -9,8 +9,8 @@ from sqlalchemy import inspect, text
 from sqlmodel import Session, select
 
 import migrations
-from ivr.choices import ProxyRoleNotAllowed, check_proxy_role, current_choice, record_choice
 from ivr.db import make_engine
+from ivr.records.choices import ProxyRoleNotAllowed, check_proxy_role, current_choice, record_choice
 from models import AuditEntry, ChoiceEvent, ChoiceStatus
 from models.time import uk_today
 from tests.db import create_person

@@ -1,7 +1,7 @@
 """Managers can show when the register was applied to a data set, by whom, and against which register."""
 
-from ivr.choices import record_choice
-from ivr.demo import synthetic_nhs_number
+from ivr.records.choices import record_choice
+from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceStatus
 from tests.db import create_person
 

@@ -7,13 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-
 from sqlmodel import Session, select
 
-from ivr.staff.access import SEEN_AT
-from ivr.staff_accounts import SignInRefused
 from app import create_app
-from ivr import staff_accounts
+from ivr.console.access import SEEN_AT
+from ivr.records import staff_accounts
+from ivr.records.staff_accounts import SignInRefused
 from models import AuditEntry, StaffSignInAttempt, StaffUser
 from tests.conftest import app_config
 from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user, password_hash
@@ -308,7 +307,7 @@ def test_signing_out_ends_the_session_everywhere_so_a_copied_cookie_is_refused(a
 
 
 def test_a_session_ends_after_a_working_day_however_busy(client_request, monkeypatch):
-    from ivr.staff import access
+    from ivr.console import access
 
     client_request.sign_in("viewer")
     signed_in = time.time()
@@ -334,7 +333,7 @@ def test_an_absurd_id_in_the_address_is_not_found(client_request, path):
 
 @pytest.mark.parametrize("target", ["/staff/../elsewhere", "/staff/..//evil.example", "/staff//evil.example"])
 def test_after_sign_in_dot_segments_never_lead_out_of_the_console(target):
-    from ivr.staff.access import safe_next
+    from ivr.console.access import safe_next
 
     assert safe_next(target) is None
     assert safe_next("/staff/conversations?channel=sms") == "/staff/conversations?channel=sms"

@@ -10,7 +10,8 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from app import create_app
-from ivr import choices, demo
+from ivr.records import choices
+from ivr.standins import demo
 from models import AuditEntry, ChoiceEvent, Conversation, OutboundMessage
 from tests.conftest import app_config
 from tests.db import create_person

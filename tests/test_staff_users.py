@@ -6,8 +6,8 @@ import pytest
 from sqlmodel import Session, select
 from werkzeug.security import check_password_hash
 
-from ivr import staff_accounts
-from ivr.staff_accounts import StaffChangeRefused
+from ivr.records import staff_accounts
+from ivr.records.staff_accounts import StaffChangeRefused
 from models import AuditEntry, StaffUser
 from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user
 

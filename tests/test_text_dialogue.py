@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr import text_dialogue as td
-from ivr.dialogue import (
-    ChoiceRecorded,
+from ivr.line import text_dialogue as td
+from ivr.line.dialogue import (
     CheckCode,
+    ChoiceRecorded,
     CodeAccepted,
     CodeNotSent,
     CodeRejected,
@@ -26,7 +26,7 @@ from ivr.dialogue import (
     Text,
     Turn,
 )
-from ivr.identity_format import normalise_nhs_number
+from ivr.records.identity_format import normalise_nhs_number
 
 CONTEXT = Context(today=date(2026, 3, 14), line_number="020 7946 0000")
 NHS_NUMBER = "9434765919"  # valid check digit

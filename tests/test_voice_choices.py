@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from ivr.dialogue import spoken_date
+from ivr.line.dialogue import spoken_date
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
 from tests.conftest import verify
 
@@ -313,9 +313,9 @@ def test_saying_no_thats_not_right_at_confirmation_records_nothing(caller, perso
 
 def test_dates_are_said_and_texted_as_the_date_in_the_uk(caller, person, twilio, db_session, monkeypatch):
     """Half past midnight on 1 July in London is 23:30 on 30 June in UTC: the caller chose on 1 July."""
-    import ivr.choices
+    import ivr.records.choices
 
-    monkeypatch.setattr(ivr.choices, "utcnow", lambda: datetime(2025, 6, 30, 23, 30, tzinfo=UTC))
+    monkeypatch.setattr(ivr.records.choices, "utcnow", lambda: datetime(2025, 6, 30, 23, 30, tzinfo=UTC))
     set_choice(caller, person, twilio, "1")
     caller.press("1")
     caller.hears("Your choice to opt out has been recorded")

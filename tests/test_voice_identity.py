@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from ivr.demo import synthetic_nhs_number
+from ivr.standins.demo import synthetic_nhs_number
 from models import Conversation, FollowUp, IdentityAttempt, OneTimeCode, Person, utcnow
 from tests.conftest import latest_code
 from tests.db import create_person

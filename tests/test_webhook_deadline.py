@@ -10,13 +10,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from ivr import dialogue
 from ivr.db import SQLITE_BUSY_SECONDS, WEBHOOK_DATABASE_SECONDS
+from ivr.line import dialogue
 from tests.conftest import ACCOUNT_SID
 from tests.sms_helpers import TEXTER_NUMBER, SmsTexter, post_signed
 

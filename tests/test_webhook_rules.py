@@ -14,7 +14,7 @@ from sqlmodel import Session, func, select
 from twilio.request_validator import RequestValidator
 
 from app import create_app
-from ivr.demo import synthetic_nhs_number
+from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, app_config, latest_code, verify
 from tests.db import create_person

@@ -10,8 +10,9 @@ from flask.testing import FlaskCliRunner
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from ivr import audit, conversations, follow_ups
-from ivr.choices import record_choice
+from ivr.console import conversations
+from ivr.records import audit, follow_ups
+from ivr.records.choices import record_choice
 from models import ChoiceStatus, Conversation
 from tests.browser.console import PageWatch, assert_accessible, axe_violations, check_pages_are_accessible, sign_in
 from tests.db import create_person

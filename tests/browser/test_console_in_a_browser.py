@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from ivr.local_twilio import LocalTwilio
+from ivr.standins.local_twilio import LocalTwilio
 from tests.browser.console import sign_in, sign_out
 from tests.sms_helpers import SmsTexter
 from tests.staff_helpers import (

@@ -1,0 +1,294 @@
+"""People as staff look them up: search by full NHS number or by name, and one person's choices and conversations;
+and as managers change them: importing people, and recording a choice for someone.
+
+Identifiers are masked here, before any page sees them: the NHS number to its last three digits,
+the date of birth to its year, the mobile to its last three digits.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from ivr.db import Database
+from ivr.records.audit import record_audit
+from ivr.records.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
+from ivr.records.identity_format import mask_nhs_number, normalise_nhs_number
+from ivr.records.people import Importer, ImportReport, import_people
+from ivr.records.phone_numbers import mask_phone_number
+from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, Person, StaffUser
+
+MAX_RESULTS = 50
+MIN_NAME_LENGTH = 2
+MAX_QUERY_LENGTH = 100
+
+
+class PersonNotFound(Exception):
+    pass
+
+
+class SearchRejected(ValueError):
+    """The search cannot be run as given; the message says what to type instead."""
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    id: int
+    name: str
+    nhs_number: str  # masked
+    born_in: int
+    current_choice: str | None
+
+
+@dataclass(frozen=True)
+class ChoiceHistoryRow:
+    recorded_at: datetime
+    status: str
+    channel: str
+    conversation_id: int | None
+    by_staff: bool
+    reason: str | None
+    proxy_role: str | None
+    staff_email: str | None = None  # who recorded it, for a choice staff recorded
+    source: str | None = None  # how staff checked who the person is (IDENTITY_SOURCE_NAMES)
+
+
+@dataclass(frozen=True)
+class PersonConversationRow:
+    id: int
+    channel: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    person: PersonRow
+    postcode: str
+    mobile: str  # masked
+    choices: list[ChoiceHistoryRow]
+    conversations: list[PersonConversationRow]
+    mobile_changed_at: datetime | None = None  # when an import last changed the mobile; None: not since added
+    mobile_changed_by: str | None = None  # the member of staff's email; None with a time: the command line
+
+
+@dataclass(frozen=True)
+class PersonForChoice:
+    """Whom staff are recording a choice for: the masked record, and the date of birth the proxy rule needs."""
+
+    person: PersonRow
+    date_of_birth: date  # never shown
+
+
+@dataclass(frozen=True)
+class StaffChoice:
+    """A choice as a manager records it, after checking who the person is."""
+
+    status: ChoiceStatus
+    source: str  # IDENTITY_SOURCE_NAMES
+    reason: str
+    proxy_role: str | None  # PROXY_ROLE_NAMES; None when the person chose for themselves
+
+
+@dataclass(frozen=True)
+class PeopleSearch:
+    """A search as typed, read: by a full NHS number, or by part of a name."""
+
+    nhs_number: str | None
+    name: str | None
+
+
+def read_search(query: str) -> PeopleSearch:
+    """What `query` searches by; SearchRejected (saying what to type) when it cannot be run."""
+    query = " ".join(query.split())
+    if not query:
+        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise SearchRejected(f"Enter at most {MAX_QUERY_LENGTH} characters")
+    number = normalise_nhs_number(query)
+    if number is not None:
+        return PeopleSearch(number, None)
+    if any(ch.isdigit() for ch in query):
+        raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
+    if len(query) < MIN_NAME_LENGTH:
+        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+    return PeopleSearch(None, query)
+
+
+def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
+    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+
+    A search by NHS number is audited, since its answer tells whether someone is on record.
+    """
+    search = read_search(query)
+    statement = _people_with_choices()
+    if search.nhs_number is not None:
+        statement = statement.where(Person.nhs_number == search.nhs_number)
+    else:
+        assert search.name is not None
+        pattern = "%" + search.name.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        full_name = func.lower(Person.given_name + " " + Person.family_name)
+        statement = statement.where(full_name.like(pattern))  # the family name alone is within it
+    rows = _found(database, statement)
+    if search.nhs_number is not None:
+        with database.transaction() as session:
+            record_audit(session, staff_user_id, "searched_by_nhs_number", "person", "", detail=f"{len(rows)} found")
+    return rows
+
+
+def people_by_id(database: Database, person_ids: list[int]) -> list[PersonRow]:
+    """The people a search found before, shown again (not audited: the search was)."""
+    if not person_ids:
+        return []
+    return _found(database, _people_with_choices().where(col(Person.id).in_(person_ids[:MAX_RESULTS])))
+
+
+def _people_with_choices():  # type: ignore[no-untyped-def]
+    return select(Person, CurrentChoice.status).join(
+        CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
+    )
+
+
+def _found(database: Database, statement) -> list[PersonRow]:  # type: ignore[no-untyped-def]
+    ordered = statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)
+    with Session(database.engine) as session:
+        return [_person_row(person, status) for person, status in session.exec(ordered).all()]
+
+
+@dataclass(frozen=True)
+class RevealedIdentifiers:
+    nhs_number: str
+    mobile: str | None
+
+
+def reveal_person_identifiers(database: Database, person_id: int, staff_user_id: int) -> RevealedIdentifiers:
+    """A person's full NHS number and mobile, for a manager who asked on purpose: audited in the same transaction."""
+    with database.transaction() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise PersonNotFound(person_id)
+        record_audit(session, staff_user_id, "revealed_person_identifiers", "person", person_id)
+        return RevealedIdentifiers(person.nhs_number, person.mobile)
+
+
+def view_person(database: Database, person_id: int, staff_user_id: int, audited: bool = True) -> PersonRecord:
+    """One person's record, choice history across channels and conversations, with an audit entry
+    unless `audited` is False (a HEAD request, which shows nobody anything)."""
+    with Session(database.engine) as session:
+        person, status = _person_and_choice(session, person_id)
+        changed_by = session.get(StaffUser, person.mobile_changed_by_id) if person.mobile_changed_by_id else None
+        history = session.exec(
+            select(ChoiceEvent, StaffUser.email)
+            .join(StaffUser, col(ChoiceEvent.staff_user_id) == StaffUser.id, isouter=True)
+            .where(ChoiceEvent.nhs_number == person.nhs_number)
+            .order_by(col(ChoiceEvent.id).desc())
+        ).all()
+        conversations = session.exec(
+            select(
+                Conversation.id, Conversation.channel, Conversation.started_at, Conversation.ended_at, Conversation.outcome
+            )
+            .where(Conversation.person_id == person_id)
+            .order_by(col(Conversation.started_at).desc(), col(Conversation.id).desc())
+            .limit(MAX_RESULTS)
+        ).all()
+    if audited:
+        with database.transaction() as session:
+            record_audit(session, staff_user_id, "viewed_person", "person", person_id)
+    return PersonRecord(
+        person=_person_row(person, status),
+        postcode=person.postcode,
+        mobile=mask_phone_number(person.mobile) if person.mobile else "No mobile on record",
+        choices=[
+            ChoiceHistoryRow(
+                event.recorded_at,
+                event.status,
+                event.channel,
+                event.conversation_id,
+                event.staff_user_id is not None,
+                event.reason,
+                event.proxy_role,
+                staff_email,
+                event.source,
+            )
+            for event, staff_email in history
+        ],
+        conversations=[PersonConversationRow(*row) for row in conversations],
+        mobile_changed_at=person.mobile_changed_at,
+        mobile_changed_by=changed_by.email if changed_by else None,
+    )
+
+
+def import_people_as_staff(database: Database, people: list[Person], staff_user_id: int) -> ImportReport:
+    """Add and refresh people as `flask people import` does, in batches, naming the member of staff in the
+    audit of each changed mobile or date of birth and of the counts (never an identifier). Raises
+    ImportInterrupted when writing stops part-way."""
+    return import_people(database, people, Importer(staff_user_id, "the console's people import"))
+
+
+def person_for_choice(database: Database, person_id: int) -> PersonForChoice:
+    """The person a manager is about to record a choice for (not audited: it shows what a search result shows)."""
+    with Session(database.engine) as session:
+        person, status = _person_and_choice(session, person_id)
+    return PersonForChoice(_person_row(person, status), person.date_of_birth)
+
+
+def record_choice_for_person(
+    database: Database, person_id: int, staff_user_id: int, choice: StaffChoice, today: date
+) -> bool:
+    """Record a staff choice and its audit entry in one transaction; False when it was already the current choice.
+
+    Raises PersonNotFound, or ProxyRoleNotAllowed when the proxy cannot act for this person on `today`.
+    The audit names the choice, its source and any proxy role, never the reason (free text may hold identifiers).
+    """
+    with database.transaction() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise PersonNotFound(person_id)
+        check_proxy_role(choice.proxy_role, person.date_of_birth, today)
+        recorded = record_choice(
+            session,
+            person,
+            choice.status,
+            "staff",
+            staff_user_id=staff_user_id,
+            reason=choice.reason,
+            proxy_role=choice.proxy_role,
+            source=choice.source,
+        )
+        if recorded.changed:
+            record_audit(session, staff_user_id, "recorded_choice", "person", person_id, detail=_choice_detail(choice))
+    return recorded.changed
+
+
+def _choice_detail(choice: StaffChoice) -> str:
+    status = "Opted out" if choice.status == ChoiceStatus.OPTED_OUT else "Allowed"
+    detail = f"{status}; identity checked by {IDENTITY_SOURCE_NAMES.get(choice.source, choice.source).lower()}"
+    if choice.proxy_role:
+        detail += f"; on their behalf: {PROXY_ROLE_NAMES.get(choice.proxy_role, choice.proxy_role).lower()}"
+    return detail
+
+
+def _person_and_choice(session: Session, person_id: int) -> tuple[Person, str | None]:
+    """The person and their current choice (None if they have made none), or PersonNotFound."""
+    found = session.exec(
+        select(Person, CurrentChoice.status)
+        .join(CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True)
+        .where(Person.id == person_id)
+    ).first()
+    if found is None:
+        raise PersonNotFound(person_id)
+    person, status = found
+    return person, status
+
+
+def _person_row(person: Person, status: str | None) -> PersonRow:
+    assert person.id is not None
+    return PersonRow(
+        person.id,
+        f"{person.given_name} {person.family_name}",
+        mask_nhs_number(person.nhs_number),
+        person.date_of_birth.year,
+        status,
+    )

@@ -1,0 +1,42 @@
+"""The words the line says and sends, rendered from templates/prompts/<language>/ so wording never touches code."""
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+
+from ivr.line.dialogue import Prompt
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+class Prompts:
+    def __init__(self, org_name: str, language: str = "en", templates_dir: Path = TEMPLATES_DIR) -> None:
+        self.language = language
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates_dir / "prompts"),
+            autoescape=False,  # TwiML builders and SMS bodies escape or need none; these are words, not HTML
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,
+        )
+        self.env.globals["org_name"] = org_name
+
+    def render(self, channel: str, prompt: Prompt, masked: bool = False) -> str:
+        """The words of one prompt; `masked` gives the form that may be stored or logged."""
+        values = {**prompt.values, **prompt.masked} if masked else prompt.values
+        if not values:
+            return self._render_fixed(channel, prompt.name)
+        return self._render(channel, prompt.name, values)
+
+    def _render(self, channel: str, name: str, values: Mapping[str, str]) -> str:
+        template = self.env.get_template(f"{self.language}/{channel}/{name}.txt")
+        return " ".join(template.render({"since": None, **values}).split())
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019  one Prompts per app, living as long as it
+    def _render_fixed(self, channel: str, name: str) -> str:
+        """Most prompts take no values: render each once."""
+        return self._render(channel, name, {})
+
+    def render_all(self, channel: str, prompts: tuple[Prompt, ...], masked: bool = False) -> str:
+        return " ".join(self.render(channel, prompt, masked) for prompt in prompts)

@@ -1,0 +1,142 @@
+"""The voice line's Twilio adapter: webhook -> dialogue -> TwiML. Thin: the line and the dialogue decide."""
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.voice_response import Gather, VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from ivr.db import WEBHOOK_DATABASE_SECONDS
+from ivr.line import dialogue
+from ivr.line.prompts import Prompts
+from ivr.line.runner import TRIAL_PARAMETER, Inbound, Line, Reply
+from ivr.line.webhooks import accept_twilio_webhook, hold_requests_to_deadline
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
+bp.before_request(accept_twilio_webhook)
+# A step that cannot finish with the database in good time ends in the apology, well within Twilio's wait.
+hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
+
+VOICE = "Polly.Amy-Neural"  # a British English voice
+LANGUAGE = "en-GB"
+MENU_TIMEOUT_SECONDS = 6
+NUMBER_TIMEOUT_SECONDS = 10
+MAX_INPUT_LENGTH = 64
+MAX_SPEECH_LENGTH = 300
+FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+
+
+def _line() -> Line:
+    return current_app.extensions["line"]
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+@bp.post("")
+def incoming_call() -> Response:
+    return _take_turn(dialogue.Start(), turn=None)
+
+
+@bp.post("/step")
+def step() -> Response:
+    kind = request.args.get("event", "")
+    if kind == "silence":
+        event: dialogue.Event = dialogue.Silence()
+    elif kind == "dial":
+        event = dialogue.DialEnded(answered=request.form.get("DialCallStatus") == "completed")
+    else:
+        event = _caller_input()
+    return _take_turn(event, turn=request.args.get("turn", type=int, default=-1))
+
+
+def _caller_input() -> dialogue.Event:
+    digits = request.form.get("Digits", "")[:MAX_INPUT_LENGTH]
+    if digits:
+        return dialogue.Keys(digits)
+    speech = request.form.get("SpeechResult", "")[:MAX_SPEECH_LENGTH]
+    if speech.strip():
+        return dialogue.Speech(speech)
+    return dialogue.Silence()
+
+
+def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
+    heard = event.digits if isinstance(event, dialogue.Keys) else getattr(event, "text", None)
+    inbound = Inbound(
+        channel="voice",
+        sid=request.form.get("CallSid", "")[:64] or "unknown",
+        event=event,
+        turn=turn,
+        caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
+        heard=heard,
+        trial=request.form.get(TRIAL_PARAMETER) == "1",
+    )
+    handled = _line().handle(inbound, _render)  # any text it queued leaves through the outbox worker
+    return _twiml(handled.rendered)
+
+
+def _render(reply: Reply) -> str:
+    words = reply.words
+    response = VoiceResponse()
+    expect = reply.expect
+    if expect.kind == "hangup":
+        if words:
+            response.say(words, voice=VOICE, language=LANGUAGE)
+        response.hangup()
+    elif expect.kind == "dial":
+        response.say(words, voice=VOICE, language=LANGUAGE)
+        dial = response.dial(action=_step_url(reply.turn, "dial"), method="POST", timeout=25)
+        dial.number(current_app.extensions["settings"].staff_transfer_number)
+    else:
+        response.append(_gather(reply, words))
+        response.redirect(_step_url(reply.turn, "silence"), method="POST")
+    return str(response)
+
+
+def _gather(reply: Reply, words: str) -> Gather:
+    expect = reply.expect
+    options: dict[str, object] = {"action": _step_url(reply.turn), "method": "POST", "language": LANGUAGE}
+    if expect.kind == "menu":
+        # No finishing key in a menu: '#' is a key press like any other, answered rather than ignored.
+        options.update(
+            input="dtmf speech", num_digits=1, finish_on_key="", timeout=MENU_TIMEOUT_SECONDS, speech_timeout="auto"
+        )
+        if expect.hints:
+            options["hints"] = ", ".join(expect.hints)
+    else:
+        options.update(input="dtmf", finish_on_key="#", timeout=NUMBER_TIMEOUT_SECONDS)
+    gather = Gather(**options)
+    gather.say(words, voice=VOICE, language=LANGUAGE)
+    return gather
+
+
+def _step_url(turn: int, event: str | None = None) -> str:
+    # Built by hand rather than with url_for: it is on every call step, and its shape is fixed.
+    url = f"{request.script_root}{bp.url_prefix}/step?turn={turn}"
+    return f"{url}&event={event}" if event else url
+
+
+@bp.post("/status")
+def call_status() -> Response:
+    status = request.form.get("CallStatus", "")[:32]
+    if status in FINAL_CALL_STATUSES:
+        duration = request.form.get("CallDuration", "")
+        seconds = int(duration) if duration.isascii() and duration.isdigit() and len(duration) < 9 else None
+        _line().close(request.form.get("CallSid", "")[:64], status, seconds)
+    return Response(status=204)
+
+
+@bp.errorhandler(Exception)
+def calm_apology(error: Exception) -> Response:
+    """Whatever went wrong, the caller hears something sensible: never a 5xx, never silence."""
+    if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
+        return error  # type: ignore[return-value]
+    log.error("A call step failed: %s", type(error).__name__, exc_info=error)
+    prompts: Prompts = current_app.extensions["prompts"]
+    response = VoiceResponse()
+    response.say(prompts.render("voice", dialogue.Prompt("unavailable")), voice=VOICE, language=LANGUAGE)
+    response.hangup()
+    return _twiml(str(response))
