@@ -8,7 +8,7 @@ mistyped (1 in 2,000). Then it times:
 
 (a) the baseline: the csv module streaming the data set, testing each NHS number against a Python
     set of the opted-out numbers already in memory, writing the kept rows with csv.writer;
-(b) the project's `flask register apply` path: `ivr.operations.register.apply_register`, loading the register
+(b) the project's `flask register apply` path: `ivr.operations.register.apply.apply_register`, loading the register
     from the database, filtering, writing the output and recording the run, in a child process,
 
 and prints both times, the ratio (b)/(a) (target: at most 1.0; aim: below 0.5), and the peak RSS of
@@ -141,7 +141,7 @@ def baseline(data_set: Path, output: Path, opted_out: set[str]) -> float:
 def run_child(database_url: str, data_set: Path, output: Path) -> None:
     """Apply the register as `flask register apply` does, and report the time and this process's peak memory."""
     from ivr.db import Database
-    from ivr.operations.register import ApplyRequest, apply_register
+    from ivr.operations.register.apply import ApplyRequest, apply_register
 
     database = Database(database_url)
     started = time.perf_counter()

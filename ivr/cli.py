@@ -19,14 +19,9 @@ from flask.cli import AppGroup
 import migrations
 from ivr.db import Database
 from ivr.operations import retention
-from ivr.operations.register import (
-    STANDARD_STREAM,
-    ApplyRequest,
-    ProgressCallback,
-    RegisterApplyError,
-    apply_register,
-    summary_lines,
-)
+from ivr.operations.register.apply import STANDARD_STREAM, ApplyRequest, apply_register
+from ivr.operations.register.filter import ProgressCallback, RegisterApplyError
+from ivr.operations.register.runs import summary_lines
 from ivr.records.outbox import SendReport
 from ivr.records.people import (
     FROM_THE_COMMAND_LINE,

@@ -1,6 +1,6 @@
 """The layout's rules, read from the code's own imports: records import nothing from the line or the
-console, the line nothing from the console, nothing in ivr/ imports `app`, and no modules import each
-other in a circle."""
+console, the line nothing from the console, nothing in ivr/ imports `app`, the console and the register
+runs it lists import nothing of the data set's filtering, and no modules import each other in a circle."""
 
 import ast
 from pathlib import Path
@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ivr", "models")
+REGISTER_FILTERING = ("ivr.operations.register.apply", "ivr.operations.register.filter", "ivr.operations.register.helper")
 
 
 def _module_name(path: Path) -> str:
@@ -48,6 +49,8 @@ def _in(module: str, area: str) -> bool:
         ("ivr.operations", ("ivr.line", "ivr.console", "ivr.standins")),
         ("models", ("ivr",)),
         ("ivr", ("app",)),
+        ("ivr.console", REGISTER_FILTERING),
+        ("ivr.operations.register.runs", REGISTER_FILTERING),
     ],
 )
 def test_each_area_imports_only_what_sits_below_it(area, forbidden):

@@ -20,14 +20,10 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlmodel import func, select
 
-from ivr.operations.register import (
-    ApplyRequest,
-    RegisterApplyError,
-    apply_register,
-    filter_data_set,
-    list_register_runs,
-    load_register,
-)
+from ivr.operations.register.apply import ApplyRequest, apply_register
+from ivr.operations.register.filter import RegisterApplyError, filter_data_set
+from ivr.operations.register.runs import list_register_runs
+from ivr.operations.register.snapshot import load_register
 from ivr.records.choices import record_choice
 from ivr.records.identity_format import normalise_nhs_number
 from ivr.standins.demo import synthetic_nhs_number
@@ -764,7 +760,7 @@ _PATHS = {  # how the filter reads quote-free lines: (the size below which it go
 def _filter_by(path: str, content: bytes, keep_unmatched: bool) -> tuple[str, bytes, int, int]:
     few_bytes, helper, block_bytes = _PATHS[path]
     sink = io.BytesIO()
-    with mock.patch("ivr.operations.register._FEW_BYTES", few_bytes):
+    with mock.patch("ivr.operations.register.filter._FEW_BYTES", few_bytes):
         try:
             counts = filter_data_set(io.BytesIO(content), sink, _HOSTILE_REGISTER, keep_unmatched=keep_unmatched, helper=helper, block_bytes=block_bytes)
         except RegisterApplyError as error:

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from ivr.console.access import requires_role
 from ivr.console.blueprint import bp
 from ivr.console.forms import ActionForm
-from ivr.operations.register import list_register_runs
+from ivr.operations.register.runs import list_register_runs
 
 
 @bp.get("/register-runs")

@@ -1,40 +1,25 @@
-"""Apply the register to a data set: withhold the rows of people who opted out, copy the rest byte for byte, record the run."""
+"""Filtering a data set against the register: the rows whose NHS number is valid and not opted out, copied byte for byte and in order."""
 
 import csv
-import fcntl
 import math
 import multiprocessing
 import os
 import re
-import signal
-import sys
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import compress, count, repeat
-from multiprocessing.connection import Connection
 from operator import ne, not_
-from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
-import nhs_number
-from sqlalchemy import func, select
-from sqlmodel import Session
-from sqlmodel import select as select_model
-
-from ivr.db import Database
+from ivr.operations.register.check_digits import valid_nhs_numbers
+from ivr.operations.register.helper import HelperProcess
 from ivr.records.identity_format import normalise_nhs_number
-from models import ChoiceEvent, ChoiceStatus, CurrentChoice, RegisterRun, StaffUser, utcnow
 
-STANDARD_STREAM = "-"
 DEFAULT_COLUMN = "nhs_number"
 BLOCK_BYTES = 4 << 20  # read and filter the data set this much at a time
 MAX_LINE_BYTES = 16 << 20  # a "line" longer than this (its ending aside) is not CSV; stops a file without newlines filling memory
-SYSTEM_USER = "the system user"
 HELPER = (os.cpu_count() or 1) > 1  # with a second CPU, a helper process filters about half of each block
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes read so far, between blocks
@@ -44,23 +29,6 @@ class RegisterApplyError(Exception):
     """The data set cannot be filtered. The message is one line and never holds an NHS number."""
 
 
-@dataclass(frozen=True)
-class RegisterSnapshot:
-    """The register at one point in time: who had opted out, as of the latest choice then recorded."""
-
-    opted_out: frozenset[bytes]  # NHS numbers as 10 ASCII digits
-    as_of: datetime | None  # the latest choice in the snapshot; None when no choice had been recorded
-
-
-@dataclass(frozen=True)
-class ApplyRequest:
-    source: str  # a path, or "-" for standard input
-    destination: str  # a path, or "-" for standard output
-    column: str = DEFAULT_COLUMN
-    keep_unmatched: bool = False  # keep rows whose NHS number is missing or invalid
-    by_email: str | None = None  # the staff user running it; None for the system user
-
-
 @dataclass
 class RowCounts:
     read: int = 0
@@ -68,296 +36,6 @@ class RowCounts:
     opted_out: int = 0
     invalid: int = 0  # withheld: missing or invalid NHS number
     kept_unmatched: int = 0  # kept by --keep-unmatched: missing or invalid NHS number
-
-
-@dataclass(frozen=True)
-class RegisterRunListing:
-    """A register run as the staff console lists it."""
-
-    run: RegisterRun
-    by: str  # the staff user's email, or SYSTEM_USER
-
-
-# ---- The register ---------------------------------------------------------------------------
-
-
-def load_register(database: Database) -> RegisterSnapshot:
-    """Every opted-out NHS number and the time of the latest choice, read in one consistent snapshot.
-
-    Choices recorded while this reads (or later) are not in it. PostgreSQL needs REPEATABLE READ
-    for both statements to see one snapshot; a SQLite read transaction in WAL mode always does.
-    """
-    with database.engine.connect() as connection:
-        if not database.is_sqlite:
-            connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin():
-            as_of = connection.execute(select(func.max(ChoiceEvent.recorded_at))).scalar()
-            numbers = connection.execute(
-                select(CurrentChoice.nhs_number).where(CurrentChoice.status == ChoiceStatus.OPTED_OUT.value)
-            ).scalars()
-            opted_out = frozenset(map(str.encode, numbers))
-    return RegisterSnapshot(opted_out, as_of)
-
-
-# ---- Applying it ----------------------------------------------------------------------------
-
-
-def apply_register(
-    database: Database,
-    request: ApplyRequest,
-    *,
-    standard_input: BinaryIO | None = None,
-    standard_output: BinaryIO | None = None,
-    on_progress: ProgressCallback | None = None,
-    block_bytes: int = BLOCK_BYTES,
-) -> RegisterRun:
-    """Write the rows of the data set whose people have not opted out, and record the run.
-
-    The output appears (renamed into place) only when the whole data set was read without error
-    and the run is recorded; otherwise RegisterApplyError, and no output file is left behind.
-    """
-    started_at = utcnow()
-    staff_user_id = _staff_user_id(database, request.by_email)
-    _refuse_the_data_set_as_its_own_output(request, standard_input)
-    try:
-        with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
-            snapshot = load_register(database)
-            counts = filter_data_set(
-                source,
-                destination.stream,
-                snapshot.opted_out,
-                column=request.column,
-                keep_unmatched=request.keep_unmatched,
-                on_progress=on_progress,
-                block_bytes=block_bytes,
-            )
-            destination.finish()
-            run = _run_record(request, staff_user_id, started_at, counts, snapshot)
-            with database.transaction() as session:
-                session.add(run)
-                session.flush()
-                destination.publish()
-    except OSError as error:  # a disk that is full, a pipe closed by the reader of standard output
-        raise RegisterApplyError(f"cannot read the data set or write the output: {error.strerror or error}") from None
-    return run
-
-
-def _run_record(
-    request: ApplyRequest, staff_user_id: int | None, started_at: datetime, counts: RowCounts, snapshot: RegisterSnapshot
-) -> RegisterRun:
-    return RegisterRun(
-        staff_user_id=staff_user_id,
-        started_at=started_at,
-        finished_at=utcnow(),
-        input_name=_display_name(request.source, "standard input"),
-        output_name=_display_name(request.destination, "standard output"),
-        nhs_number_column=request.column,
-        keep_unmatched=request.keep_unmatched,
-        rows_read=counts.read,
-        rows_kept=counts.kept,
-        withheld_opted_out=counts.opted_out,
-        withheld_invalid=counts.invalid,
-        kept_unmatched=counts.kept_unmatched,
-        register_as_of=snapshot.as_of,
-        register_opted_out=len(snapshot.opted_out),
-    )
-
-
-def summary_lines(run: RegisterRun) -> list[str]:
-    """What a run did, in a few lines for a person; never an NHS number."""
-    if run.keep_unmatched:
-        kept = f"kept {run.rows_kept:,} (including {run.kept_unmatched:,} with a missing or invalid NHS number)"
-        withheld = f"withheld {run.withheld_opted_out:,} (opted out)"
-    else:
-        kept = f"kept {run.rows_kept:,}"
-        withheld_total = run.withheld_opted_out + run.withheld_invalid
-        withheld = (
-            f"withheld {withheld_total:,} (opted out {run.withheld_opted_out:,}; "
-            f"missing or invalid NHS number {run.withheld_invalid:,})"
-        )
-    if run.register_as_of is None:
-        register = f"Register: no choices recorded yet, {run.register_opted_out:,} opted out."
-    else:
-        register = f"Register: choices up to {run.register_as_of:%Y-%m-%d %H:%M:%S} UTC, {run.register_opted_out:,} opted out."
-    return [
-        f"Read {run.rows_read:,} {'row' if run.rows_read == 1 else 'rows'}: {kept}; {withheld}.",
-        register,
-        f"Kept rows written to {run.output_name}; recorded as register run {run.id}.",
-    ]
-
-
-def list_register_runs(session: Session, limit: int = 100) -> list[RegisterRunListing]:
-    """The latest register runs first, with who ran each, for the staff console."""
-    query = (
-        select_model(RegisterRun, StaffUser.email)
-        .outerjoin(StaffUser, RegisterRun.staff_user_id == StaffUser.id)  # type: ignore[arg-type]
-        .order_by(RegisterRun.started_at.desc(), RegisterRun.id.desc())  # type: ignore[attr-defined,union-attr]
-        .limit(limit)
-    )
-    return [RegisterRunListing(run, email or SYSTEM_USER) for run, email in session.exec(query).all()]
-
-
-def _staff_user_id(database: Database, email: str | None) -> int | None:
-    if email is None:
-        return None
-    with database.transaction() as session:
-        user = session.exec(select_model(StaffUser).where(StaffUser.email == email.strip().lower())).first()
-    if user is None or not user.active:
-        raise RegisterApplyError(f"there is no active staff user with the email {email.strip()}")
-    return user.id
-
-
-def _refuse_the_data_set_as_its_own_output(request: ApplyRequest, standard_input: BinaryIO | None) -> None:
-    """The output replaces its file only at the end, but then the data set would be gone: refuse it,
-    by whatever path (a link, another spelling, standard input redirected from it) it is named."""
-    if request.destination == STANDARD_STREAM:
-        return
-    try:
-        if request.source == STANDARD_STREAM:
-            if standard_input is None:
-                return
-            source = os.fstat(standard_input.fileno())
-        else:
-            source = os.stat(request.source)
-        same = os.path.samestat(source, os.stat(request.destination))
-    except (OSError, ValueError):
-        return  # the output does not exist yet, standard input is no file (or the data set is missing: _Source says so)
-    if same:
-        raise RegisterApplyError(f"the output {request.destination} is the data set itself: give --out another file")
-
-
-def _display_name(path: str, standard: str) -> str:
-    return standard if path == STANDARD_STREAM else Path(path).name
-
-
-class _Source:
-    """The data set as a binary stream: a file opened for reading, or standard input."""
-
-    def __init__(self, path: str, standard_input: BinaryIO | None) -> None:
-        self._path = path
-        self._standard_input = standard_input
-        self._file: BinaryIO | None = None
-
-    def __enter__(self) -> BinaryIO:
-        if self._path == STANDARD_STREAM:
-            if self._standard_input is None:
-                raise RegisterApplyError("standard input is not available")
-            return self._standard_input
-        try:
-            self._file = open(self._path, "rb", buffering=0)  # noqa: SIM115  closed in __exit__
-        except FileNotFoundError:
-            raise RegisterApplyError(f"there is no file {self._path}") from None
-        except IsADirectoryError:
-            raise RegisterApplyError(f"{self._path} is a folder, not a CSV file") from None
-        except OSError as error:
-            raise RegisterApplyError(f"cannot read {self._path}: {error.strerror}") from None
-        return self._file
-
-    def __exit__(self, *_: object) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-class _Destination:
-    """Where kept rows go: standard output, or a temporary file beside the output, renamed into place
-    only when the run is complete, and deleted on any error.
-
-    The temporary file is locked (flock) while the run writes it, so the next run to the same output
-    can tell a file that a killed run left behind (the kernel dropped its lock), and removes it.
-    """
-
-    def __init__(self, path: str, standard_output: BinaryIO | None) -> None:
-        self._path = path
-        self._standard_output = standard_output
-        self._temporary: str | None = None
-        self._published = False
-        self.stream: BinaryIO
-
-    def __enter__(self) -> "_Destination":
-        if self._path == STANDARD_STREAM:
-            if self._standard_output is None:
-                raise RegisterApplyError("standard output is not available")
-            self.stream = self._standard_output
-            return self
-        target = Path(self._path)
-        if target.is_dir():
-            raise RegisterApplyError(f"the output {self._path} is a folder")
-        if not target.parent.is_dir():
-            raise RegisterApplyError(f"there is no folder {target.parent} for the output")
-        try:
-            _remove_abandoned_partial_files(target)
-            handle, self._temporary = _locked_partial_file(target)
-        except OSError as error:
-            raise RegisterApplyError(f"cannot write to the folder {target.parent}: {error.strerror}") from None
-        self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in __exit__, which drops the lock
-        return self
-
-    def finish(self) -> None:
-        """Everything is written: make sure it is on disk before it is renamed into place."""
-        self.stream.flush()
-        if self._temporary is not None:
-            os.fsync(self.stream.fileno())
-
-    def publish(self) -> None:
-        if self._temporary is not None:
-            os.replace(self._temporary, self._path)
-            self._published = True
-
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._temporary is None:
-            return
-        if not self.stream.closed:
-            self.stream.close()
-        if error_type is None:
-            return
-        # A run that failed leaves no output: not the partial file, nor one renamed before the record failed.
-        with suppress(FileNotFoundError):
-            os.unlink(self._path if self._published else self._temporary)
-
-
-_PARTIAL_SUFFIX = ".partial"
-
-
-def _partial_prefix(target: Path) -> str:
-    return f".{target.name}."
-
-
-def _locked_partial_file(target: Path) -> tuple[int, str]:
-    """A new temporary file beside the output, locked by this run."""
-    while True:
-        handle, path = tempfile.mkstemp(dir=target.parent, prefix=_partial_prefix(target), suffix=_PARTIAL_SUFFIX)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:
-            return handle, path  # a file system without locks: no run can lock it to remove it either
-        with suppress(FileNotFoundError):
-            if os.path.samestat(os.fstat(handle), os.stat(path)):
-                return handle, path
-        os.close(handle)  # another run took it for abandoned before it was locked: make another
-
-
-def _remove_abandoned_partial_files(target: Path) -> None:
-    """Remove the temporary files of earlier runs to this output that were killed (no lock is held on them)."""
-    prefix = _partial_prefix(target)
-    for name in os.listdir(target.parent):
-        if not (name.startswith(prefix) and name.endswith(_PARTIAL_SUFFIX)):
-            continue
-        path = os.path.join(target.parent, name)
-        try:
-            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue  # gone already, or not a file of ours
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.path.samestat(os.fstat(handle), os.lstat(path)):
-                os.unlink(path)
-        except OSError:
-            pass  # locked: a run is writing it
-        finally:
-            os.close(handle)
-
-
-# ---- Filtering a data set -------------------------------------------------------------------
 
 
 def filter_data_set(
@@ -538,7 +216,7 @@ class _RegularLines:
             fields = _normalised_numbers(fields, self.opted_out)
             joined = b"".join(fields)
         on_register = bytes(map(self.opted_out.__contains__, fields))
-        valid = _valid_nhs_numbers(joined)
+        valid = valid_nhs_numbers(joined)
         return (int.from_bytes(valid, "little") | int.from_bytes(on_register, "little") << 1).to_bytes(len(fields), "little")
 
 
@@ -549,52 +227,6 @@ class _Pending:
     plain: bytes
     cut: int
     filtered: _Filtered | None  # this process's result for plain[cut:]
-
-
-class _Helper:
-    """A second process that filters runs of regular lines handed to it, one at a time.
-
-    It is forked, so it shares the register's memory instead of loading or copying it.
-    """
-
-    def __init__(self, regular: _RegularLines) -> None:
-        # A forked process flushes sys.stdout and sys.stderr as it exits: empty them first, or
-        # what is waiting in their buffers would be written twice.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        context = multiprocessing.get_context("fork")
-        self._connection, theirs = context.Pipe()
-        self._process = context.Process(target=_help, args=(regular, theirs, self._connection), daemon=True)
-        self._process.start()
-        theirs.close()
-
-    def submit(self, plain: bytes | memoryview) -> None:
-        self._connection.send_bytes(plain)
-
-    def ready(self) -> bool:
-        return self._connection.poll()
-
-    def result(self) -> _Filtered | None:
-        return self._connection.recv()  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        with suppress(OSError):
-            self._connection.send_bytes(b"")
-        self._connection.close()
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-
-
-def _help(regular: _RegularLines, connection: Connection, parents_end: Connection) -> None:
-    parents_end.close()  # so that if the parent dies, this end sees the pipe close
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then stops this
-    try:
-        while plain := connection.recv_bytes():
-            connection.send(regular.filter(plain))
-    except (EOFError, OSError):
-        pass  # the parent stopped early (it had an error to report): so does this
 
 
 class _RowFilter:
@@ -611,7 +243,7 @@ class _RowFilter:
         self.regular = _RegularLines(opted_out, 0, 0, keep_unmatched)
         # A daemonic process (a worker of some pool) may not start one.
         self.use_helper = helper and not multiprocessing.current_process().daemon
-        self.helper: _Helper | None = None
+        self.helper: HelperProcess[_Filtered | None] | None = None
         self.helper_share = _HELPER_SHARE
         self.pending: _Pending | None = None
 
@@ -680,7 +312,7 @@ class _RowFilter:
             return
         if self.helper is None:
             self.sink.flush()  # the helper gets a copy of its buffer too (and flushes it, if it is sys.stdout's)
-            self.helper = _Helper(self.regular)
+            self.helper = HelperProcess(self.regular.filter)
 
         self.helper.submit(memoryview(plain)[:cut])
         mine = plain[cut:]
@@ -900,39 +532,3 @@ def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
     if number is not None:
         return number.encode()
     return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
-
-
-# The NHS number check: digits d0..d9 are valid when (10·d0 + 9·d1 + ... + 2·d8 + 1·d9) mod 11 == 0.
-# Modulo 11, the weights 10..6 of d0..d4 are -1..-5, so the check is
-#     5·d5 + 4·d6 + 3·d7 + 2·d8 + 1·d9  ≡  1·d0 + 2·d1 + 3·d2 + 4·d3 + 5·d4   (mod 11),
-# each side at most 9 × 15 = 135, small enough for a byte. Laid out as one big integer, a byte per digit,
-# multiplying by the weights computes each side for every number at once (a byte of the product per
-# number, never carrying into the next), and bytes.translate reduces them modulo 11.
-_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
-_LATE_WEIGHTS = sum((j + 1) << (8 * j) for j in range(5))  # d9..d5 sit 0..4 bytes below the last digit
-_EARLY_WEIGHTS = sum((10 - j) << (8 * j) for j in range(5, 10))  # d4..d0 sit 5..9 bytes below it
-_MOD_11 = bytes(value % 11 for value in range(256))
-_MINUS_MOD_11 = bytes(-value % 11 for value in range(256))
-_IS_ZERO_MOD_11 = bytes(int(value % 11 == 0) for value in range(256))
-_CHI_FIRST_DIGITS = re.compile(rb"[0-3]")
-
-
-def _valid_nhs_numbers(joined: bytes) -> bytes:
-    """For 10-digit numbers laid end to end, one byte per number: 1 if it is a valid NHS number, else 0."""
-    n = len(joined) // 10
-    digits = int.from_bytes(joined.translate(_DIGIT_VALUES), "little")
-    late = (digits * _LATE_WEIGHTS).to_bytes(len(joined) + 10, "little")[9::10][:n]
-    early = (digits * _EARLY_WEIGHTS).to_bytes(len(joined) + 10, "little")[9::10][:n]
-    difference = int.from_bytes(late.translate(_MOD_11), "little") + int.from_bytes(early.translate(_MINUS_MOD_11), "little")
-    valid = difference.to_bytes(n, "little").translate(_IS_ZERO_MOD_11)
-    first_digits = joined[::10]
-    if first_digits.translate(None, b"456789"):
-        # Numbers from 0100000000 to 3112999999 are Scottish CHI numbers, also valid only if they begin
-        # with a date (DDMMYY): leave that rule to the nhs_number package, as normalise_nhs_number does.
-        checked = bytearray(valid)
-        for match in _CHI_FIRST_DIGITS.finditer(first_digits):
-            index = match.start()
-            if checked[index]:
-                checked[index] = nhs_number.is_valid(joined[10 * index : 10 * index + 10].decode())
-        valid = bytes(checked)
-    return valid
