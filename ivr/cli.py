@@ -239,5 +239,5 @@ def retention_apply(older_than_days: int | None, dry_run: bool) -> None:
     verb = "Would remove" if dry_run else "Removed"
     click.echo(
         f"{verb} {report.steps} steps of {report.conversations} conversations and {report.texts} delivered texts "
-        f"from before {report.cutoff:%d %b %Y %H:%M} UTC."
+        f"from before {report.cutoff:%d %b %Y %H:%M} UTC, and {report.attempts} old sign-in and identity-check attempts."
     )

@@ -7,7 +7,17 @@ from sqlalchemy import func, update
 from sqlmodel import select
 
 from ivr.operations.retention import apply_retention
-from models import AuditEntry, ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, utcnow
+from models import (
+    AuditEntry,
+    ChoiceEvent,
+    Conversation,
+    ConversationStep,
+    CurrentChoice,
+    IdentityAttempt,
+    OutboundMessage,
+    StaffSignInAttempt,
+    utcnow,
+)
 from tests.test_voice_choices import reading, set_choice
 
 
@@ -134,3 +144,31 @@ def test_an_age_below_one_day_is_refused_with_one_line(runner):
     result = runner.invoke(args=["retention", "apply", "--older-than-days", "0"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: --older-than-days must be at least 1."
+
+
+def _attempts(app) -> tuple[int, int]:
+    with app.extensions["database"].transaction() as session:
+        return (
+            session.exec(select(func.count()).select_from(StaffSignInAttempt)).one(),
+            session.exec(select(func.count()).select_from(IdentityAttempt)).one(),
+        )
+
+
+def test_old_sign_in_and_identity_check_attempts_go_and_recent_ones_stay(app, runner):
+    """The tables that count attempts do not grow for ever; sign-in attempts stay as long as the sign-in
+    limits look back (90 days), even under a shorter retention age."""
+    now = utcnow()
+    with app.extensions["database"].transaction() as session:
+        for days in (1, 45, 100, 500):
+            session.add(StaffSignInAttempt(email_hash="e", source_hash="s", succeeded=True, at=now - timedelta(days=days)))
+            session.add(IdentityAttempt(nhs_number_hash="n", caller_hash="c", kind="details", at=now - timedelta(days=days)))
+    assert _attempts(app) == (4, 4)
+
+    dry = runner.invoke(args=["retention", "apply", "--older-than-days", "30", "--dry-run"])
+    assert "and 5 old sign-in and identity-check attempts" in dry.output  # 2 sign-in (100, 500), 3 identity
+    assert _attempts(app) == (4, 4)
+
+    runner.invoke(args=["retention", "apply"])  # 400 days
+    assert _attempts(app) == (3, 3)
+    runner.invoke(args=["retention", "apply", "--older-than-days", "30"])
+    assert _attempts(app) == (2, 1)

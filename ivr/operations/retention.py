@@ -1,5 +1,8 @@
 """Retention: what the line said and heard, and the texts it delivered, are kept for a set age and then removed.
 
+Sign-in and identity-check attempts older than that go too (sign-in attempts are kept at least as long as
+the sign-in limits look back, so a member of staff's usual network is still known).
+
 Choices and their history, follow-ups and the audit are kept: they are the organisation's record of what
 people asked for and what staff did. A conversation's summary row stays (channel, times, outcome), so the
 history can still say a choice came from a call; only its steps, its saved dialogue state and the
@@ -18,9 +21,15 @@ from sqlmodel import col
 
 from ivr.db import Database
 from ivr.records.audit import record_audit
-from models import Conversation, ConversationStep, OutboundMessage, utcnow
+from ivr.records.staff_accounts import KNOWN_NETWORK_AGE
+from models import Conversation, ConversationStep, IdentityAttempt, OutboundMessage, StaffSignInAttempt, utcnow
 
 BATCH_SIZE = 1000
+
+
+def _attempts_kept(age: timedelta) -> tuple[tuple[type, timedelta], ...]:
+    """How long each kind of attempt is kept: sign-in attempts at least as long as the sign-in limits look back."""
+    return ((StaffSignInAttempt, max(age, KNOWN_NETWORK_AGE)), (IdentityAttempt, age))
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class RetentionReport:
     conversations: int  # conversations whose steps were removed
     steps: int
     texts: int
+    attempts: int = 0  # sign-in and identity-check attempts
 
 
 def apply_retention(
@@ -43,7 +53,7 @@ def apply_retention(
         raise ValueError("the age must be more than zero")
     cutoff = utcnow() - age
     if dry_run:
-        return _count(database, cutoff)
+        return _count(database, cutoff, age)
     conversations = steps = texts = 0
 
     def batch_done() -> None:
@@ -79,7 +89,12 @@ def apply_retention(
             gone = session.execute(delete(OutboundMessage).where(col(OutboundMessage.id).in_(text_ids)))
             texts += gone.rowcount  # type: ignore[attr-defined]
         batch_done()
-    report = RetentionReport(cutoff, conversations, steps, texts)
+    attempts = 0
+    for table, kept_for in _attempts_kept(age):
+        while removed := _remove_old_attempts(database, table, utcnow() - kept_for, batch_size):
+            attempts += removed
+            batch_done()
+    report = RetentionReport(cutoff, conversations, steps, texts, attempts)
     with database.transaction() as session:
         record_audit(
             session,
@@ -87,7 +102,7 @@ def apply_retention(
             "applied_retention",
             "retention",
             detail=f"Older than {age.days} days: {steps} steps of {conversations} conversations and "
-            f"{texts} delivered texts removed.",
+            f"{texts} delivered texts removed; {attempts} sign-in and identity-check attempts removed.",
         )
     return report
 
@@ -117,7 +132,16 @@ def _remove_steps(database: Database, conversation_ids: list[int], limit: int) -
         return gone.rowcount  # type: ignore[attr-defined]
 
 
-def _count(database: Database, cutoff: datetime) -> RetentionReport:
+def _remove_old_attempts(database: Database, table: type, before: datetime, limit: int) -> int:
+    """Remove up to `limit` attempts made before `before`, in one transaction; how many went."""
+    with database.transaction() as session:
+        ids = session.scalars(select(table.id).where(table.at < before).order_by(table.id).limit(limit)).all()
+        if not ids:
+            return 0
+        return session.execute(delete(table).where(col(table.id).in_(ids))).rowcount  # type: ignore[attr-defined]
+
+
+def _count(database: Database, cutoff: datetime, age: timedelta) -> RetentionReport:
     with database.transaction() as session:
         old = select(Conversation.id).where(Conversation.started_at < cutoff, Conversation.state != "")
         conversations = session.scalar(select(func.count()).select_from(old.subquery())) or 0
@@ -129,4 +153,8 @@ def _count(database: Database, cutoff: datetime) -> RetentionReport:
             .select_from(OutboundMessage)
             .where(OutboundMessage.status == "delivered", OutboundMessage.created_at < cutoff)
         ) or 0
-    return RetentionReport(cutoff, conversations, steps, texts)
+        attempts = sum(
+            session.scalar(select(func.count()).select_from(table).where(table.at < utcnow() - kept_for)) or 0
+            for table, kept_for in _attempts_kept(age)
+        )
+    return RetentionReport(cutoff, conversations, steps, texts, attempts)
