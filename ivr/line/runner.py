@@ -98,7 +98,6 @@ class Reply:
     words: str  # the prompts rendered, as the line says them
     expect: dialogue.Expect
     turn: int  # the turn the next input answers
-    node: str
 
 
 @dataclass
@@ -106,7 +105,6 @@ class Handled:
     """What the adapter sends back: the rendered reply (texts leave through the outbox worker)."""
 
     rendered: str
-    replayed: bool  # a retried webhook: nothing was done again
 
 
 @dataclass
@@ -197,15 +195,15 @@ class Line:
             )
             # An ended call stays ended: only a retry of the step that ended it gets that step's reply again.
             if conversation is not None and conversation.ended_at is not None and not (retried and conversation.last_reply):
-                return Handled(render(_ended_call_reply(conversation)), replayed=True)
+                return Handled(render(_ended_call_reply(conversation)))
             if conversation is not None and retried:
-                return Handled(conversation.last_reply, replayed=True)
+                return Handled(conversation.last_reply)
             if conversation is None:
                 conversation = self._open(connection, inbound)
                 if conversation is None:
                     opened_by_another = self._find(connection, inbound.sid)
                     assert opened_by_another is not None
-                    return Handled(opened_by_another.last_reply, replayed=True)
+                    return Handled(opened_by_another.last_reply)
                 event: dialogue.Event = dialogue.Start(last_digits(inbound.caller, 3))
                 state = dialogue.State()
             else:
@@ -215,7 +213,7 @@ class Line:
             reply = turn_run.run(state, event)
             rendered = render(reply)
             turn_run.save(rendered)
-            return Handled(rendered, replayed=False)
+            return Handled(rendered)
 
     def handle_text(self, inbound: Inbound) -> Handled:
         """One text in: its replies go to the outbox in the same transaction, to be sent once committed.
@@ -226,27 +224,27 @@ class Line:
         with self.database.writer.begin() as connection:
             conversation = self._text_thread(connection, inbound)
             if conversation is None:
-                return Handled("", replayed=True)
+                return Handled("")
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
             if inbound.caller is None:
                 turn_run.record_unanswerable_text()
-                return Handled("", replayed=False)
+                return Handled("")
             state = SMS_FLOW.load_state(json.loads(conversation.state))
             reply = turn_run.run(state, inbound.event)
             for number, prompt in enumerate(reply.say):
                 turn_run.queue_reply(number, prompt)
             turn_run.save("")
-            return Handled("", replayed=False)
+            return Handled("")
 
     def record_network_word(self, inbound: Inbound, blocked: bool, word: str) -> Handled:
         """A texter sent STOP (or START) to the network: keep it, tell staff, and never read it as a choice."""
         with self.database.writer.begin() as connection:
             conversation = self._text_thread(connection, inbound)
             if conversation is None:
-                return Handled("", replayed=True)
+                return Handled("")
             turn_run = _TurnRun(self, connection, conversation, inbound, SMS_FLOW)
             turn_run.record_network_word(blocked, word)
-            return Handled("", replayed=False)
+            return Handled("")
 
     def _text_thread(self, connection: Connection, inbound: Inbound) -> ConversationRecord | None:
         """The texting number's conversation this text belongs to, locked; None when the text was answered
@@ -387,7 +385,7 @@ class _TurnRun:
             self._changes["ended_at"] = now
         node = state_before.node if not isinstance(event, dialogue.Start) else "start"
         self._add_step(node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now)
-        return Reply(tuple(said), words, turn.expect, conversation.turn + 1, turn.state.node)
+        return Reply(tuple(said), words, turn.expect, conversation.turn + 1)
 
     def _add_step(self, node: str, heard: str | None, said: str, now: datetime) -> None:
         self.connection.execute(
@@ -589,7 +587,7 @@ def _ended_call_reply(conversation: ConversationRecord) -> Reply:
     """A step after the call ended (Twilio's last status came first, or the line had hung up): hang up again,
     and touch nothing, so the call stays ended and nothing identifying comes back into its state."""
     log.info("A step arrived for a call that has ended; answered with a hang-up")
-    return Reply((), "", dialogue.Expect("hangup"), conversation.turn, dialogue.ENDED)
+    return Reply((), "", dialogue.Expect("hangup"), conversation.turn)
 
 
 def _without_identifiers(state_json: str) -> str:

@@ -113,12 +113,6 @@ def check_proxy_role(proxy_role: str | None, date_of_birth: date, today: date) -
         )
 
 
-def choice_history(session: Session, nhs_number: str) -> list[ChoiceEvent]:
-    """Every choice for an NHS number, oldest first."""
-    query = select(ChoiceEvent).where(ChoiceEvent.nhs_number == nhs_number).order_by(ChoiceEvent.id)  # type: ignore[arg-type]
-    return list(session.exec(query).all())
-
-
 def iter_register(session: Session, batch: int = 1000) -> Iterator[CurrentChoice]:
     """The current choice of every NHS number that has one, in NHS number order, a batch at a time."""
     query = select(CurrentChoice).order_by(CurrentChoice.nhs_number).execution_options(yield_per=batch)  # type: ignore[arg-type]
