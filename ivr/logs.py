@@ -20,10 +20,12 @@ from werkzeug.wrappers import Response
 # query string), %-escapes, slashes, commas, brackets, underscores (943+476+5919, 1.3.84, (020) 7946 0018).
 # A solid run is masked from 6 digits up and a grouped one from 4, so "press 2", "line 1234" and
 # "exit status 9" stay readable. Colons are not separators, so a time such as 13:20:05 stays too.
-# A Twilio SID (two letters and 32 hex digits) is kept whole: it names a call, not a person.
+# A Twilio SID (two letters and 32 hex digits) is kept whole: it names a call, not a person; so is a loopback
+# or unspecified address (127.0.0.1, 0.0.0.0: where the app itself listens, never a person's).
 _SEPARATOR = r"[\s\u200b\u2060\ufeff.,+/\\()\[\]{}_%'\-\u2010-\u2015\u2212\u00b7\u2024\u2044]"
 _TWILIO_SID_IN_TEXT = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-f]{32}(?![A-Za-z0-9])"
-_DIGITS = re.compile(rf"(?P<sid>{_TWILIO_SID_IN_TEXT})|\d+(?:{_SEPARATOR}+\d+)*")
+_OWN_ADDRESS_IN_TEXT = r"(?<![\d.])(?:127\.0\.0\.1|0\.0\.0\.0)(?![\d.])"
+_DIGITS = re.compile(rf"(?P<sid>{_TWILIO_SID_IN_TEXT})|(?P<own>{_OWN_ADDRESS_IN_TEXT})|\d+(?:{_SEPARATOR}+\d+)*")
 _MIN_SOLID_DIGITS = 6
 _MIN_GROUPED_DIGITS = 4
 # A request id a proxy in front may pass on (unless masking would change it: it is logged as it is);
@@ -40,7 +42,7 @@ def mask_identifiers(text: str) -> str:
 
     def masked(match: re.Match[str]) -> str:
         found = match.group()
-        if match.group("sid"):
+        if match.group("sid") or match.group("own"):
             return found
         digits = sum(ch.isdigit() for ch in found)
         grouped = digits != len(found)

@@ -167,8 +167,21 @@ def test_every_way_a_person_might_write_an_identifier_is_masked(written):
 
 def test_what_is_not_an_identifier_stays_readable():
     sid = "CA" + "0123456789abcdef" * 2
-    for text in (f"Text 12 handed to Twilio as {sid}", "exit status 9", "press 2", "line 1234, in handle", "3 of 5"):
+    for text in (
+        f"Text 12 handed to Twilio as {sid}",
+        "exit status 9",
+        "press 2",
+        "line 1234, in handle",
+        "3 of 5",
+        " * Running on http://127.0.0.1:5000",  # where `make run` serves the line
+        "Listening at: http://0.0.0.0:8000",
+    ):
         assert mask_identifiers(text) == text
+
+
+def test_an_address_shaped_like_the_apps_own_but_holding_an_identifier_is_masked():
+    for text in ("1127.0.0.1", "127.0.0.1.5", "127.000.010.7", "127.100.200.1"):
+        assert not any(ch.isdigit() for ch in mask_identifiers(text)), text
 
 
 def test_a_proxys_request_id_that_carries_digits_is_replaced_and_ours_carry_none(client):
