@@ -141,7 +141,7 @@ SMS_PATHS = {
 
 def rendered_prompts() -> dict[tuple[str, str], str]:
     """Each node's words as the line stores them (masked), from the real prompt templates."""
-    from ivr.line.dialogue import Prompt
+    from ivr.line.dialogue.turns import Prompt
     from ivr.line.prompts import Prompts
 
     prompts = Prompts(ORG_NAME)

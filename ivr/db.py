@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 WRITE_INTENT = "optout_write_intent"
-WEBHOOK_DATABASE_SECONDS = 5.0  # Twilio waits 15 seconds for an answer
 SQLITE_BUSY_SECONDS = 30.0  # how long work held to no deadline (staff pages, commands) waits for SQLite's lock
 # SQLite's wait for a held lock sleeps between tries, up to 100 ms at a time: a long writer that leaves the
 # lock free for longer than that between its batches lets every waiting webhook in.

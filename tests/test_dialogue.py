@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.line import dialogue as d
-from ivr.line.dialogue import (
+from ivr.line.dialogue import turns as t
+from ivr.line.dialogue import voice as d
+from ivr.line.dialogue.turns import (
     CallbackRequested,
     ChoiceRecorded,
     CodeAccepted,
@@ -24,8 +25,8 @@ from ivr.line.dialogue import (
     Silence,
     Speech,
     Start,
-    State,
 )
+from ivr.line.dialogue.voice import State
 
 TODAY = date(2026, 3, 3)
 NO_TRANSFER = Context(today=TODAY, transfer_available=False)
@@ -139,7 +140,7 @@ def test_an_invalid_nhs_number_is_asked_again_then_a_person_is_offered():
     turn = run(turn.state, [Keys("123"), Keys("12345678901")])
     assert names(turn) == ["too_many_invalid_entries"]
     assert turn.state.node == d.CANNOT_VERIFY
-    assert turn.effect == d.RaiseFollowUp("unverified_caller", "too many invalid entries")
+    assert turn.effect == t.RaiseFollowUp("unverified_caller", "By phone: too many invalid entries.")
     assert turn.outcome == "verification_failed"
 
 
@@ -155,7 +156,7 @@ def test_confirming_the_nhs_number_asks_for_the_date_of_birth_and_two_rekeys():
 def test_date_of_birth_entry_yields_a_match_identity_effect_and_says_nothing_yet():
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, Keys("01031984#"), NO_TRANSFER)
-    assert turn.effect == d.MatchIdentity(NHS_NUMBER, BORN)
+    assert turn.effect == t.MatchIdentity(NHS_NUMBER, BORN)
     assert turn.say == ()
     assert turn.state.node == d.DATE_OF_BIRTH
 
@@ -171,7 +172,7 @@ def test_an_impossible_date_of_birth_is_asked_again_without_a_match(keyed):
 def test_identity_matched_with_a_mobile_yields_send_code_and_forgets_the_nhs_number():
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, IdentityMatched(PERSON_ID, "123"), NO_TRANSFER)
-    assert turn.effect == d.SendCode(PERSON_ID)
+    assert turn.effect == t.SendCode(PERSON_ID)
     assert turn.state.person_id == PERSON_ID
     assert turn.state.nhs_number is None
     assert turn.state.verified is False
@@ -181,7 +182,7 @@ def test_identity_matched_without_a_mobile_cannot_verify_and_raises_a_follow_up(
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, IdentityMatched(PERSON_ID, None), NO_TRANSFER)
     assert names(turn) == ["no_mobile_on_record"]
-    assert turn.effect == d.RaiseFollowUp("unverified_caller", "no mobile on record")
+    assert turn.effect == t.RaiseFollowUp("unverified_caller", "By phone: no mobile on record.")
     assert turn.state.node == d.CANNOT_VERIFY
     turn = d.respond(turn.state, FollowUpRaised(), NO_TRANSFER)
     assert names(turn) == ["cannot_verify_callback"]
@@ -200,7 +201,7 @@ def test_identity_not_matched_asks_again_then_stops_after_three_failures():
     turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
     assert names(turn) == ["details_not_matched", "too_many_attempts"]
     assert turn.state.node == d.CANNOT_VERIFY
-    assert isinstance(turn.effect, d.RaiseFollowUp) and turn.outcome == "verification_failed"
+    assert isinstance(turn.effect, t.RaiseFollowUp) and turn.outcome == "verification_failed"
 
 
 def test_a_last_try_that_fails_ends_the_checks_on_this_call_at_once():
@@ -208,7 +209,7 @@ def test_a_last_try_that_fails_ends_the_checks_on_this_call_at_once():
     turn = d.respond(state, IdentityNotMatched(last_try=True), NO_TRANSFER)
     assert names(turn) == ["details_not_matched", "too_many_attempts"]
     assert turn.state.node == d.CANNOT_VERIFY and turn.state.nhs_number is None
-    assert isinstance(turn.effect, d.RaiseFollowUp)
+    assert isinstance(turn.effect, t.RaiseFollowUp)
 
 
 def test_a_locked_identity_goes_straight_to_cannot_verify():
@@ -228,15 +229,15 @@ def test_code_sent_asks_for_the_code_naming_the_mobile_ending():
 
 def test_a_six_digit_code_is_checked_and_anything_else_is_not():
     state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
-    assert d.respond(state, Keys("123456#"), NO_TRANSFER).effect == d.CheckCode(PERSON_ID, "123456")
+    assert d.respond(state, Keys("123456#"), NO_TRANSFER).effect == t.CheckCode(PERSON_ID, "123456")
     short = d.respond(state, Keys("12345"), NO_TRANSFER)
     assert short.effect is None and names(short)[0] == "code_invalid"
 
 
 def test_nine_at_the_code_prompt_resends_at_most_twice():
-    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
+    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123", codes_sent=1)
     turn = d.respond(state, Keys("9"), NO_TRANSFER)
-    assert turn.effect == d.SendCode(PERSON_ID)
+    assert turn.effect == t.SendCode(PERSON_ID)
     turn = d.respond(turn.state, CodeSent("123"), NO_TRANSFER)
     assert names(turn) == ["code_resent", "code_ask"]
     turn = run(turn.state, [Keys("9"), CodeSent("123"), Keys("9")])
@@ -307,7 +308,7 @@ def test_nine_at_choose_keeps_the_choice_and_returns_to_the_menu():
 def test_confirming_yields_record_choice_with_the_choice_recorded_outcome():
     state = verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT)
     turn = d.respond(state, Keys("1"), NO_TRANSFER)
-    assert turn.effect == d.RecordChoice(PERSON_ID, d.OPTED_OUT)
+    assert turn.effect == t.RecordChoice(PERSON_ID, d.OPTED_OUT)
     assert turn.outcome == "choice_recorded"
     assert turn.say == ()
 
@@ -383,7 +384,7 @@ def test_speech_at_choose_works_like_keys(words, chosen):
 @pytest.mark.parametrize("words", ["yes", "Yes.", "yeah that's right"])
 def test_saying_yes_at_confirmation_records_the_choice(words):
     turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED), Speech(words), NO_TRANSFER)
-    assert turn.effect == d.RecordChoice(PERSON_ID, d.ALLOWED)
+    assert turn.effect == t.RecordChoice(PERSON_ID, d.ALLOWED)
 
 
 def test_saying_no_at_confirmation_goes_back():
@@ -552,7 +553,7 @@ def test_state_round_trips_through_json_for_any_values(node, current, verified_,
         silences=counts[0],
         invalid_entries=counts[1],
         identity_failures=counts[2],
-        code_resends=counts[3],
+        codes_sent=counts[3],
         caller_ending=ending,
     )
     assert State.from_json_dict(json.loads(json.dumps(state.to_json_dict()))) == state
@@ -560,15 +561,15 @@ def test_state_round_trips_through_json_for_any_values(node, current, verified_,
 
 def test_a_whole_conversation_runs_with_scripted_services():
     """Drive the dialogue as the line does: perform each effect with a stand-in and feed its result back."""
-    effects: list[d.Effect] = []
+    effects: list[t.Effect] = []
 
-    def perform(effect: d.Effect) -> d.Event:
+    def perform(effect: t.Effect) -> d.Event:
         effects.append(effect)
         return {
-            d.MatchIdentity: lambda: IdentityMatched(PERSON_ID, "123"),
-            d.SendCode: lambda: CodeSent("123"),
-            d.CheckCode: lambda: CodeAccepted(None, None),
-            d.RecordChoice: lambda: ChoiceRecorded(True, d.OPTED_OUT, "2026-03-03"),
+            t.MatchIdentity: lambda: IdentityMatched(PERSON_ID, "123"),
+            t.SendCode: lambda: CodeSent("123"),
+            t.CheckCode: lambda: CodeAccepted(None, None),
+            t.RecordChoice: lambda: ChoiceRecorded(True, d.OPTED_OUT, "2026-03-03"),
         }[type(effect)]()
 
     state = State()
@@ -583,10 +584,10 @@ def test_a_whole_conversation_runs_with_scripted_services():
             said += names(turn)
         state = turn.state
     assert effects == [
-        d.MatchIdentity(NHS_NUMBER, BORN),
-        d.SendCode(PERSON_ID),
-        d.CheckCode(PERSON_ID, "123456"),
-        d.RecordChoice(PERSON_ID, d.OPTED_OUT),
+        t.MatchIdentity(NHS_NUMBER, BORN),
+        t.SendCode(PERSON_ID),
+        t.CheckCode(PERSON_ID, "123456"),
+        t.RecordChoice(PERSON_ID, d.OPTED_OUT),
     ]
     assert said[-2:] == ["choice_recorded_opted_out", "after_choice_options"]
     assert outcomes == ["choice_recorded"]

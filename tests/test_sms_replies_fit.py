@@ -9,8 +9,8 @@ import pytest
 from jinja2 import meta
 
 from app import create_app
-from ivr.line import text_dialogue as td
-from ivr.line.dialogue import (
+from ivr.line.dialogue import sms as td
+from ivr.line.dialogue.turns import (
     ChoiceRecorded,
     CodeAccepted,
     CodeNotSent,
@@ -113,7 +113,7 @@ def test_the_segment_count_is_right_for_the_edges():
 
 # ---- every prompt the SMS dialogue can ask for exists ---------------------------------------------
 
-CONTEXT = Context(today=date(2026, 3, 14), line_number="020 7946 0000")
+CONTEXT = Context(today=date(2026, 3, 14))
 _NODES = [td.IDLE, td.NHS_NUMBER, td.DATE_OF_BIRTH, td.CODE, td.CONFIRM]
 _BODIES = ["help", "about", "menu", "check", "opt out", "opt in", "confirm", "what?", "12", "9434765919", "01/03/1984", "123456", ""]
 _EVENTS = [

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.line import text_dialogue as td
-from ivr.line.dialogue import (
+from ivr.line.dialogue import sms as td
+from ivr.line.dialogue.turns import (
     CheckCode,
     ChoiceRecorded,
     CodeAccepted,
@@ -28,7 +28,7 @@ from ivr.line.dialogue import (
 )
 from ivr.records.identity_format import normalise_nhs_number
 
-CONTEXT = Context(today=date(2026, 3, 14), line_number="020 7946 0000")
+CONTEXT = Context(today=date(2026, 3, 14))
 NHS_NUMBER = "9434765919"  # valid check digit
 BORN = date(1984, 3, 1)
 
@@ -125,10 +125,9 @@ STEPS = [
 
 
 @pytest.mark.parametrize("state", STEPS, ids=lambda s: s.node)
-def test_help_at_any_step_lists_keywords_and_the_line_number_and_keeps_the_step(state):
+def test_help_at_any_step_keeps_the_step(state):
     turn = text(state, "help")
     assert said(turn) == ["help"]
-    assert turn.say[0].values == {"line_number": "020 7946 0000"}
     assert turn.state == state
     assert turn.effect is None
 
@@ -152,7 +151,6 @@ def test_menu_at_any_step_abandons_it(state):
 def test_unrecognised_text_when_idle_gets_help():
     turn = text(td.TextState(), "hello, what is this?")
     assert said(turn) == ["help"]
-    assert turn.say[0].values["line_number"] == "020 7946 0000"
 
 
 @pytest.mark.parametrize("node", [td.NHS_NUMBER, td.DATE_OF_BIRTH, td.CODE, td.CONFIRM])
@@ -210,7 +208,7 @@ def test_three_unreadable_entries_tell_staff():
         state = text(state, "123").state
     turn = text(state, "123")
     assert isinstance(turn.effect, RaiseFollowUp) and turn.effect.kind == "unverified_caller"
-    assert said(turn) == ["too_many_attempts"]
+    assert said(turn) == ["too_many_invalid_entries"]
     assert turn.outcome == "verification_failed"
     assert turn.state.node == td.IDLE and turn.state.nhs_number is None
 
@@ -333,7 +331,6 @@ def test_staff_are_told_once_a_conversation_however_often_the_check_fails():
 def test_a_locked_nhs_number_says_so():
     turn = td.respond(at(td.DATE_OF_BIRTH, nhs_number=NHS_NUMBER), IdentityNotMatched(locked=True), CONTEXT)
     assert said(turn) == ["identity_locked"]
-    assert turn.say[0].values == {"line_number": "020 7946 0000"}
 
 
 def test_after_a_follow_up_is_raised_nothing_more_is_said():

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from ivr.line.dialogue import spoken_date
+from ivr.line.dialogue.rules import spoken_date
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
 from tests.conftest import verify
 

@@ -15,8 +15,9 @@ from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from ivr.db import SQLITE_BUSY_SECONDS, WEBHOOK_DATABASE_SECONDS
-from ivr.line import dialogue
+from ivr.db import SQLITE_BUSY_SECONDS
+from ivr.line.dialogue import turns as dialogue
+from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS
 from tests.conftest import ACCOUNT_SID
 from tests.sms_helpers import TEXTER_NUMBER, SmsTexter, post_signed
 

@@ -13,7 +13,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from ivr.db import Database
-from ivr.line.dialogue import OUTCOME_WEIGHT
+from ivr.line.dialogue.turns import OUTCOME_WEIGHT
 from ivr.records.audit import record_audit
 from ivr.records.identity_format import mask_nhs_number
 from ivr.records.phone_numbers import mask_phone_number

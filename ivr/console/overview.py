@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
 from ivr.db import Database
-from ivr.line import dialogue, text_dialogue
+from ivr.line.dialogue import turns, voice
 from ivr.records.follow_ups import KINDS
 from models import ChoiceEvent, ChoiceStatus, Conversation, ConversationStep, CurrentChoice, FollowUp
 from models.time import start_of_uk_day
@@ -24,18 +24,15 @@ WINDOW_DAYS = 30
 CHOICE_CHANNELS = ("voice", "sms", "staff")
 
 # Where a conversation is once it has been asked for an NHS number, and until it is verified or gives up.
-# One set serves both channels: a node name means the same on each, and each has only some of these.
+# One set serves both channels: the identity check's nodes are the same on each (the call adds two).
 _ASKED_FOR_NHS_NUMBER_AT = tuple(
     sorted(
         {
-            dialogue.NHS_NUMBER,
-            dialogue.NHS_NUMBER_CONFIRM,
-            dialogue.DATE_OF_BIRTH,
-            dialogue.CODE,
-            dialogue.CANNOT_VERIFY,
-            text_dialogue.NHS_NUMBER,
-            text_dialogue.DATE_OF_BIRTH,
-            text_dialogue.CODE,
+            turns.NHS_NUMBER,
+            voice.NHS_NUMBER_CONFIRM,
+            turns.DATE_OF_BIRTH,
+            turns.CODE,
+            voice.CANNOT_VERIFY,
         }
     )
 )

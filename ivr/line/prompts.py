@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-from ivr.line.dialogue import Prompt
+from ivr.line.dialogue.turns import Prompt
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -22,21 +22,22 @@ class Prompts:
         )
         self.env.globals["org_name"] = org_name
 
-    def render(self, channel: str, prompt: Prompt, masked: bool = False) -> str:
-        """The words of one prompt; `masked` gives the form that may be stored or logged."""
+    def render(self, channel: str, prompt: Prompt, masked: bool = False, line_number: str = "") -> str:
+        """The words of one prompt; `masked` gives the form that may be stored or logged. `line_number` is
+        the line's own number as people dial it, for the words that say "call us" (empty: they say none)."""
         values = {**prompt.values, **prompt.masked} if masked else prompt.values
         if not values:
-            return self._render_fixed(channel, prompt.name)
-        return self._render(channel, prompt.name, values)
+            return self._render_fixed(channel, prompt.name, line_number)
+        return self._render(channel, prompt.name, values, line_number)
 
-    def _render(self, channel: str, name: str, values: Mapping[str, str]) -> str:
+    def _render(self, channel: str, name: str, values: Mapping[str, str], line_number: str) -> str:
         template = self.env.get_template(f"{self.language}/{channel}/{name}.txt")
-        return " ".join(template.render({"since": None, **values}).split())
+        return " ".join(template.render({"since": None, "line_number": line_number, **values}).split())
 
     @functools.lru_cache(maxsize=512)  # noqa: B019  one Prompts per app, living as long as it
-    def _render_fixed(self, channel: str, name: str) -> str:
-        """Most prompts take no values: render each once."""
-        return self._render(channel, name, {})
+    def _render_fixed(self, channel: str, name: str, line_number: str) -> str:
+        """Most prompts take no values: render each once (for each number the line is reached on)."""
+        return self._render(channel, name, {}, line_number)
 
-    def render_all(self, channel: str, prompts: tuple[Prompt, ...], masked: bool = False) -> str:
-        return " ".join(self.render(channel, prompt, masked) for prompt in prompts)
+    def render_all(self, channel: str, prompts: tuple[Prompt, ...], masked: bool = False, line_number: str = "") -> str:
+        return " ".join(self.render(channel, prompt, masked, line_number) for prompt in prompts)

@@ -10,10 +10,10 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
-from ivr.db import WEBHOOK_DATABASE_SECONDS
-from ivr.line import dialogue
-from ivr.line.runner import TRIAL_PARAMETER, Inbound, Line
-from ivr.line.webhooks import accept_twilio_webhook, hold_requests_to_deadline
+from ivr.line.dialogue import turns as dialogue
+from ivr.line.flows import SMS_FLOW, Inbound
+from ivr.line.runner import TRIAL_PARAMETER, Line
+from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS, accept_twilio_webhook, hold_requests_to_deadline
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ def _no_reply() -> Response:
 def incoming_text() -> Response:
     body = request.form.get("Body", "")[:MAX_BODY_LENGTH]
     inbound = Inbound(
-        channel="sms",
         sid=request.form.get("MessageSid", "")[:MAX_FIELD_LENGTH] or request.form.get("SmsSid", "")[:MAX_FIELD_LENGTH],
         event=dialogue.Text(body),
         caller_id=request.form.get("From", "")[:MAX_FIELD_LENGTH],
@@ -58,7 +57,7 @@ def incoming_text() -> Response:
     if network_word is not None:
         line.record_network_word(inbound, blocked=network_word in NETWORK_BLOCK_WORDS, word=network_word)
         return _no_reply()
-    line.handle_text(inbound)  # the replies leave through the outbox worker
+    line.handle(inbound, SMS_FLOW)  # the replies leave through the outbox worker
     return _no_reply()
 
 

@@ -6,11 +6,11 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import Gather, VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from ivr.db import WEBHOOK_DATABASE_SECONDS
-from ivr.line import dialogue
+from ivr.line.dialogue import turns as dialogue
 from ivr.line.prompts import Prompts
-from ivr.line.runner import TRIAL_PARAMETER, Inbound, Line, Reply
-from ivr.line.webhooks import accept_twilio_webhook, hold_requests_to_deadline
+from ivr.line.flows import VOICE_FLOW, Inbound
+from ivr.line.runner import TRIAL_PARAMETER, Line, Reply
+from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS, accept_twilio_webhook, hold_requests_to_deadline
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ def _caller_input() -> dialogue.Event:
 def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
     heard = event.digits if isinstance(event, dialogue.Keys) else getattr(event, "text", None)
     inbound = Inbound(
-        channel="voice",
         sid=request.form.get("CallSid", "")[:64] or "unknown",
         event=event,
         turn=turn,
@@ -74,7 +73,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         heard=heard,
         trial=request.form.get(TRIAL_PARAMETER) == "1",
     )
-    handled = _line().handle(inbound, _render)  # any text it queued leaves through the outbox worker
+    handled = _line().handle(inbound, VOICE_FLOW, _render)  # any text it queued leaves through the outbox worker
     return _twiml(handled.rendered)
 
 

@@ -10,6 +10,9 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from ivr.db import end_deadline, start_deadline
 
+# How long a webhook's database work may take before the caller hears the apology: Twilio waits 15 seconds.
+WEBHOOK_DATABASE_SECONDS = 5.0
+
 # Characters Twilio leaves as they are in a webhook URL's path (RFC 3986 pchar and '/').
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 

@@ -1,0 +1,204 @@
+"""The SMS conversation as a pure state machine: (state, text) in, replies and at most one effect out.
+
+It keeps the shared rules (rules.py) exactly as a call does: the same identity check, the same
+limits per conversation, the same follow-up once a conversation. What differs is how people text:
+keywords at the start of a message, an NHS number and a date of birth written as they like, and
+replies that fit in a text or three. No Flask, no Twilio, no database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from ivr.line.dialogue import rules
+from ivr.line.dialogue.rules import current_choice_prompt
+from ivr.line.dialogue.turns import (
+    ALLOWED,
+    CODE,
+    DATE_OF_BIRTH,
+    IDENTIFIER_AT,
+    NHS_NUMBER,
+    OPTED_OUT,
+    ChoiceRecorded,
+    Context,
+    ConversationState,
+    Event,
+    Expect,
+    Prompt,
+    Text,
+    Turn,
+)
+from ivr.records.identity_format import normalise_nhs_number, parse_written_date_of_birth
+
+# Nodes (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's)
+IDLE = "idle"
+CONFIRM = "confirm"
+
+# What a person can ask for
+ABOUT = "about"
+CHECK = "check"
+OPT_OUT = "opt_out"
+OPT_IN = "opt_in"
+CONFIRM_WORD = "confirm"
+MENU = "menu"
+HELP = "help"
+
+# The line's keywords, matched at the start of a message in any case. The network's own words
+# (STOP, START, OPTOUT ...) never reach this table: the SMS adapter deals with them first.
+_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (OPT_OUT, ("opt out", "don't share", "dont share", "do not share", "stop sharing")),
+    (OPT_IN, ("opt in", "share")),
+    (ABOUT, ("about", "info")),
+    (CHECK, ("check", "status")),
+    (CONFIRM_WORD, ("confirm",)),
+    (MENU, ("menu",)),
+    (HELP, ("help",)),
+)
+
+
+@dataclass(frozen=True)
+class TextState(ConversationState):
+    node: str = IDLE  # intent: check, opt_out or opt_in, what the texter asked for
+
+
+def keyword_of(body: str) -> str | None:
+    """The keyword a message starts with ("Opt-out please" is OPT OUT), or None."""
+    plain = body.lower().replace("-", " ").replace("\u2019", "'").replace("\u2018", "'")  # phones curl apostrophes
+    words = " " + " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split()) + " "
+    for name, phrases in _KEYWORDS:
+        if any(words.startswith(f" {phrase} ") for phrase in phrases):
+            return name
+    return None
+
+
+def expected_identifier(state: TextState) -> str | None:
+    """What the next text will hold, when it is an identifier to store masked."""
+    return IDENTIFIER_AT.get(state.node)
+
+
+def respond(state: TextState, event: Event, context: Context) -> Turn[TextState]:
+    """The SMS dialogue's one entry point: the replies to send and what happens next."""
+    if isinstance(event, Text):
+        return _on_text(state, event.body, context)
+    if isinstance(event, ChoiceRecorded):
+        recorded = replace(rules.with_choice_recorded(state, event), node=IDLE, intent=None)
+        name = f"recorded_{event.current}" if event.changed else f"already_{event.current}"
+        return _reply(recorded, Prompt(name))
+    checked = rules.on_check_result(state, event, context, TEXT)
+    if checked is not None:
+        return checked
+    return _reply(replace(state, node=IDLE), Prompt("help"))
+
+
+def _reply(state: TextState, *prompts: Prompt, outcome: str | None = None) -> Turn[TextState]:
+    return Turn(prompts, Expect("reply", identifier=IDENTIFIER_AT.get(state.node)), state, None, outcome)
+
+
+# ---- Texts ---------------------------------------------------------------------------------
+
+
+def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    word = keyword_of(body)
+    if word == MENU:
+        return _reply(_fresh(state), Prompt("menu"))
+    if word == HELP:
+        return _reply(state, Prompt("help"))
+    if word == ABOUT:
+        return _reply(state, Prompt("about_1"), Prompt("about_2"), Prompt("about_3"))
+    if word in (CHECK, OPT_OUT, OPT_IN):
+        return rules.go_where_intent_leads(replace(_fresh(state), intent=word), context, TEXT)
+    if state.node == CONFIRM:
+        if word == CONFIRM_WORD:
+            recording = rules.record_choice(state, OPTED_OUT if state.intent == OPT_OUT else ALLOWED)
+            if recording is not None:
+                return recording
+        return _reply(state, Prompt("confirm_help"))
+    if word == CONFIRM_WORD:
+        return _reply(state, Prompt("nothing_to_confirm"))
+    if state.node == NHS_NUMBER:
+        return _on_nhs_number(state, body, context)
+    if state.node == DATE_OF_BIRTH:
+        return _on_date_of_birth(state, body, context)
+    if state.node == CODE:
+        return _on_code(state, body, context)
+    return _reply(state, Prompt("help"))
+
+
+def _fresh(state: TextState) -> TextState:
+    """Leave whatever step the texter was on; who they proved to be, and the limits, stand for the conversation."""
+    return replace(state, node=IDLE, intent=None, nhs_number=None, invalid_entries=0)
+
+
+def _has_digits(body: str) -> bool:
+    return any(ch.isdigit() for ch in body)
+
+
+def _on_nhs_number(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    number = normalise_nhs_number(body.strip())
+    if number is None:
+        if not _has_digits(body):
+            return _reply(state, Prompt("nhs_number_help"))
+        return rules.invalid_entry(state, context, TEXT, "nhs_number_invalid")
+    return _ask(replace(state, node=DATE_OF_BIRTH, nhs_number=number, invalid_entries=0), context)
+
+
+def _on_date_of_birth(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    born = parse_written_date_of_birth(body, context.today)
+    if born is None and not _has_digits(body):
+        return _reply(state, Prompt("date_of_birth_help"))
+    return rules.take_date_of_birth(state, context, TEXT, born)
+
+
+def _on_code(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    code = "".join(body.split())
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+        if not _has_digits(body):
+            return _reply(state, Prompt("code_help", {"mobile_ending": state.mobile_ending or ""}))
+        return rules.take_code(state, context, TEXT, None)
+    return rules.take_code(state, context, TEXT, code)
+
+
+# ---- The shared rules, as a text says them ------------------------------------------------------
+
+
+def _ask(state: TextState, context: Context) -> Turn[TextState]:
+    """What a step asks for, as the reply that takes the texter there."""
+    if state.node == NHS_NUMBER:
+        return _reply(state, Prompt("nhs_number_ask"))
+    if state.node == DATE_OF_BIRTH:
+        return _reply(state, Prompt("date_of_birth_ask"))
+    if state.node == CODE:
+        return _reply(state, Prompt("code_sent", {"mobile_ending": state.mobile_ending or ""}))
+    return _reply(state, Prompt("help"))
+
+
+def _ask_again(state: TextState, context: Context, before: tuple[Prompt, ...]) -> Turn[TextState]:
+    """A text that says what went wrong asks again in the same words: one reply, not two."""
+    return _reply(state, *before)
+
+
+def _go_verified(state: TextState, context: Context) -> Turn[TextState]:
+    if state.intent == CHECK:
+        return _reply(replace(state, node=IDLE), current_choice_prompt(state), outcome="checked")
+    chosen = OPTED_OUT if state.intent == OPT_OUT else ALLOWED
+    if chosen == state.current:
+        return _reply(replace(state, node=IDLE), Prompt(f"already_{chosen}"))
+    return _reply(replace(state, node=CONFIRM), Prompt(f"confirm_{chosen}"))
+
+
+def _offer_new_code(state: TextState, context: Context, reason: Prompt) -> Turn[TextState]:
+    """By text, a new code comes by asking again (CHECK, OPT OUT or OPT IN), as the reason says."""
+    return _reply(_fresh(state), reason)
+
+
+TEXT: rules.Channel[TextState] = rules.Channel(
+    by="By text",
+    keep_number_for_staff=True,  # the reply says our team will be in touch, so staff need the number
+    says_every_reason=False,  # one reply, to fit in a text
+    ask=_ask,
+    ask_again=_ask_again,
+    go_verified=_go_verified,
+    offer_new_code=_offer_new_code,
+    unverified=_fresh,
+)
