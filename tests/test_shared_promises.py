@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -77,7 +79,9 @@ def _section(text: str, title: str) -> str:
 
 def _number(text: str, pattern: str, what: str) -> int:
     found = re.search(pattern, text, re.I)
-    assert found, f"README.md no longer says {what} (looked for /{pattern}/ in: {text!r})"
+    assert found, (
+        f"README.md no longer says {what} (looked for /{pattern}/ in: {text!r})"
+    )
     return int(found.group(1))
 
 
@@ -88,21 +92,33 @@ def readme_limits() -> Limits:
     assert limits is not None, "README.md's *The keypad* has no 'Limits:' paragraph"
     limits = " ".join(limits.split())
     per_conversation = re.search(
-        r"(\d+) failed identity checks and (\d+) codes per call or text conversation", limits, re.I
+        r"(\d+) failed identity checks and (\d+) codes per call or text conversation",
+        limits,
+        re.I,
     )
-    assert per_conversation, f"README.md no longer states the limits per conversation: {limits!r}"
+    assert per_conversation, (
+        f"README.md no longer states the limits per conversation: {limits!r}"
+    )
     sms = " ".join(_section(readme, "The SMS line").split())
     return Limits(
         failed_checks_per_conversation=int(per_conversation.group(1)),
         codes_per_conversation=int(per_conversation.group(2)),
         tries_per_code=_number(limits, r"(\d+) tries per code", "the tries per code"),
-        codes_per_person_per_hour=_number(limits, r"at most (\d+) codes an hour for one person", "the codes an hour"),
-        failures_locking_nhs_number=_number(
-            limits, r"locking the NHS number for an hour after (\d+)", "when an NHS number is locked"
+        codes_per_person_per_hour=_number(
+            limits, r"at most (\d+) codes an hour for one person", "the codes an hour"
         ),
-        failures_locking_caller=_number(limits, r"the calling number after (\d+)", "when a calling number is locked"),
+        failures_locking_nhs_number=_number(
+            limits,
+            r"locking the NHS number for an hour after (\d+)",
+            "when an NHS number is locked",
+        ),
+        failures_locking_caller=_number(
+            limits, r"the calling number after (\d+)", "when a calling number is locked"
+        ),
         sms_conversation_idle_minutes=_number(
-            sms, r"A conversation left for (\d+) minutes starts afresh", "when a text conversation starts afresh"
+            sms,
+            r"A conversation left for (\d+) minutes starts afresh",
+            "when a text conversation starts afresh",
         ),
     )
 
@@ -125,7 +141,9 @@ def conversation(app: Flask, conversation_id: int) -> Conversation:
     return found
 
 
-def failed_checks(app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
+def failed_checks(
+    app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS
+) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
     where = [IdentityAttempt.kind.in_(kinds), IdentityAttempt.succeeded == False]  # type: ignore[attr-defined]  # noqa: E712
     if conversation_id is not None:
         where.append(IdentityAttempt.conversation_id == conversation_id)
@@ -136,7 +154,9 @@ def locks(app: Flask, kind: str) -> list[IdentityAttempt]:
     return rows(app, IdentityAttempt, IdentityAttempt.kind == kind)
 
 
-def codes_issued(app: Flask, *, conversation_id: int | None = None, person: Person | None = None) -> list[OneTimeCode]:
+def codes_issued(
+    app: Flask, *, conversation_id: int | None = None, person: Person | None = None
+) -> list[OneTimeCode]:
     where = []
     if conversation_id is not None:
         where.append(OneTimeCode.conversation_id == conversation_id)
@@ -145,7 +165,13 @@ def codes_issued(app: Flask, *, conversation_id: int | None = None, person: Pers
     return rows(app, OneTimeCode, *where)
 
 
-def texts(app: Flask, purpose: str, *, conversation_id: int | None = None, to: str | None = None) -> list[OutboundMessage]:
+def texts(
+    app: Flask,
+    purpose: str,
+    *,
+    conversation_id: int | None = None,
+    to: str | None = None,
+) -> list[OutboundMessage]:
     where = [OutboundMessage.purpose == purpose]
     if conversation_id is not None:
         where.append(OutboundMessage.conversation_id == conversation_id)
@@ -155,7 +181,12 @@ def texts(app: Flask, purpose: str, *, conversation_id: int | None = None, to: s
 
 
 def unverified_follow_ups(app: Flask, conversation_id: int) -> list[FollowUp]:
-    return rows(app, FollowUp, FollowUp.kind == "unverified_caller", FollowUp.conversation_id == conversation_id)
+    return rows(
+        app,
+        FollowUp,
+        FollowUp.kind == "unverified_caller",
+        FollowUp.conversation_id == conversation_id,
+    )
 
 
 def choices_of(app: Flask, person: Person) -> list[ChoiceEvent]:
@@ -184,7 +215,7 @@ def a_different_code(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-class Channel:
+class Channel(ABC):
     """One person on one channel, in one conversation at a time (`new_conversation` starts another)."""
 
     name: str
@@ -195,20 +226,35 @@ class Channel:
         self.from_number = from_number
 
     # -- what every channel can do, in its own way
+    @abstractmethod
     def start(self) -> None: ...
+    @abstractmethod
     def where(self) -> str: ...
+    @abstractmethod
     def conversation_id(self) -> int: ...
+    @abstractmethod
     def new_conversation(self) -> None: ...
+    @abstractmethod
     def _begin_identity_check(self) -> bool: ...
+    @abstractmethod
     def _send_nhs_number(self, nhs_number: str) -> bool: ...
+    @abstractmethod
     def _send_date_of_birth(self, born: date) -> None: ...
+    @abstractmethod
     def send_code(self, code: str) -> None: ...
-    def send_invalid_nhs_number(self) -> None: ...
+    @abstractmethod
+    def send_invalid_nhs_number(self) -> bool: ...
+    @abstractmethod
     def ask_for_another_code(self, person: Person) -> None: ...
+    @abstractmethod
     def choose_opt_out(self) -> bool: ...
+    @abstractmethod
     def confirm(self) -> None: ...
+    @abstractmethod
     def retry_last(self) -> None: ...
+    @abstractmethod
     def retry(self, request: object) -> None: ...
+    @abstractmethod
     def last_request(self) -> object: ...
 
     # -- shared
@@ -237,7 +283,9 @@ class Channel:
 class Voice(Channel):
     name = "voice"
 
-    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller
+    ) -> None:  # type: ignore[no-untyped-def]
         super().__init__(app, twilio, from_number)
         self._make_caller = make_caller
         self.caller = make_caller(from_number=from_number)
@@ -248,7 +296,9 @@ class Voice(Channel):
 
     def press(self, keys: str) -> None:
         heard = self.caller.press(keys)
-        assert heard.status == 200, f"the line answered {keys!r} with HTTP {heard.status}"
+        assert heard.status == 200, (
+            f"the line answered {keys!r} with HTTP {heard.status}"
+        )
 
     def where(self) -> str:
         """Ask the line to repeat itself (`*`, which changes nothing) and read where it took that."""
@@ -256,11 +306,17 @@ class Voice(Channel):
         return self._latest_step().node
 
     def _latest_step(self) -> ConversationStep:
-        steps = rows(self.app, ConversationStep, ConversationStep.conversation_id == self.conversation_id())
+        steps = rows(
+            self.app,
+            ConversationStep,
+            ConversationStep.conversation_id == self.conversation_id(),
+        )
         return steps[-1]
 
     def conversation_id(self) -> int:
-        [found] = rows(self.app, Conversation, Conversation.twilio_sid == self.caller.call_sid)
+        [found] = rows(
+            self.app, Conversation, Conversation.twilio_sid == self.caller.call_sid
+        )
         assert found.id is not None
         return found.id
 
@@ -287,10 +343,11 @@ class Voice(Channel):
     def send_code(self, code: str) -> None:
         self.press(code + "#")
 
-    def send_invalid_nhs_number(self) -> None:
-        if self.where() != NHS_NUMBER:
-            self._begin_identity_check()
+    def send_invalid_nhs_number(self) -> bool:
+        if self.where() != NHS_NUMBER and not self._begin_identity_check():
+            return False
         self.press("12345#")
+        return True
 
     def ask_for_another_code(self, person: Person) -> None:
         """At the code prompt `9` asks for a new code; when that gives none, leave the code prompt and prove
@@ -301,7 +358,9 @@ class Voice(Channel):
             self.press("9#")
             if len(codes_issued(self.app, conversation_id=conversation_id)) > before:
                 return
-            for _ in range(10):  # entries that are no code at all, until the line stops asking for one
+            for _ in range(
+                10
+            ):  # entries that are no code at all, until the line stops asking for one
                 if self.where() != CODE:
                     break
                 self.press("1#")
@@ -324,7 +383,7 @@ class Voice(Channel):
         assert heard.status == 200
 
     def retry(self, request: object) -> None:
-        url, params = request  # type: ignore[misc]
+        url, params = cast(tuple[str, dict[str, str]], request)
         status, _ = self.caller.send_signed(url, params)
         assert status == 200
 
@@ -332,7 +391,9 @@ class Voice(Channel):
 class Sms(Channel):
     name = "sms"
 
-    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, limits: Limits) -> None:
+    def __init__(
+        self, app: Flask, twilio: LocalTwilio, from_number: str, limits: Limits
+    ) -> None:
         super().__init__(app, twilio, from_number)
         self.texter = SmsTexter(app, twilio, from_number)
         self.limits = limits
@@ -341,11 +402,17 @@ class Sms(Channel):
     def text(self, body: str) -> None:
         status = self.texter.send(body)
         assert status == 200, f"the line answered {body!r} with HTTP {status}"
-        assert self.texter.answered_with == [], "replies leave through the outbox, not the webhook"
-        self._conversation_id = self._conversation_of(self.texter.last_params["MessageSid"])
+        assert self.texter.answered_with == [], (
+            "replies leave through the outbox, not the webhook"
+        )
+        self._conversation_id = self._conversation_of(
+            self.texter.last_params["MessageSid"]
+        )
 
     def _conversation_of(self, message_sid: str) -> int:
-        [step] = rows(self.app, ConversationStep, ConversationStep.twilio_sid == message_sid)
+        [step] = rows(
+            self.app, ConversationStep, ConversationStep.twilio_sid == message_sid
+        )
         return step.conversation_id
 
     def start(self) -> None:
@@ -354,7 +421,11 @@ class Sms(Channel):
     def where(self) -> str:
         """Text HELP (which changes no step) and read where the line took it."""
         self.text("HELP")
-        [step] = rows(self.app, ConversationStep, ConversationStep.twilio_sid == self.texter.last_params["MessageSid"])
+        [step] = rows(
+            self.app,
+            ConversationStep,
+            ConversationStep.twilio_sid == self.texter.last_params["MessageSid"],
+        )
         return step.node
 
     def conversation_id(self) -> int:
@@ -370,7 +441,9 @@ class Sms(Channel):
             row.updated_at = utcnow() - idle
         before = self.conversation_id()
         self.start()
-        assert self.conversation_id() != before, "the texter is still in the old conversation"
+        assert self.conversation_id() != before, (
+            "the texter is still in the old conversation"
+        )
 
     def _begin_identity_check(self) -> bool:
         self.text("CHECK")
@@ -386,10 +459,11 @@ class Sms(Channel):
     def send_code(self, code: str) -> None:
         self.text(code)
 
-    def send_invalid_nhs_number(self) -> None:
-        if self.where() != NHS_NUMBER:
-            self._begin_identity_check()
+    def send_invalid_nhs_number(self) -> bool:
+        if self.where() != NHS_NUMBER and not self._begin_identity_check():
+            return False
         self.text("12345")
+        return True
 
     def ask_for_another_code(self, person: Person) -> None:
         """There is no key for a new code by text: proving who you are again in the conversation asks for one."""
@@ -438,7 +512,9 @@ class Line:
 
     def person(self) -> Person:
         with self.app.extensions["database"].transaction() as session:
-            return create_person(session, mobile=a_number(), date_of_birth=date(1971, 5, 17))
+            return create_person(
+                session, mobile=a_number(), date_of_birth=date(1971, 5, 17)
+            )
 
     def people(self, count: int) -> list[Person]:
         return [self.person() for _ in range(count)]
@@ -455,13 +531,19 @@ def failed_checks_per_conversation(line: Line) -> None:
     """After N wrong details the conversation stops trying (and offers a person); no further check counts."""
     n = line.limits.failed_checks_per_conversation
     phone = line.phone()
-    people = line.people(n + 2)  # a different NHS number each time: no NHS number's lock comes into it
+    people = line.people(
+        n + 2
+    )  # a different NHS number each time: no NHS number's lock comes into it
     taken = [phone.give_details(p.nhs_number, wrong(p.date_of_birth)) for p in people]
     conversation_id = phone.conversation_id()
 
     failed = failed_checks(line.app, conversation_id)
-    assert len(failed) == n, f"{len(failed)} failed identity checks counted in one conversation, the README says {n}"
-    assert taken[:n] == [True] * n and not any(taken[n:]), f"details taken at each try: {taken}"
+    assert len(failed) == n, (
+        f"{len(failed)} failed identity checks counted in one conversation, the README says {n}"
+    )
+    assert taken[:n] == [True] * n and not any(taken[n:]), (
+        f"details taken at each try: {taken}"
+    )
     assert phone.where() != NHS_NUMBER, "the line still asks for an NHS number"
     assert conversation(line.app, conversation_id).outcome == "verification_failed"
     assert len(unverified_follow_ups(line.app, conversation_id)) == 1
@@ -470,7 +552,9 @@ def failed_checks_per_conversation(line: Line) -> None:
 def codes_per_conversation(line: Line) -> None:
     """At most N codes are sent in one conversation, however they are asked for."""
     n = line.limits.codes_per_conversation
-    assert n < line.limits.codes_per_person_per_hour, "the hourly limit would hide the conversation's"
+    assert n < line.limits.codes_per_person_per_hour, (
+        "the hourly limit would hide the conversation's"
+    )
     person = line.person()
     phone = line.phone()
     assert phone.give_details(person.nhs_number, person.date_of_birth)
@@ -480,8 +564,12 @@ def codes_per_conversation(line: Line) -> None:
 
     issued = codes_issued(line.app, conversation_id=conversation_id)
     sent = texts(line.app, "one_time_code", conversation_id=conversation_id)
-    assert len(issued) == n, f"{len(issued)} codes issued in one conversation, the README says {n}"
-    assert len(sent) == n, f"{len(sent)} code texts queued in one conversation, the README says {n}"
+    assert len(issued) == n, (
+        f"{len(issued)} codes issued in one conversation, the README says {n}"
+    )
+    assert len(sent) == n, (
+        f"{len(sent)} code texts queued in one conversation, the README says {n}"
+    )
     assert conversation(line.app, conversation_id).person_id is None
 
 
@@ -493,7 +581,9 @@ def codes_per_person_per_hour(line: Line) -> None:
     for _ in range(n + 2):
         phone = line.phone()
         assert phone.give_details(person.nhs_number, person.date_of_birth)
-        given.append(len(codes_issued(line.app, conversation_id=phone.conversation_id())))
+        given.append(
+            len(codes_issued(line.app, conversation_id=phone.conversation_id()))
+        )
 
     assert person.mobile is not None
     assert len(codes_issued(line.app, person=person)) == n
@@ -521,9 +611,14 @@ def lock_per_nhs_number(line: Line) -> None:
     codes_before = len(codes_issued(line.app, person=person))
     honest = line.phone()
     honest.give_details(person.nhs_number, person.date_of_birth)
-    assert len(codes_issued(line.app, person=person)) == codes_before, "a code was sent for a locked NHS number"
-    assert texts(line.app, "one_time_code", conversation_id=honest.conversation_id()) == []
-    assert conversation(line.app, honest.conversation_id()).person_id is None
+    assert len(codes_issued(line.app, person=person)) == codes_before, (
+        "a code was sent for a locked NHS number"
+    )
+    assert (
+        texts(line.app, "one_time_code", conversation_id=honest.conversation_id()) == []
+    )
+    refused = conversation(line.app, honest.conversation_id())
+    assert refused.person_id is None and refused.outcome == "verification_failed"
 
 
 def lock_per_calling_number(line: Line) -> None:
@@ -534,17 +629,25 @@ def lock_per_calling_number(line: Line) -> None:
     person = line.person()
     number = a_number()
     phone = line.phone(number)
-    for failure, stranger in enumerate(line.people(n)):  # each NHS number fails once: none locks by itself
+    for failure, stranger in enumerate(
+        line.people(n)
+    ):  # each NHS number fails once: none locks by itself
         if failure and failure % per_conversation == 0:
             phone.new_conversation()
-        assert phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth)), f"failure {failure + 1}"
+        assert phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth)), (
+            f"failure {failure + 1}"
+        )
     assert len(failed_checks(line.app)) == n
     assert locks(line.app, LOCK_CALLER)
     assert not locks(line.app, LOCK_NHS)
 
     phone.new_conversation()
     phone.give_details(person.nhs_number, person.date_of_birth)
-    assert codes_issued(line.app, person=person) == [], "a code was sent to a locked calling number's request"
+    assert codes_issued(line.app, person=person) == [], (
+        "a code was sent to a locked calling number's request"
+    )
+    refused = conversation(line.app, phone.conversation_id())
+    assert refused.person_id is None and refused.outcome == "verification_failed"
     elsewhere = line.phone()
     assert elsewhere.give_details(person.nhs_number, person.date_of_birth)
     assert len(codes_issued(line.app, conversation_id=elsewhere.conversation_id())) == 1
@@ -552,31 +655,54 @@ def lock_per_calling_number(line: Line) -> None:
 
 def replays(line: Line) -> None:
     """Twilio retrying a webhook for a turn already taken, and the confirmation, records one choice and
-    sends one text of each."""
+    sends one text of each; a retry is answered from what was stored and stores no step of its own."""
     person = line.person()
     assert person.mobile is not None
-    phone = line.phone()  # not the mobile on record: the confirmation goes there by text
+    phone = (
+        line.phone()
+    )  # not the mobile on record: the confirmation goes there by text
+
+    def retried(retry: Callable[[], None]) -> None:
+        steps = len(
+            rows(
+                line.app,
+                ConversationStep,
+                ConversationStep.conversation_id == phone.conversation_id(),
+            )
+        )
+        retry()
+        after = len(
+            rows(
+                line.app,
+                ConversationStep,
+                ConversationStep.conversation_id == phone.conversation_id(),
+            )
+        )
+        assert after == steps, "a retried webhook was taken as a new turn"
+
     assert phone.give_details(person.nhs_number, person.date_of_birth)
     details = phone.last_request()
-    phone.retry_last()
+    retried(phone.retry_last)
     code = latest_code(line.twilio, person.mobile)
     phone.send_code(code)
     code_turn = phone.last_request()
-    phone.retry_last()
+    retried(phone.retry_last)
     assert phone.choose_opt_out()
     phone.confirm()
     outbox_after_choice = len(rows(line.app, OutboundMessage))
     for _ in range(2):
-        phone.retry_last()  # the confirmation, again
-    phone.retry(details)
-    phone.retry(code_turn)
+        retried(phone.retry_last)  # the confirmation, again
+    retried(lambda: phone.retry(details))
+    retried(lambda: phone.retry(code_turn))
     conversation_id = phone.conversation_id()
 
     assert [c.status for c in choices_of(line.app, person)] == ["opted_out"]
     assert len(texts(line.app, "choice_confirmation", to=person.mobile)) == 1
     assert len(texts(line.app, "one_time_code", conversation_id=conversation_id)) == 1
     assert len(codes_issued(line.app, conversation_id=conversation_id)) == 1
-    assert len(rows(line.app, OutboundMessage)) == outbox_after_choice, "a retried webhook queued a text"
+    assert len(rows(line.app, OutboundMessage)) == outbox_after_choice, (
+        "a retried webhook queued a text"
+    )
     assert conversation(line.app, conversation_id).outcome == "choice_recorded"
 
 
@@ -584,9 +710,13 @@ def one_follow_up_per_conversation(line: Line) -> None:
     """A conversation that cannot verify tells staff once ("unverified_caller"), however often it fails."""
     n = line.limits.failed_checks_per_conversation
     phone = line.phone()
-    for _ in range(3):  # entries that are no NHS number at all, until the line offers a person
-        phone.send_invalid_nhs_number()
-    for stranger in line.people(n + 1):  # then wrong details, until the line stops taking them
+    for _ in range(
+        3
+    ):  # entries that are no NHS number at all, until the line offers a person
+        assert phone.send_invalid_nhs_number()
+    for stranger in line.people(
+        n + 1
+    ):  # then wrong details, until the line stops taking them
         phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth))
     for _ in range(2):
         phone.send_invalid_nhs_number()
@@ -594,7 +724,9 @@ def one_follow_up_per_conversation(line: Line) -> None:
 
     assert conversation(line.app, conversation_id).outcome == "verification_failed"
     raised = unverified_follow_ups(line.app, conversation_id)
-    assert len(raised) == 1, f"{len(raised)} unverified_caller follow-ups for one conversation"
+    assert len(raised) == 1, (
+        f"{len(raised)} unverified_caller follow-ups for one conversation"
+    )
     assert rows(line.app, FollowUp, FollowUp.kind == "unverified_caller") == raised
 
 
@@ -610,6 +742,10 @@ PROMISES: dict[str, Callable[[Line], None]] = {
 
 
 @pytest.mark.parametrize("channel", ["voice", "sms"])
-@pytest.mark.parametrize("promise", list(PROMISES), ids=[name.replace(" ", "_") for name in PROMISES])
-def test_both_channels_keep_the_readme_promise(app, twilio, make_caller, limits, promise, channel):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "promise", list(PROMISES), ids=[name.replace(" ", "_") for name in PROMISES]
+)
+def test_both_channels_keep_the_readme_promise(
+    app, twilio, make_caller, limits, promise, channel
+):  # type: ignore[no-untyped-def]
     PROMISES[promise](Line(app, twilio, limits, channel, make_caller))
