@@ -18,9 +18,9 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 from datetime import date, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from flask import Flask
@@ -64,7 +64,6 @@ LOCK_CALLER = "lock_caller"
 class Limits:
     failed_checks_per_conversation: int
     codes_per_conversation: int
-    tries_per_code: int
     codes_per_person_per_hour: int
     failures_locking_nhs_number: int
     failures_locking_caller: int
@@ -79,9 +78,7 @@ def _section(text: str, title: str) -> str:
 
 def _number(text: str, pattern: str, what: str) -> int:
     found = re.search(pattern, text, re.I)
-    assert found, (
-        f"README.md no longer says {what} (looked for /{pattern}/ in: {text!r})"
-    )
+    assert found, f"README.md no longer says {what} (looked for /{pattern}/ in: {text!r})"
     return int(found.group(1))
 
 
@@ -96,25 +93,18 @@ def readme_limits() -> Limits:
         limits,
         re.I,
     )
-    assert per_conversation, (
-        f"README.md no longer states the limits per conversation: {limits!r}"
-    )
+    assert per_conversation, f"README.md no longer states the limits per conversation: {limits!r}"
     sms = " ".join(_section(readme, "The SMS line").split())
     return Limits(
         failed_checks_per_conversation=int(per_conversation.group(1)),
         codes_per_conversation=int(per_conversation.group(2)),
-        tries_per_code=_number(limits, r"(\d+) tries per code", "the tries per code"),
-        codes_per_person_per_hour=_number(
-            limits, r"at most (\d+) codes an hour for one person", "the codes an hour"
-        ),
+        codes_per_person_per_hour=_number(limits, r"at most (\d+) codes an hour for one person", "the codes an hour"),
         failures_locking_nhs_number=_number(
             limits,
             r"locking the NHS number for an hour after (\d+)",
             "when an NHS number is locked",
         ),
-        failures_locking_caller=_number(
-            limits, r"the calling number after (\d+)", "when a calling number is locked"
-        ),
+        failures_locking_caller=_number(limits, r"the calling number after (\d+)", "when a calling number is locked"),
         sms_conversation_idle_minutes=_number(
             sms,
             r"A conversation left for (\d+) minutes starts afresh",
@@ -141,9 +131,7 @@ def conversation(app: Flask, conversation_id: int) -> Conversation:
     return found
 
 
-def failed_checks(
-    app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS
-) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
+def failed_checks(app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
     where = [IdentityAttempt.kind.in_(kinds), IdentityAttempt.succeeded == False]  # type: ignore[attr-defined]  # noqa: E712
     if conversation_id is not None:
         where.append(IdentityAttempt.conversation_id == conversation_id)
@@ -154,9 +142,7 @@ def locks(app: Flask, kind: str) -> list[IdentityAttempt]:
     return rows(app, IdentityAttempt, IdentityAttempt.kind == kind)
 
 
-def codes_issued(
-    app: Flask, *, conversation_id: int | None = None, person: Person | None = None
-) -> list[OneTimeCode]:
+def codes_issued(app: Flask, *, conversation_id: int | None = None, person: Person | None = None) -> list[OneTimeCode]:
     where = []
     if conversation_id is not None:
         where.append(OneTimeCode.conversation_id == conversation_id)
@@ -268,24 +254,11 @@ class Channel(ABC):
         self._send_date_of_birth(born)
         return True
 
-    def prove(self, person: Person) -> bool:
-        """Give the right details and the code texted to the mobile on record; False if no code came."""
-        before = len(codes_issued(self.app, person=person))
-        if not self.give_details(person.nhs_number, person.date_of_birth):
-            return False
-        if len(codes_issued(self.app, person=person)) == before:
-            return False
-        assert person.mobile is not None
-        self.send_code(latest_code(self.twilio, person.mobile))
-        return True
-
 
 class Voice(Channel):
     name = "voice"
 
-    def __init__(
-        self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller
-    ) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller) -> None:  # type: ignore[no-untyped-def]
         super().__init__(app, twilio, from_number)
         self._make_caller = make_caller
         self.caller = make_caller(from_number=from_number)
@@ -296,9 +269,7 @@ class Voice(Channel):
 
     def press(self, keys: str) -> None:
         heard = self.caller.press(keys)
-        assert heard.status == 200, (
-            f"the line answered {keys!r} with HTTP {heard.status}"
-        )
+        assert heard.status == 200, f"the line answered {keys!r} with HTTP {heard.status}"
 
     def where(self) -> str:
         """Ask the line to repeat itself (`*`, which changes nothing) and read where it took that."""
@@ -314,9 +285,7 @@ class Voice(Channel):
         return steps[-1]
 
     def conversation_id(self) -> int:
-        [found] = rows(
-            self.app, Conversation, Conversation.twilio_sid == self.caller.call_sid
-        )
+        [found] = rows(self.app, Conversation, Conversation.twilio_sid == self.caller.call_sid)
         assert found.id is not None
         return found.id
 
@@ -358,9 +327,7 @@ class Voice(Channel):
             self.press("9#")
             if len(codes_issued(self.app, conversation_id=conversation_id)) > before:
                 return
-            for _ in range(
-                10
-            ):  # entries that are no code at all, until the line stops asking for one
+            for _ in range(10):  # entries that are no code at all, until the line stops asking for one
                 if self.where() != CODE:
                     break
                 self.press("1#")
@@ -391,9 +358,7 @@ class Voice(Channel):
 class Sms(Channel):
     name = "sms"
 
-    def __init__(
-        self, app: Flask, twilio: LocalTwilio, from_number: str, limits: Limits
-    ) -> None:
+    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, limits: Limits) -> None:
         super().__init__(app, twilio, from_number)
         self.texter = SmsTexter(app, twilio, from_number)
         self.limits = limits
@@ -402,17 +367,11 @@ class Sms(Channel):
     def text(self, body: str) -> None:
         status = self.texter.send(body)
         assert status == 200, f"the line answered {body!r} with HTTP {status}"
-        assert self.texter.answered_with == [], (
-            "replies leave through the outbox, not the webhook"
-        )
-        self._conversation_id = self._conversation_of(
-            self.texter.last_params["MessageSid"]
-        )
+        assert self.texter.answered_with == [], "replies leave through the outbox, not the webhook"
+        self._conversation_id = self._conversation_of(self.texter.last_params["MessageSid"])
 
     def _conversation_of(self, message_sid: str) -> int:
-        [step] = rows(
-            self.app, ConversationStep, ConversationStep.twilio_sid == message_sid
-        )
+        [step] = rows(self.app, ConversationStep, ConversationStep.twilio_sid == message_sid)
         return step.conversation_id
 
     def start(self) -> None:
@@ -441,9 +400,7 @@ class Sms(Channel):
             row.updated_at = utcnow() - idle
         before = self.conversation_id()
         self.start()
-        assert self.conversation_id() != before, (
-            "the texter is still in the old conversation"
-        )
+        assert self.conversation_id() != before, "the texter is still in the old conversation"
 
     def _begin_identity_check(self) -> bool:
         self.text("CHECK")
@@ -512,9 +469,7 @@ class Line:
 
     def person(self) -> Person:
         with self.app.extensions["database"].transaction() as session:
-            return create_person(
-                session, mobile=a_number(), date_of_birth=date(1971, 5, 17)
-            )
+            return create_person(session, mobile=a_number(), date_of_birth=date(1971, 5, 17))
 
     def people(self, count: int) -> list[Person]:
         return [self.person() for _ in range(count)]
@@ -531,19 +486,13 @@ def failed_checks_per_conversation(line: Line) -> None:
     """After N wrong details the conversation stops trying (and offers a person); no further check counts."""
     n = line.limits.failed_checks_per_conversation
     phone = line.phone()
-    people = line.people(
-        n + 2
-    )  # a different NHS number each time: no NHS number's lock comes into it
+    people = line.people(n + 2)  # a different NHS number each time: no NHS number's lock comes into it
     taken = [phone.give_details(p.nhs_number, wrong(p.date_of_birth)) for p in people]
     conversation_id = phone.conversation_id()
 
     failed = failed_checks(line.app, conversation_id)
-    assert len(failed) == n, (
-        f"{len(failed)} failed identity checks counted in one conversation, the README says {n}"
-    )
-    assert taken[:n] == [True] * n and not any(taken[n:]), (
-        f"details taken at each try: {taken}"
-    )
+    assert len(failed) == n, f"{len(failed)} failed identity checks counted in one conversation, the README says {n}"
+    assert taken[:n] == [True] * n and not any(taken[n:]), f"details taken at each try: {taken}"
     assert phone.where() != NHS_NUMBER, "the line still asks for an NHS number"
     assert conversation(line.app, conversation_id).outcome == "verification_failed"
     assert len(unverified_follow_ups(line.app, conversation_id)) == 1
@@ -552,9 +501,7 @@ def failed_checks_per_conversation(line: Line) -> None:
 def codes_per_conversation(line: Line) -> None:
     """At most N codes are sent in one conversation, however they are asked for."""
     n = line.limits.codes_per_conversation
-    assert n < line.limits.codes_per_person_per_hour, (
-        "the hourly limit would hide the conversation's"
-    )
+    assert n < line.limits.codes_per_person_per_hour, "the hourly limit would hide the conversation's"
     person = line.person()
     phone = line.phone()
     assert phone.give_details(person.nhs_number, person.date_of_birth)
@@ -564,12 +511,8 @@ def codes_per_conversation(line: Line) -> None:
 
     issued = codes_issued(line.app, conversation_id=conversation_id)
     sent = texts(line.app, "one_time_code", conversation_id=conversation_id)
-    assert len(issued) == n, (
-        f"{len(issued)} codes issued in one conversation, the README says {n}"
-    )
-    assert len(sent) == n, (
-        f"{len(sent)} code texts queued in one conversation, the README says {n}"
-    )
+    assert len(issued) == n, f"{len(issued)} codes issued in one conversation, the README says {n}"
+    assert len(sent) == n, f"{len(sent)} code texts queued in one conversation, the README says {n}"
     assert conversation(line.app, conversation_id).person_id is None
 
 
@@ -581,9 +524,7 @@ def codes_per_person_per_hour(line: Line) -> None:
     for _ in range(n + 2):
         phone = line.phone()
         assert phone.give_details(person.nhs_number, person.date_of_birth)
-        given.append(
-            len(codes_issued(line.app, conversation_id=phone.conversation_id()))
-        )
+        given.append(len(codes_issued(line.app, conversation_id=phone.conversation_id())))
 
     assert person.mobile is not None
     assert len(codes_issued(line.app, person=person)) == n
@@ -611,12 +552,8 @@ def lock_per_nhs_number(line: Line) -> None:
     codes_before = len(codes_issued(line.app, person=person))
     honest = line.phone()
     honest.give_details(person.nhs_number, person.date_of_birth)
-    assert len(codes_issued(line.app, person=person)) == codes_before, (
-        "a code was sent for a locked NHS number"
-    )
-    assert (
-        texts(line.app, "one_time_code", conversation_id=honest.conversation_id()) == []
-    )
+    assert len(codes_issued(line.app, person=person)) == codes_before, "a code was sent for a locked NHS number"
+    assert texts(line.app, "one_time_code", conversation_id=honest.conversation_id()) == []
     refused = conversation(line.app, honest.conversation_id())
     assert refused.person_id is None and refused.outcome == "verification_failed"
 
@@ -629,23 +566,17 @@ def lock_per_calling_number(line: Line) -> None:
     person = line.person()
     number = a_number()
     phone = line.phone(number)
-    for failure, stranger in enumerate(
-        line.people(n)
-    ):  # each NHS number fails once: none locks by itself
+    for failure, stranger in enumerate(line.people(n)):  # each NHS number fails once: none locks by itself
         if failure and failure % per_conversation == 0:
             phone.new_conversation()
-        assert phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth)), (
-            f"failure {failure + 1}"
-        )
+        assert phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth)), f"failure {failure + 1}"
     assert len(failed_checks(line.app)) == n
     assert locks(line.app, LOCK_CALLER)
     assert not locks(line.app, LOCK_NHS)
 
     phone.new_conversation()
     phone.give_details(person.nhs_number, person.date_of_birth)
-    assert codes_issued(line.app, person=person) == [], (
-        "a code was sent to a locked calling number's request"
-    )
+    assert codes_issued(line.app, person=person) == [], "a code was sent to a locked calling number's request"
     refused = conversation(line.app, phone.conversation_id())
     assert refused.person_id is None and refused.outcome == "verification_failed"
     elsewhere = line.phone()
@@ -658,9 +589,7 @@ def replays(line: Line) -> None:
     sends one text of each; a retry is answered from what was stored and stores no step of its own."""
     person = line.person()
     assert person.mobile is not None
-    phone = (
-        line.phone()
-    )  # not the mobile on record: the confirmation goes there by text
+    phone = line.phone()  # not the mobile on record: the confirmation goes there by text
 
     def retried(retry: Callable[[], None]) -> None:
         steps = len(
@@ -700,9 +629,7 @@ def replays(line: Line) -> None:
     assert len(texts(line.app, "choice_confirmation", to=person.mobile)) == 1
     assert len(texts(line.app, "one_time_code", conversation_id=conversation_id)) == 1
     assert len(codes_issued(line.app, conversation_id=conversation_id)) == 1
-    assert len(rows(line.app, OutboundMessage)) == outbox_after_choice, (
-        "a retried webhook queued a text"
-    )
+    assert len(rows(line.app, OutboundMessage)) == outbox_after_choice, "a retried webhook queued a text"
     assert conversation(line.app, conversation_id).outcome == "choice_recorded"
 
 
@@ -710,13 +637,9 @@ def one_follow_up_per_conversation(line: Line) -> None:
     """A conversation that cannot verify tells staff once ("unverified_caller"), however often it fails."""
     n = line.limits.failed_checks_per_conversation
     phone = line.phone()
-    for _ in range(
-        3
-    ):  # entries that are no NHS number at all, until the line offers a person
+    for _ in range(3):  # entries that are no NHS number at all, until the line offers a person
         assert phone.send_invalid_nhs_number()
-    for stranger in line.people(
-        n + 1
-    ):  # then wrong details, until the line stops taking them
+    for stranger in line.people(n + 1):  # then wrong details, until the line stops taking them
         phone.give_details(stranger.nhs_number, wrong(stranger.date_of_birth))
     for _ in range(2):
         phone.send_invalid_nhs_number()
@@ -724,9 +647,7 @@ def one_follow_up_per_conversation(line: Line) -> None:
 
     assert conversation(line.app, conversation_id).outcome == "verification_failed"
     raised = unverified_follow_ups(line.app, conversation_id)
-    assert len(raised) == 1, (
-        f"{len(raised)} unverified_caller follow-ups for one conversation"
-    )
+    assert len(raised) == 1, f"{len(raised)} unverified_caller follow-ups for one conversation"
     assert rows(line.app, FollowUp, FollowUp.kind == "unverified_caller") == raised
 
 
@@ -742,10 +663,6 @@ PROMISES: dict[str, Callable[[Line], None]] = {
 
 
 @pytest.mark.parametrize("channel", ["voice", "sms"])
-@pytest.mark.parametrize(
-    "promise", list(PROMISES), ids=[name.replace(" ", "_") for name in PROMISES]
-)
-def test_both_channels_keep_the_readme_promise(
-    app, twilio, make_caller, limits, promise, channel
-):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("promise", list(PROMISES), ids=[name.replace(" ", "_") for name in PROMISES])
+def test_both_channels_keep_the_readme_promise(app, twilio, make_caller, limits, promise, channel):  # type: ignore[no-untyped-def]
     PROMISES[promise](Line(app, twilio, limits, channel, make_caller))
