@@ -1,17 +1,21 @@
-"""The line: runs one turn of a conversation against the services, in one transaction, keyed by its Twilio SID.
+"""The line: runs one turn of a conversation of either channel, in one transaction, keyed by its Twilio SID.
 
-Channel adapters turn a webhook into an `Inbound`, and render the `Reply`; this module loads the
-state, asks the dialogue what to do, performs its effects, stores the step and the new state,
-and commits all of it together, so a dropped request leaves nothing half-done.
+Channel adapters turn a webhook into an `Inbound`, and render the `Reply`; this module finds the
+conversation as the channel's `Flow` says, loads the state, asks the dialogue what to do, has its
+effects performed, stores the step and the new state, and commits all of it together, so a dropped
+request leaves nothing half-done.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, Row, bindparam, insert, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -62,6 +66,10 @@ class ConversationRecord:
     person_id: int | None
     caller_hash: str
     ended_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ConversationRecord:
+        return cls(row.id, row.turn, row.state, row.last_reply, row.outcome, row.person_id, row.caller_hash, row.ended_at)
 
 
 _conversation = SQLModel.metadata.tables["conversation"]
@@ -211,7 +219,8 @@ class Line:
         if inbound.caller is None:
             if connection.execute(_STEP_FOR_MESSAGE, {"sid": inbound.sid}).first() is not None:
                 return _Found()
-            return _Found(self._open(connection, inbound, flow.channel), opened=True)  # none when a retry raced the original, and lost
+            # No conversation when a retry raced the original, and lost.
+            return _Found(self._open(connection, inbound, flow.channel), opened=True)
         caller_hash = self.identity.keyed_hash(inbound.caller)
         row = connection.execute(
             _LATEST_THREAD, {"channel": flow.channel, "caller_hash": caller_hash, "trial": inbound.trial}
@@ -221,7 +230,7 @@ class Line:
             return _Found()
         now = utcnow()
         if row is not None:
-            thread = ConversationRecord(*row[:-1])
+            thread = ConversationRecord.from_row(row)
             if row.updated_at > now - SMS_THREAD_IDLE:
                 return _Found(thread)
             if thread.ended_at is None:
@@ -260,7 +269,7 @@ class Line:
     @staticmethod
     def _find(connection: Connection, sid: str) -> ConversationRecord | None:
         row = connection.execute(_LOAD_CONVERSATION, {"sid": sid}).first()
-        return ConversationRecord(*row) if row is not None else None
+        return ConversationRecord.from_row(row) if row is not None else None
 
     def _open(
         self, connection: Connection, inbound: Inbound, channel: str, caller_hash: str | None = None

@@ -7,8 +7,8 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr.line.dialogue import turns as dialogue
-from ivr.line.prompts import Prompts
 from ivr.line.flows import VOICE_FLOW, Inbound
+from ivr.line.prompts import Prompts
 from ivr.line.runner import TRIAL_PARAMETER, Line, Reply
 from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS, accept_twilio_webhook, hold_requests_to_deadline
 
@@ -129,10 +129,10 @@ def call_status() -> Response:
 
 
 @bp.errorhandler(Exception)
-def calm_apology(error: Exception) -> Response:
+def calm_apology(error: Exception) -> Response | HTTPException:
     """Whatever went wrong, the caller hears something sensible: never a 5xx, never silence."""
     if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
-        return error  # type: ignore[return-value]
+        return error
     log.error("A call step failed: %s", type(error).__name__, exc_info=error)
     prompts: Prompts = current_app.extensions["prompts"]
     response = VoiceResponse()

@@ -47,7 +47,7 @@ def accept_twilio_webhook() -> None:
     require_twilio_signature()
     form = request.form
     if any("\x00" in key or "\x00" in value for key, value in form.items(multi=True)):
-        request.form = ImmutableMultiDict(  # type: ignore[misc]
+        request.form = ImmutableMultiDict(
             [(key.replace("\x00", ""), value.replace("\x00", "")) for key, value in form.items(multi=True)]
         )
 

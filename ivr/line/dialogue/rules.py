@@ -123,8 +123,8 @@ def on_check_result(state: S, event: Event, context: Context, channel: Channel[S
             return channel.ask_again(replace(state, mobile_ending=event.mobile_ending), context, (Prompt("code_resent"),))
         return channel.ask(replace(state, node=CODE, mobile_ending=event.mobile_ending, invalid_entries=0), context)
     if isinstance(event, CodeNotSent):
-        reason = "identity_locked" if event.locked else "mobile_blocked" if event.blocked else "code_not_sent"
-        return cannot_verify(state, context, channel, Prompt(reason))
+        why = "identity_locked" if event.locked else "mobile_blocked" if event.blocked else "code_not_sent"
+        return cannot_verify(state, context, channel, Prompt(why))
     if isinstance(event, CodeAccepted):
         verified = replace(
             state, verified=True, current=event.current, current_since=event.current_since, invalid_entries=0

@@ -4,7 +4,6 @@ state every conversation keeps, whatever its channel."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -69,9 +68,15 @@ class ConversationState:
         return cls(**{key: value for key, value in raw.items() if key in names})
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[ConversationState], tuple[str, ...]] = {}
+
+
 def _field_names(state_type: type[ConversationState]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(state_type))
+    """A state type's fields, found once: a state is saved and loaded on every turn."""
+    names = _FIELD_NAMES.get(state_type)
+    if names is None:
+        names = _FIELD_NAMES[state_type] = tuple(f.name for f in dataclasses.fields(state_type))
+    return names
 
 
 # ---- Events: what the person did, or what an effect found ------------------------------------
