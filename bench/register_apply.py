@@ -245,7 +245,8 @@ def measure(args: argparse.Namespace, folder: Path) -> None:
         results[rows] = (baseline_seconds, best)
         print(
             f"{rows:>12,} rows: (a) baseline {baseline_seconds:6.2f} s   (b) register apply {best['seconds']:6.2f} s "
-            f"({best['process_seconds']:.2f} s with interpreter start)   ratio (b)/(a) {best['seconds'] / baseline_seconds:.2f}   "
+            f"({best['process_seconds']:.2f} s with interpreter start)   "
+            f"ratio (b)/(a) {best['seconds'] / baseline_seconds:.2f}   "
             f"peak RSS (b) {best['peak_rss_mib']:,.0f} MiB (its helper process {best['helper_peak_rss_mib']:,.0f} MiB)"
         )
 

@@ -324,7 +324,9 @@ class Outbox:
             try:
                 found = self._find_at_twilio(client, message)
             except Exception as error:
-                return self._after_failure(message, f"Could not ask Twilio about an earlier try: {type(error).__name__}", NO_ANSWER, False)
+                return self._after_failure(
+                    message, f"Could not ask Twilio about an earlier try: {type(error).__name__}", NO_ANSWER, False
+                )
             if found is not None:
                 log.info("Text %s had reached Twilio as %s before; not sending it again", message.id, found[0])
                 return self._record_sent(message, *found)
@@ -335,7 +337,9 @@ class Outbox:
             )
         except TwilioRestException as error:
             if error.status == 429:
-                self._after_failure(message, "Twilio answered 429 (too many requests)", str(error.code or ""), False, RATE_LIMITED_PAUSE)
+                self._after_failure(
+                    message, "Twilio answered 429 (too many requests)", str(error.code or ""), False, RATE_LIMITED_PAUSE
+                )
                 return "rate_limited"
             permanent = 400 <= error.status < 500
             code = str(error.code or "")

@@ -108,7 +108,9 @@ def phone_commands(create_app: AppFactory) -> tuple[click.Command, click.Command
                 to_number=LOCAL_FROM_NUMBER,
                 account_sid=LOCAL_ACCOUNT_SID,
             )
-            click.echo(f"Texting the Opt-Out Line from {from_number}. Type a message and press Enter (HELP to start); Ctrl-D to stop.")
+            click.echo(
+                f"Texting the Opt-Out Line from {from_number}. Type a message and press Enter (HELP to start); Ctrl-D to stop."
+            )
             shown = 0
             while True:
                 try:

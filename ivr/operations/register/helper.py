@@ -1,4 +1,5 @@
-"""The helper process: a second process, forked, that filters the runs of lines handed to it, so that two CPUs share each block."""
+"""The helper process: a second process, forked, that filters the runs of lines handed to it, so that two CPUs share each
+block."""
 
 import multiprocessing
 import signal
