@@ -36,7 +36,7 @@ class HelperProcess(Generic[Result]):
         return self._connection.poll()
 
     def result(self) -> Result:
-        return self._connection.recv()  # type: ignore[no-any-return]
+        return self._connection.recv()
 
     def close(self) -> None:
         with suppress(OSError):
