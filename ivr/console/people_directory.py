@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from ivr.db import Database
+from ivr.db import Database, select_columns
 from ivr.records.audit import record_audit
 from ivr.records.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.records.identity_format import mask_nhs_number, normalise_nhs_number
@@ -187,7 +187,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
             .order_by(col(ChoiceEvent.id).desc())
         ).all()
         conversations = session.exec(
-            select(
+            select_columns(
                 Conversation.id, Conversation.channel, Conversation.started_at, Conversation.ended_at, Conversation.outcome
             )
             .where(Conversation.person_id == person_id)
