@@ -286,8 +286,8 @@ def _call_step(form: TrialCallForm, act: Callable[[TrialLine, TrialCall], CallSt
         return _call_page(people, CallStep(call), form=form, status=400)
     if not call.ended and call_has_ended(_database(), call.call_sid):
         # Hung up in another tab: the line would take nothing more from a real call either.
-        problem = {"text": "This call has ended, perhaps in another tab. Start a new call.", "href": "#line-says"}
-        return _call_page(people, CallStep(call.as_ended()), errors=[problem], status=409)
+        ended = {"text": "This call has ended, perhaps in another tab. Start a new call.", "href": "#line-says"}
+        return _call_page(people, CallStep(call.as_ended()), errors=[ended], status=409)
     try:
         step = act(_trial_line(), call)
     except LineNotWaiting:
