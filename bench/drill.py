@@ -55,7 +55,7 @@ from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER, Identity  # noqa: 
 from ivr.standins.demo import synthetic_nhs_number  # noqa: E402
 from ivr.standins.local_twilio import LocalTwilio, ReceivedText  # noqa: E402
 from ivr.standins.twiml_caller import Heard, Texter, Transport, TwimlCaller  # noqa: E402
-from models import Person  # noqa: E402
+from models import Person, table_of  # noqa: E402
 from tests.flaky_proxy import FlakyProxy  # noqa: E402
 
 ADMIN_URL = os.environ.get("DRILL_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -599,7 +599,7 @@ class Drill:
             for n, p in enumerate(self.everyone)
         ]
         with self.engine.begin() as connection:
-            connection.execute(Person.__table__.insert(), rows)  # type: ignore[attr-defined]
+            connection.execute(table_of(Person).insert(), rows)
 
     # ---- a caller and a texter ------------------------------------------------------------
 

@@ -121,6 +121,7 @@ class TextForm(FlaskForm):
 
 
 def _serializer() -> URLSafeTimedSerializer:
+    # create_app always sets the secret key; Flask types it as possibly None.
     return URLSafeTimedSerializer(current_app.secret_key, salt="try-the-line")  # type: ignore[arg-type]
 
 
@@ -153,6 +154,7 @@ def _database() -> Database:
 
 
 def _trial_line() -> TrialLine:
+    # The app itself, not the proxy (Flask types current_app as the app, so the proxy's method is unknown to mypy).
     return TrialLine(current_app._get_current_object(), request.host_url)  # type: ignore[attr-defined]
 
 
