@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-from-pyproject
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
 
-.PHONY: install run call text test bench bench-register bench-console drill
+.PHONY: install run call text lint test bench bench-register bench-console drill
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,16 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
-# The whole suite, on SQLite and on the local PostgreSQL (a throwaway database per run); tests/browser
-# drives Debian's chromium, and fails, rather than skips, without it.
+# Lint and type checks (settings in pyproject.toml); ruff skips .venv and node_modules (.gitignore).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The lint and type checks, then the whole suite, on SQLite and on the local PostgreSQL (a throwaway
+# database per run); tests/browser drives Debian's chromium, and fails, rather than skips, without it.
 test: install $(CHROMIUM)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: install

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from twilio.request_validator import RequestValidator
@@ -20,9 +21,9 @@ from ivr.settings import Settings
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-def create_app(config: Mapping[str, object] | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
-    settings = Settings(**(config or {})).resolve_defaults(Path(app.instance_path))  # type: ignore[arg-type]
+    settings = Settings(**(config or {})).resolve_defaults(Path(app.instance_path))
     configure_logging(log_format=settings.log_format)
     track_requests(app)
     # Twilio's posts and the console's forms are small; only the people import takes more, and raises it.
@@ -48,6 +49,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         # The client's address (the console's sign-in limits count by it) always comes from the proxies;
         # scheme and host only when PUBLIC_BASE_URL does not give them.
         hops = 0 if settings.public_base_url else settings.proxy_hops
+        # Flask's documented way to add WSGI middleware; mypy takes any assignment to a method for a mistake.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     app.register_blueprint(voice.bp)

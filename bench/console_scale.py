@@ -49,7 +49,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -426,7 +430,7 @@ def load(database_url: str, steps: int) -> Generated:
     return data_set.info
 
 
-def _insert(connection, table: str, batch: list[dict]) -> None:  # type: ignore[no-untyped-def]
+def _insert(connection, table: str, batch: list[dict[str, Any]]) -> None:
     """Insert a batch into a SQLite table by the driver's executemany, each value stored as its column's type does."""
     from sqlmodel import SQLModel
 
@@ -439,7 +443,7 @@ def _insert(connection, table: str, batch: list[dict]) -> None:  # type: ignore[
     connection.connection.driver_connection.executemany(statement, values)
 
 
-def _copy(connection, table: str, batch: list[dict]) -> None:  # type: ignore[no-untyped-def]
+def _copy(connection, table: str, batch: list[dict[str, Any]]) -> None:
     """COPY a batch into a PostgreSQL table, on the connection's own transaction."""
     names = list(batch[0])
     cursor = connection.connection.driver_connection.cursor()
@@ -456,7 +460,7 @@ class Site:
     """One loaded database and the app on it, signed in as a viewer."""
 
     label: str
-    client: object
+    client: "FlaskClient"
     info: Generated
     urls: dict[str, str] = field(default_factory=dict)
     deep_page: int = 1  # the page number "deep page" is
@@ -518,7 +522,7 @@ def _year_ago() -> dict[str, int]:
     return fields
 
 
-def _deep_page(request) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+def _deep_page(request) -> tuple[str, int]:
     """The address of page DEEP_PAGE and its number, by following Older links; or of the last page that has one."""
     url, number = "/staff/conversations", 1
     while number < DEEP_PAGE:
@@ -536,7 +540,7 @@ def measure(small: Site, large: Site, repeat: int, warm_up: int) -> None:
             pair = (small, large) if round_number % 2 == 0 else (large, small)
             for site in pair:
                 started = time.perf_counter()
-                response = site.client.get(site.urls[page])  # type: ignore[attr-defined]
+                response = site.client.get(site.urls[page])
                 response.get_data()
                 seconds = time.perf_counter() - started
                 if response.status_code != 200:
@@ -621,7 +625,7 @@ def run_store(store: Store, args: argparse.Namespace) -> tuple[bool, list[str]]:
     measure(small, large, args.repeat, args.warm_up)
     print(f"{store.name}: each page fetched {args.repeat} times from each set ({time.perf_counter() - started:.1f} s)")
     for site in sites.values():
-        site.client.application.extensions["database"].engine.dispose()  # type: ignore[attr-defined]
+        site.client.application.extensions["database"].engine.dispose()
     return report(store.name, small, large)
 
 

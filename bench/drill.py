@@ -35,12 +35,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER, Identity  # noqa: 
 from ivr.standins.demo import synthetic_nhs_number  # noqa: E402
 from ivr.standins.local_twilio import LocalTwilio, ReceivedText  # noqa: E402
 from ivr.standins.twiml_caller import Heard, Texter, Transport, TwimlCaller  # noqa: E402
-from models import Person  # noqa: E402
+from models import Person, table_of  # noqa: E402
 from tests.flaky_proxy import FlakyProxy  # noqa: E402
 
 ADMIN_URL = os.environ.get("DRILL_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -73,6 +74,11 @@ DONE_BY_TEXT = "Done: you have opted out."
 CONFIRMATION = "your choice to opt out of research and planning use was recorded"
 CODE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(?![0-9A-Za-z])")
 T = TypeVar("T")
+
+
+def containing(part: str) -> Callable[[str], bool]:
+    """Whether a text's body contains `part`."""
+    return lambda body: part in body
 
 
 # ---- The people ----------------------------------------------------------------------------
@@ -216,7 +222,9 @@ class Phones:
                     receipts.report(received)
             seen = max(seen, len(texts))
 
-    def next_text(self, number: str, deadline: float, wanted: Callable[[str], bool], what: str = "the text") -> tuple[ReceivedText, float]:
+    def next_text(
+        self, number: str, deadline: float, wanted: Callable[[str], bool], what: str = "the text"
+    ) -> tuple[ReceivedText, float]:
         """The next text to `number` that is `wanted` (others are read and set aside), and when it arrived."""
         inbox = self._inbox(number)
         while (remaining := deadline - time.perf_counter()) > 0:
@@ -229,7 +237,9 @@ class Phones:
         raise FlowError(f"{what} did not reach the phone ending {number[-3:]} in time")
 
     def code_for(self, number: str, deadline: float) -> tuple[str, float]:
-        received, arrived = self.next_text(number, deadline, lambda body: "code is" in body and bool(CODE.search(body)), "the code")
+        received, arrived = self.next_text(
+            number, deadline, lambda body: "code is" in body and bool(CODE.search(body)), "the code"
+        )
         match = CODE.search(received.body)
         assert match is not None
         return match.group(1), arrived
@@ -372,7 +382,8 @@ class Service:
 
 def _is_setting(name: str) -> bool:
     settings = {"DATABASE_URL", "SECRET_KEY", "PUBLIC_BASE_URL", "STAFF_TRANSFER_NUMBER", "ORG_NAME", "LOG_FORMAT"}
-    return name in settings or name.startswith("TWILIO_") or name in {"PORT", "BIND_HOST", "WEB_CONCURRENCY", "OUTBOX_WORKERS", "GUNICORN_CMD_ARGS"}
+    serving = {"PORT", "BIND_HOST", "WEB_CONCURRENCY", "OUTBOX_WORKERS", "GUNICORN_CMD_ARGS"}
+    return name in settings or name.startswith("TWILIO_") or name in serving
 
 
 def _group_members(group: int) -> list[int]:
@@ -404,8 +415,8 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def read_log(path: Path) -> list[dict[str, object]]:
-    entries = []
+def read_log(path: Path) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
     try:
         content = path.read_text(errors="replace")
     except OSError:
@@ -588,7 +599,7 @@ class Drill:
             for n, p in enumerate(self.everyone)
         ]
         with self.engine.begin() as connection:
-            connection.execute(Person.__table__.insert(), rows)  # type: ignore[attr-defined]
+            connection.execute(table_of(Person).insert(), rows)
 
     # ---- a caller and a texter ------------------------------------------------------------
 
@@ -682,7 +693,7 @@ class Drill:
                 code, arrived = self.phones.code_for(person.mobile, time.perf_counter() + reply_wait)
             else:
                 _, arrived = self.phones.next_text(person.mobile, time.perf_counter() + reply_wait,
-                                                   lambda b, r=reply: r in b, f"the reply {reply!r}")
+                                                   containing(reply), f"the reply {reply!r}")
             waits.append(arrived - started)
         return waits
 
@@ -692,7 +703,7 @@ class Drill:
         with self.engine.connect() as connection:
             return int(connection.execute(sql(query), params).scalar() or 0)
 
-    def rows(self, query: str, **params: object) -> list[tuple]:  # type: ignore[type-arg]
+    def rows(self, query: str, **params: object) -> list[tuple]:
         with self.engine.connect() as connection:
             return [tuple(row) for row in connection.execute(sql(query), params)]
 
@@ -711,7 +722,9 @@ class Drill:
 
     def choices_per_person(self, people: list[Someone]) -> Counter[str]:
         numbers = [p.nhs_number for p in people]
-        found = self.rows("SELECT nhs_number, count(*) FROM choice_event WHERE nhs_number = ANY(:n) GROUP BY nhs_number", n=numbers)
+        found = self.rows(
+            "SELECT nhs_number, count(*) FROM choice_event WHERE nhs_number = ANY(:n) GROUP BY nhs_number", n=numbers
+        )
         counts: Counter[str] = Counter({n: 0 for n in numbers})
         counts.update({n: c for n, c in found})
         return counts
@@ -732,7 +745,9 @@ class Drill:
                 "SELECT count(*) FROM choice_event e JOIN outbound_message m ON m.idempotency_key = 'choice:' || e.id "
                 "WHERE e.nhs_number = ANY(:n) AND m.purpose = 'choice_confirmation'", n=numbers)
             expected = sum(counts.values())
-            self.report.promise(f"{label}: one confirmation text queued per choice", f"{rows} for {expected} choices", rows == expected)
+            self.report.promise(
+                f"{label}: one confirmation text queued per choice", f"{rows} for {expected} choices", rows == expected
+            )
             texts = Counter(t.to for t in self.standin.texts() if CONFIRMATION in t.body)
             wrong = [p for p in people if texts[p.mobile] != 1]
             self.report.promise(f"{label}: one confirmation text at each phone", f"{len(people) - len(wrong)} of {len(people)}",
@@ -777,7 +792,7 @@ class Drill:
         self.report.section(f"Load: {sizes.callers} callers at once, each a verified opt-out by phone")
         self.answers = voice = Answers()
         started, cpu_from = time.perf_counter(), time.process_time()
-        results = run_together([lambda p=p: self.opt_out_by_phone(p, code_wait=120) for p in voice_people], timeout=600)
+        results = run_together([partial(self.opt_out_by_phone, p, code_wait=120) for p in voice_people], timeout=600)
         wall = time.perf_counter() - started
         self.report_flows("calls", results, wall, voice, ("call step", "call status"), cpu_from)
         codes = [r.code_seconds for r in results if isinstance(r, CallOutcome)]
@@ -786,10 +801,10 @@ class Drill:
         self.report.section(f"Load: {sizes.texters} texters at once, each a verified opt-out by text")
         self.answers = texts = Answers()
         started, cpu_from = time.perf_counter(), time.process_time()
-        results = run_together([lambda p=p: self.opt_out_by_text(p, reply_wait=120) for p in text_people], timeout=600)
+        text_results = run_together([partial(self.opt_out_by_text, p, reply_wait=120) for p in text_people], timeout=600)
         wall = time.perf_counter() - started
-        self.report_flows("text conversations", results, wall, texts, ("text in",), cpu_from)
-        replies = [w for r in results if isinstance(r, list) for w in r]
+        self.report_flows("text conversations", text_results, wall, texts, ("text in",), cpu_from)
+        replies = [w for r in text_results if isinstance(r, list) for w in r]
         self.report.figure("reply text, text sent to reply at the phone", ms(replies))
 
         self.report.section("Load: the register and the texts")
@@ -809,7 +824,7 @@ class Drill:
         self.report.promise("every text marked delivered by its receipt", f"{delivered} of {queued}", delivered == queued)
 
     def report_flows(
-        self, what: str, results: list[object], wall: float, answers: Answers, kinds: tuple[str, ...], cpu_from: float
+        self, what: str, results: Sequence[object], wall: float, answers: Answers, kinds: tuple[str, ...], cpu_from: float
     ) -> None:
         failed = errors_of(results)
         steps = answers.of(*kinds)
@@ -830,7 +845,7 @@ class Drill:
         self.answers = Answers()
 
         people = self.people(sizes.retry_races)
-        results = run_together([lambda p=p: self.retry_race(p) for p in people], timeout=300)
+        results = run_together([partial(self.retry_race, p) for p in people], timeout=300)
         self.drain(60)
         problems = errors_of(results) + [r for r in results if isinstance(r, str)]
         counts = self.choices_per_person(people)
@@ -846,7 +861,7 @@ class Drill:
 
         people = self.people(sizes.two_call_races)
         seconds = [self.spare_number() for _ in people]
-        results = run_together([lambda p=p, s=s: self.two_calls_race(p, s) for p, s in zip(people, seconds)], timeout=300)
+        results = run_together([partial(self.two_calls_race, p, s) for p, s in zip(people, seconds, strict=True)], timeout=300)
         problems = errors_of(results) + [r for r in results if isinstance(r, str)]
         incoherent = self.scalar(
             "WITH latest AS (SELECT DISTINCT ON (nhs_number) nhs_number, id, status FROM choice_event "
@@ -863,7 +878,9 @@ class Drill:
         people = self.people(sizes.failed_check_races)
         attempts = MAX_FAILURES_PER_NHS_NUMBER + 3
         numbers = [[self.spare_number() for _ in range(attempts)] for _ in people]
-        results = run_together([lambda p=p, n=n: self.failed_checks_race(p, n) for p, n in zip(people, numbers)], timeout=300)
+        results = run_together(
+            [partial(self.failed_checks_race, p, n) for p, n in zip(people, numbers, strict=True)], timeout=300
+        )
         problems = errors_of(results)
         self.report.promise(
             f"{attempts} failed checks together x{len(people)}: {MAX_FAILURES_PER_NHS_NUMBER} counted, rest locked",
@@ -906,7 +923,7 @@ class Drill:
         for caller in callers:
             self.up_to_date_of_birth(caller, person)
         wrong = (person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y") + "#"
-        heard = _at_once([lambda c=c: c.press(wrong) for c in callers])
+        heard = _at_once([partial(c.press, wrong) for c in callers])
         not_matched = sum("could not match those details" in h.text for h in heard)
         locked = sum("next hour" in h.text and "could not match" not in h.text for h in heard)
         counted = dict(self.rows(
@@ -929,8 +946,8 @@ class Drill:
         first_id = self.last_outbound_id()
         refused = max(2, sizes.fault_texters // 2)
         stalled = max(2, (sizes.fault_callers + sizes.fault_texters) // 16)
-        flows = [lambda p=p: self.opt_out_by_phone(p, code_wait=240) for p in callers]
-        flows += [lambda p=p: self.opt_out_by_text(p, reply_wait=240) for p in texters]
+        flows: list[Callable[[], object]] = [partial(self.opt_out_by_phone, p, code_wait=240) for p in callers]
+        flows += [partial(self.opt_out_by_text, p, reply_wait=240) for p in texters]
         outcome: list[list[object]] = []
         burst = threading.Thread(target=lambda: outcome.append(run_together(flows, timeout=600)), daemon=True)
 
@@ -951,7 +968,9 @@ class Drill:
         unanswered = self.scalar(no_answer, a=first_id)
         taken_late = sum(keep_from <= t.created_at < keep_until for t in self.standin.texts())
         self.report.figure("fault window (503s, then late answers, then drops)", f"{recovered - started:.1f} s")
-        self.report.figure("sends answered 503 / not answered in time (of which taken)", f"{failed_503} / {unanswered} ({taken_late})")
+        self.report.figure(
+            "sends answered 503 / not answered in time (of which taken)", f"{failed_503} / {unanswered} ({taken_late})"
+        )
 
         burst.join(timeout=600)
         results = outcome[0] if outcome else []
@@ -983,8 +1002,10 @@ class Drill:
 
     def database_outage(self) -> None:
         sizes = self.sizes
-        self.report.section(f"Database outage: cut for {sizes.cut_seconds:.0f} s while {sizes.outage_mid_call + sizes.outage_flowing} "
-                            f"callers and {sizes.outage_texters} texters are in progress")
+        self.report.section(
+            f"Database outage: cut for {sizes.cut_seconds:.0f} s while {sizes.outage_mid_call + sizes.outage_flowing} "
+            f"callers and {sizes.outage_texters} texters are in progress"
+        )
         proxy = FlakyProxy().start()
         try:
             self._database_outage(proxy)
@@ -996,7 +1017,9 @@ class Drill:
         service = self.serve("line-through-proxy", proxy.url_for(self.database_url))
         self.answers = answers = Answers()
         first_id = self.last_outbound_id()
-        mid_call, flowing, texters = self.people(sizes.outage_mid_call), self.people(sizes.outage_flowing), self.people(sizes.outage_texters)
+        mid_call = self.people(sizes.outage_mid_call)
+        flowing = self.people(sizes.outage_flowing)
+        texters = self.people(sizes.outage_texters)
         everyone = mid_call + flowing + texters
         at_barrier = threading.Semaphore(0)
         released = threading.Event()
@@ -1026,9 +1049,9 @@ class Drill:
                 if pause_mid_call and not reached.is_set():  # never got to the middle: keep nobody waiting
                     at_barrier.release()
 
-        flows = [lambda p=p: call(p, True) for p in mid_call]
-        flows += [lambda p=p: call(p, False) for p in flowing]
-        flows += [lambda p=p: self.opt_out_by_text(p, reply_wait=120, restored=restored) for p in texters]
+        flows: list[Callable[[], object]] = [partial(call, p, True) for p in mid_call]
+        flows += [partial(call, p, False) for p in flowing]
+        flows += [partial(self.opt_out_by_text, p, reply_wait=120, restored=restored) for p in texters]
         outcome: list[list[object]] = []
         burst = threading.Thread(target=lambda: outcome.append(run_together(flows, timeout=600)), daemon=True)
         probe_stop = threading.Event()
@@ -1067,7 +1090,10 @@ class Drill:
                             f"{sorted(Counter(a.status for a in others).items())}", all(0 < a.status < 500 for a in others))
         apology_times = [a.seconds for a in voice + texts]
         self.report.figure("time to answer with the apology", ms(apology_times))
-        straddling = [a for a in answers.all if a.started < restored_at < a.started + a.seconds or a.started < cut_at < a.started + a.seconds]
+        straddling = [
+            a for a in answers.all
+            if a.started < restored_at < a.started + a.seconds or a.started < cut_at < a.started + a.seconds
+        ]
         self.report.promise("steps in flight as it went or came back: answered 200, valid TwiML",
                             f"{sum(a.status in (200, 204) for a in straddling)} of {len(straddling)}",
                             all(a.status in (200, 204) and (a.status == 204 or _is_twiml(a.body)) for a in straddling))
@@ -1090,7 +1116,8 @@ class Drill:
         self.check_sent_once("outage", first_id, self.last_outbound_id(), probes=[p.number for p in probes])
         counts = self.choices_per_person(everyone)
         self.report.promise("one choice per person (lost, duplicates)",
-                            f"{sum(c == 0 for c in counts.values())} lost, {sum(c - 1 for c in counts.values() if c > 1)} duplicates",
+                            f"{sum(c == 0 for c in counts.values())} lost, "
+                            f"{sum(c - 1 for c in counts.values() if c > 1)} duplicates",
                             all(c == 1 for c in counts.values()))
         boots = service.worker_boots()
         self.report.promise("no web worker restarted", f"{boots} started for {self.web}", boots == self.web)
@@ -1151,7 +1178,8 @@ class Drill:
         self.report.promise("gunicorn worker timeouts", timeouts, timeouts == 0)
         raw = "\n".join(path.read_text(errors="replace") for path in self.folder.glob("*.log"))
         codes = {m.group(1) for t in self.standin.texts() for m in [CODE.search(t.body)] if m and "code is" in t.body}
-        leaked = [p.nhs_number for p in self.everyone if p.nhs_number in raw] + [p.mobile for p in self.everyone if p.mobile[3:] in raw]
+        leaked = [p.nhs_number for p in self.everyone if p.nhs_number in raw]
+        leaked += [p.mobile for p in self.everyone if p.mobile[3:] in raw]
         leaked += [c for c in codes if re.search(rf"(?<![0-9A-Za-z]){c}(?![0-9A-Za-z])", raw)]
         self.report.promise("identifiers in the logs (NHS numbers, mobiles, codes)", len(leaked), not leaked)
 
@@ -1205,7 +1233,7 @@ def _at_once(actions: list[Callable[[], T]]) -> list[T]:
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return results  # type: ignore[return-value]
+    return cast(list[T], results)  # none is an exception: each was raised above
 
 
 def _is_twiml(body: str) -> bool:

@@ -18,6 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,17 +55,17 @@ def probe(database: str, stop: "multiprocessing.synchronize.Event", waits: "mult
     waits.put(longest)
 
 
-def timed_import(app, csv_path: Path, database: str) -> tuple[float, list[float], float, str]:  # type: ignore[no-untyped-def]
+def timed_import(app: "Flask", csv_path: Path, database: str) -> tuple[float, list[float], float, str]:
     from sqlalchemy import event
 
     engine = app.extensions["database"].engine
     held: list[float] = []
     opened: dict[int, float] = {}
 
-    def begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def begin(connection: "Connection") -> None:
         opened[id(connection)] = time.perf_counter()
 
-    def end(connection) -> None:  # type: ignore[no-untyped-def]
+    def end(connection: "Connection") -> None:
         started = opened.pop(id(connection), None)
         if started is not None:
             held.append(time.perf_counter() - started)

@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from typing import Any, cast
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Dialect, Engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, create_engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlmodel import Session, create_engine, select
+from sqlmodel.sql.expression import Select
 
 WRITE_INTENT = "optout_write_intent"
 SQLITE_BUSY_SECONDS = 30.0  # how long work held to no deadline (staff pages, commands) waits for SQLite's lock
@@ -82,7 +86,7 @@ class _Watchdog:
         # The pool's check that a connection still works runs before "checkout": guard it too.
         unguarded_ping = engine.dialect.do_ping
 
-        def guarded_ping(dbapi_connection):  # type: ignore[no-untyped-def]
+        def guarded_ping(dbapi_connection: Any) -> bool:
             deadline = _deadline.get()
             if deadline is None:
                 return unguarded_ping(dbapi_connection)
@@ -95,10 +99,11 @@ class _Watchdog:
                 with self._lock:
                     self._held.pop(id(dbapi_connection), None)
 
+        # Replaced on this engine's dialect object alone; mypy takes any assignment to a method for a mistake.
         engine.dialect.do_ping = guarded_ping  # type: ignore[method-assign]
 
         @event.listens_for(engine, "checkout")
-        def _on_checkout(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
+        def _on_checkout(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
             deadline = _deadline.get()
             if deadline is not None:
                 with self._lock:
@@ -106,7 +111,7 @@ class _Watchdog:
                 self._start()
 
         @event.listens_for(engine, "checkin")
-        def _on_checkin(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _on_checkin(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
             if dbapi_connection is not None and self._held:
                 with self._lock:
                     self._held.pop(id(dbapi_connection), None)
@@ -129,9 +134,10 @@ class _Watchdog:
                 _shut_socket(connection)
 
 
-def _shut_socket(dbapi_connection: object) -> None:
+def _shut_socket(dbapi_connection: Any) -> None:
+    """`dbapi_connection` is the driver's own (psycopg's: the watch is for PostgreSQL)."""
     try:
-        descriptor = dbapi_connection.pgconn.socket  # type: ignore[attr-defined]
+        descriptor = dbapi_connection.pgconn.socket
         with socket.socket(fileno=os.dup(descriptor)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
         log.warning("A database connection was held past its deadline and has been closed")
@@ -167,7 +173,7 @@ def _keep_sqlite_file_private(engine: Engine, path: str, is_uri: bool) -> None:
         return
 
     @event.listens_for(engine, "do_connect")
-    def _before_connect(_dialect, _record, _args, _kwargs):  # type: ignore[no-untyped-def]
+    def _before_connect(_dialect: Dialect, _record: ConnectionPoolEntry, _args: Any, _kwargs: Any) -> None:
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:
@@ -200,7 +206,7 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -210,21 +216,27 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         record.info[_BUSY_TIMEOUT] = _milliseconds(SQLITE_BUSY_SECONDS)  # the driver's "timeout" above
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Connection) -> None:
         # Straight to the driver: this runs before every transaction, call steps included.
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
         _bound_busy_wait(connection.connection)
-        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = cast(DBAPIConnection, connection.connection.dbapi_connection)  # checked out: never None
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _bound_busy_wait(pooled) -> None:  # type: ignore[no-untyped-def]
+def _bound_busy_wait(pooled: PoolProxiedConnection) -> None:
     """Let the connection wait for another writer's lock only as long as the request's deadline allows."""
     deadline = _deadline.get()
     wanted = _milliseconds(SQLITE_BUSY_SECONDS if deadline is None else deadline - time.monotonic())
     if pooled.info.get(_BUSY_TIMEOUT) != wanted:
-        pooled.dbapi_connection.execute(f"PRAGMA busy_timeout = {wanted}")
+        cast(DBAPIConnection, pooled.dbapi_connection).execute(f"PRAGMA busy_timeout = {wanted}")  # checked out: never None
         pooled.info[_BUSY_TIMEOUT] = wanted
 
 
 def _milliseconds(seconds: float) -> int:
     return max(0, int(seconds * 1000))
+
+
+def select_columns(*columns: Any) -> Select[*tuple[Any, ...]]:
+    """sqlmodel's select() of any number of columns: its types stop at four, and past that it is untyped."""
+    return select(*columns)

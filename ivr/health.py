@@ -1,13 +1,14 @@
 """GET /healthz: the app answers and the database can be reached."""
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     try:
         with current_app.extensions["database"].engine.connect() as connection:
             connection.execute(text("SELECT 1"))

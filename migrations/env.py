@@ -1,7 +1,6 @@
 """Alembic environment: migrations run against SQLModel.metadata, on SQLite or PostgreSQL."""
 
 from alembic import context
-from sqlalchemy import pool
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  registers every table on SQLModel.metadata

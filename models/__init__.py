@@ -1,5 +1,8 @@
 """SQLModel tables of Opt-Out Line; importing this package registers every table."""
 
+from sqlalchemy import Table
+from sqlmodel import SQLModel
+
 from models.choice import ChoiceEvent, ChoiceStatus, CurrentChoice
 from models.conversation import Conversation, ConversationStep
 from models.follow_up import FollowUp, FollowUpNote
@@ -29,5 +32,11 @@ __all__ = [
     "StaffSignInAttempt",
     "StaffUser",
     "TextBlock",
+    "table_of",
     "utcnow",
 ]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Table, for Core statements (insert of many rows, plain selects)."""
+    return model.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy's mapping; SQLModel's types omit it

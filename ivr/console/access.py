@@ -6,14 +6,14 @@ import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from ivr.console.blueprint import bp
+from ivr.console.blueprint import URL_PREFIX, bp
 from ivr.records.staff_accounts import StaffAccount, end_all_sessions, load_account
 
 IDLE_LIMIT = timedelta(minutes=30)
@@ -124,15 +124,15 @@ def requires_role(role: str) -> Callable[[View], View]:
                 abort(403)
             return view(*args, **kwargs)
 
-        guarded.required_role = role  # type: ignore[attr-defined]
-        return guarded  # type: ignore[return-value]
+        guarded.required_role = role  # type: ignore[attr-defined]  # a mark on the function, read by the access check
+        return cast(View, guarded)  # called as `view` is
 
     return decorate
 
 
 def public(view: View) -> View:
     """Mark a view as open to anyone; only the endpoints in PUBLIC_ENDPOINTS may be."""
-    view.required_role = None  # type: ignore[attr-defined]
+    view.required_role = None  # type: ignore[attr-defined]  # a mark on the function, read by the access check
     return view
 
 
@@ -141,7 +141,7 @@ def safe_next(target: str | None) -> str | None:
     overview). Refused: another site (a scheme, a host, `//`, a backslash, which browsers read as `/`),
     a dot segment, even percent-encoded, that could climb out of the console (`/staff/../x`), and any
     control character (a CR or LF would split the Location header)."""
-    prefix = bp.url_prefix + "/"  # type: ignore[operator]
+    prefix = URL_PREFIX + "/"
     if not target or len(target) > MAX_NEXT_LENGTH or not target.startswith(prefix):
         return None
     if "\\" in target or any(not char.isprintable() for char in target):

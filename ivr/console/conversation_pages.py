@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from flask import Response, abort, current_app, render_template, request, stream_with_context, url_for
 from flask_login import current_user
@@ -50,7 +51,8 @@ def conversations() -> str:
     older_than = PageKey.from_token(request.args.get("older", ""))
     newer_than = PageKey.from_token(request.args.get("newer", "")) if older_than is None else None
     page = list_conversations(current_app.extensions["database"], where, older_than, newer_than)
-    kept = {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
+    # Any, not str: url_for's own keyword arguments (_external: bool) would otherwise be thought at risk.
+    kept: dict[str, Any] = {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
     return render_template(
         "staff/conversations.html",
         form=form,
@@ -88,7 +90,7 @@ def _csv_download(lines: Iterator[str], name: str) -> Response:
     return response
 
 
-def _page_links(page: ConversationPage, kept: dict[str, str]) -> dict[str, str]:
+def _page_links(page: ConversationPage, kept: dict[str, Any]) -> dict[str, str]:
     """Links to the newer and older pages, keeping the filters."""
     links = {}
     if page.newer is not None:

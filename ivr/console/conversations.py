@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
-from ivr.db import Database
+from ivr.db import Database, select_columns
 from ivr.line.dialogue.turns import OUTCOME_WEIGHT
 from ivr.records.audit import record_audit
 from ivr.records.identity_format import mask_nhs_number
@@ -126,7 +126,7 @@ def list_conversations(
     """A page of conversations, newest first: the newest of all, or the next older or newer than a key."""
     page_size = page_size or PAGE_SIZE
     started_at, ident = col(Conversation.started_at), col(Conversation.id)
-    query = select(*_ROW_COLUMNS).where(*_conditions(where)).limit(page_size + 1)
+    query = select_columns(*_ROW_COLUMNS).where(*_conditions(where)).limit(page_size + 1)
     if newer_than is not None:
         # `started_at >=` alone bounds the index range; the OR then drops the few rows at the boundary.
         query = query.where(
@@ -146,6 +146,7 @@ def list_conversations(
     rows = found[:page_size]
     if newer_than is not None and not rows:
         return list_conversations(database, where, page_size=page_size)  # nothing newer: the newest page
+    older: PageKey | None
     if newer_than is not None:
         rows.reverse()
         older = rows[-1].key
@@ -156,12 +157,12 @@ def list_conversations(
     return ConversationPage(rows, older, newer)
 
 
-def _conditions(where: ConversationFilter) -> list[object]:
-    conditions: list[object] = []
+def _conditions(where: ConversationFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if where.channel:
-        conditions.append(Conversation.channel == where.channel)
+        conditions.append(col(Conversation.channel) == where.channel)
     if where.outcome:
-        conditions.append(Conversation.outcome == where.outcome)
+        conditions.append(col(Conversation.outcome) == where.outcome)
     if where.started_from:
         conditions.append(col(Conversation.started_at) >= start_of_uk_day(where.started_from))
     if where.started_to:
@@ -232,14 +233,14 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
     """Every step, text and choice of one conversation, identifiers masked; ConversationNotFound if there is none."""
     with Session(database.engine) as session:
         row = session.exec(
-            select(*_ROW_COLUMNS, Conversation.twilio_sid, Person.nhs_number)
+            select_columns(*_ROW_COLUMNS, Conversation.twilio_sid, Person.nhs_number)
             .join(Person, col(Conversation.person_id) == Person.id, isouter=True)
             .where(Conversation.id == conversation_id)
         ).first()
         if row is None:
             raise ConversationNotFound(conversation_id)
         steps = session.exec(
-            select(
+            select_columns(
                 ConversationStep.at,
                 ConversationStep.turn,
                 ConversationStep.node,
@@ -251,7 +252,7 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
         ).all()
         # masked_body only: the body of a text still waiting to go may hold a one-time code.
         texts = session.exec(
-            select(
+            select_columns(
                 OutboundMessage.created_at,
                 OutboundMessage.purpose,
                 OutboundMessage.to_number,
@@ -284,7 +285,7 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
 def iter_conversations(database: Database, where: ConversationFilter, batch: int = 1000) -> Iterator[ConversationRow]:
     """Every conversation the filter selects, newest first, read a batch at a time (for exports)."""
     query = (
-        select(*_ROW_COLUMNS)
+        select_columns(*_ROW_COLUMNS)
         .where(*_conditions(where))
         .order_by(col(Conversation.started_at).desc(), col(Conversation.id).desc())
         .execution_options(yield_per=batch)

@@ -42,7 +42,7 @@ def follow_up_list() -> str:
 
 @bp.get(f"/follow-ups/<{ROW_ID}:follow_up_id>")
 @requires_role("viewer")
-def follow_up(follow_up_id: int) -> str:
+def follow_up(follow_up_id: int) -> tuple[str, int]:
     return _follow_up_page(follow_up_id)
 
 

@@ -74,7 +74,7 @@ class ChoiceField(SelectField):
     """A select whose value must be one of its options; the message names what to do."""
 
     def pre_validate(self, form: Form) -> None:
-        if self.data not in {choice.value for choice in self.choices}:  # type: ignore[union-attr]
+        if self.data not in {choice.value for choice in self.choices}:
             raise ValidationError(f"Select {self.label.text.lower()} from the list")
 
 
@@ -99,7 +99,7 @@ class RadiosField(RadioField):
         self.message = message
 
     def pre_validate(self, form: Form) -> None:
-        if self.data not in {choice.value for choice in self.choices}:  # type: ignore[union-attr]
+        if self.data not in {choice.value for choice in self.choices}:
             raise StopValidation(self.message)
 
 
@@ -157,7 +157,7 @@ class AssignForm(FlaskForm):
     )
 
     def validate_assignee(self, field: SelectField) -> None:
-        offered = {choice.value for choice in field.choices if choice.value}  # type: ignore[union-attr]
+        offered = {choice.value for choice in field.choices if choice.value}
         if field.data not in offered:
             raise ValidationError("Choose a colleague to give it to")
 

@@ -112,7 +112,7 @@ def select_items(field: SelectField) -> list[dict[str, object]]:
     """A WTForms select's options as the design system's select macro takes them."""
     return [
         {"value": choice.value, "text": choice.label, "selected": choice.value == field.data}
-        for choice in field.choices  # type: ignore[union-attr]
+        for choice in field.choices
     ]
 
 

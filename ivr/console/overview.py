@@ -10,7 +10,7 @@ change) is counted as the day it is, on SQLite and PostgreSQL alike.
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, cast, exists, func, or_
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, cast, exists, func, or_
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
@@ -69,7 +69,7 @@ class Window:
     def ends(self) -> datetime:
         return start_of_uk_day(self.today + timedelta(days=1))
 
-    def covers(self, column: ColumnElement[datetime]) -> ColumnElement[bool]:
+    def covers(self, column: SQLColumnExpression[datetime]) -> ColumnElement[bool]:
         return (column >= self.starts) & (column < self.ends)
 
 
@@ -182,7 +182,7 @@ def _conversation_counts(session: Session, window: Window, dialect: str) -> Conv
     return {(day, channel, stage): count for day, channel, stage, count in rows}
 
 
-def _day_number(column: ColumnElement[datetime], window: Window) -> ColumnElement[int]:
+def _day_number(column: SQLColumnExpression[datetime], window: Window) -> ColumnElement[int]:
     """Which day of the window a time falls on, 0 for the first; only for times inside the window."""
     days = window.days
     return case(

@@ -10,8 +10,9 @@ from datetime import date, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
-from ivr.db import Database
+from ivr.db import Database, select_columns
 from ivr.records.audit import record_audit
 from ivr.records.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.records.identity_format import mask_nhs_number, normalise_nhs_number
@@ -145,13 +146,13 @@ def people_by_id(database: Database, person_ids: list[int]) -> list[PersonRow]:
     return _found(database, _people_with_choices().where(col(Person.id).in_(person_ids[:MAX_RESULTS])))
 
 
-def _people_with_choices():  # type: ignore[no-untyped-def]
+def _people_with_choices() -> Select[Person, str]:
     return select(Person, CurrentChoice.status).join(
         CurrentChoice, col(CurrentChoice.nhs_number) == Person.nhs_number, isouter=True
     )
 
 
-def _found(database: Database, statement) -> list[PersonRow]:  # type: ignore[no-untyped-def]
+def _found(database: Database, statement: Select[Person, str]) -> list[PersonRow]:
     ordered = statement.order_by(col(Person.family_name), col(Person.given_name), col(Person.id)).limit(MAX_RESULTS)
     with Session(database.engine) as session:
         return [_person_row(person, status) for person, status in session.exec(ordered).all()]
@@ -186,7 +187,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
             .order_by(col(ChoiceEvent.id).desc())
         ).all()
         conversations = session.exec(
-            select(
+            select_columns(
                 Conversation.id, Conversation.channel, Conversation.started_at, Conversation.ended_at, Conversation.outcome
             )
             .where(Conversation.person_id == person_id)

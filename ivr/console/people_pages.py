@@ -66,6 +66,7 @@ def _search_from_form() -> Response | tuple[str, int]:
 
 
 def _search_tokens() -> URLSafeTimedSerializer:
+    # create_app always sets the secret key; Flask types it as possibly None.
     return URLSafeTimedSerializer(current_app.secret_key, salt="people-search-by-nhs-number")  # type: ignore[arg-type]
 
 

@@ -68,6 +68,7 @@ class _NewPassword:
     the page and `flask staff create` share them) for the account with `owner_email`, and typed twice."""
 
     owner_email = ""  # the page sets it: whose password this is
+    password: Field  # each form with these checks has one (an annotation alone: WTForms sees no field here)
 
     def validate_password(self, field: Field) -> None:
         try:
@@ -76,7 +77,7 @@ class _NewPassword:
             raise ValidationError(str(rejected)) from None
 
     def validate_password_again(self, field: Field) -> None:
-        if self.password.data and field.data != self.password.data:  # type: ignore[attr-defined]
+        if self.password.data and field.data != self.password.data:
             raise ValidationError("The passwords do not match")
 
 
@@ -90,7 +91,7 @@ class AddStaffUserForm(_NewPassword, FlaskForm):
     password, password_again = _new_password_fields("Initial password")
 
     @property
-    def owner_email(self) -> str:  # type: ignore[override]
+    def owner_email(self) -> str:  # type: ignore[override]  # a property where _NewPassword has a plain attribute
         return self.email.data or ""
 
 

@@ -121,6 +121,7 @@ class TextForm(FlaskForm):
 
 
 def _serializer() -> URLSafeTimedSerializer:
+    # create_app always sets the secret key; Flask types it as possibly None.
     return URLSafeTimedSerializer(current_app.secret_key, salt="try-the-line")  # type: ignore[arg-type]
 
 
@@ -153,6 +154,7 @@ def _database() -> Database:
 
 
 def _trial_line() -> TrialLine:
+    # The app itself, not the proxy (Flask types current_app as the app, so the proxy's method is unknown to mypy).
     return TrialLine(current_app._get_current_object(), request.host_url)  # type: ignore[attr-defined]
 
 
@@ -286,8 +288,8 @@ def _call_step(form: TrialCallForm, act: Callable[[TrialLine, TrialCall], CallSt
         return _call_page(people, CallStep(call), form=form, status=400)
     if not call.ended and call_has_ended(_database(), call.call_sid):
         # Hung up in another tab: the line would take nothing more from a real call either.
-        problem = {"text": "This call has ended, perhaps in another tab. Start a new call.", "href": "#line-says"}
-        return _call_page(people, CallStep(call.as_ended()), errors=[problem], status=409)
+        ended = {"text": "This call has ended, perhaps in another tab. Start a new call.", "href": "#line-says"}
+        return _call_page(people, CallStep(call.as_ended()), errors=[ended], status=409)
     try:
         step = act(_trial_line(), call)
     except LineNotWaiting:

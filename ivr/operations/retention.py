@@ -15,6 +15,7 @@ was, so the write lock is held only briefly and the line keeps answering while a
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import delete, func, select, update
 from sqlmodel import col
@@ -27,7 +28,10 @@ from models import Conversation, ConversationStep, IdentityAttempt, OutboundMess
 BATCH_SIZE = 1000
 
 
-def _attempts_kept(age: timedelta) -> tuple[tuple[type, timedelta], ...]:
+AttemptTable = type[StaffSignInAttempt] | type[IdentityAttempt]
+
+
+def _attempts_kept(age: timedelta) -> tuple[tuple[AttemptTable, timedelta], ...]:
     """How long each kind of attempt is kept: sign-in attempts at least as long as the sign-in limits look back."""
     return ((StaffSignInAttempt, max(age, KNOWN_NETWORK_AGE)), (IdentityAttempt, age))
 
@@ -68,26 +72,26 @@ def apply_retention(
         with database.transaction() as session:
             # A step written since (none should be) goes with the state, so an emptied state means no steps.
             in_batch = col(ConversationStep.conversation_id).in_(ids)
-            steps += session.execute(delete(ConversationStep).where(in_batch)).rowcount  # type: ignore[attr-defined]
-            emptied = session.execute(
+            steps += session.exec(delete(ConversationStep).where(in_batch)).rowcount
+            emptied = session.exec(
                 update(Conversation)
-                .where(col(Conversation.id).in_(ids), Conversation.state != "")
+                .where(col(Conversation.id).in_(ids), col(Conversation.state) != "")
                 .values(state="", last_reply="")
             )
-            conversations += emptied.rowcount  # type: ignore[attr-defined]
+            conversations += emptied.rowcount
         batch_done()
     while True:
         with database.transaction() as session:
             text_ids = session.scalars(
-                select(OutboundMessage.id)
-                .where(OutboundMessage.status == "delivered", OutboundMessage.created_at < cutoff)
-                .order_by(OutboundMessage.id)
+                select(col(OutboundMessage.id))
+                .where(col(OutboundMessage.status) == "delivered", col(OutboundMessage.created_at) < cutoff)
+                .order_by(col(OutboundMessage.id))
                 .limit(batch_size)
             ).all()
             if not text_ids:
                 break
-            gone = session.execute(delete(OutboundMessage).where(col(OutboundMessage.id).in_(text_ids)))
-            texts += gone.rowcount  # type: ignore[attr-defined]
+            gone = session.exec(delete(OutboundMessage).where(col(OutboundMessage.id).in_(text_ids)))
+            texts += gone.rowcount
         batch_done()
     attempts = 0
     for table, kept_for in _attempts_kept(age):
@@ -110,40 +114,39 @@ def apply_retention(
 def _old_conversations(database: Database, cutoff: datetime, limit: int) -> list[int]:
     """Conversations begun before the cutoff whose steps have not yet gone, oldest first."""
     with database.transaction() as session:
-        return list(
-            session.scalars(
-                select(Conversation.id)
-                .where(Conversation.started_at < cutoff, Conversation.state != "")
-                .order_by(Conversation.id)
-                .limit(limit)
-            ).all()
-        )
+        ids = session.scalars(
+            select(col(Conversation.id))
+            .where(col(Conversation.started_at) < cutoff, col(Conversation.state) != "")
+            .order_by(col(Conversation.id))
+            .limit(limit)
+        ).all()
+        return cast(list[int], list(ids))  # read back from the table: none is None
 
 
 def _remove_steps(database: Database, conversation_ids: list[int], limit: int) -> int:
     """Remove up to `limit` steps of these conversations, in one transaction; how many went."""
     with database.transaction() as session:
         step_ids = session.scalars(
-            select(ConversationStep.id).where(col(ConversationStep.conversation_id).in_(conversation_ids)).limit(limit)
+            select(col(ConversationStep.id)).where(col(ConversationStep.conversation_id).in_(conversation_ids)).limit(limit)
         ).all()
         if not step_ids:
             return 0
-        gone = session.execute(delete(ConversationStep).where(col(ConversationStep.id).in_(step_ids)))
-        return gone.rowcount  # type: ignore[attr-defined]
+        gone = session.exec(delete(ConversationStep).where(col(ConversationStep.id).in_(step_ids)))
+        return gone.rowcount
 
 
-def _remove_old_attempts(database: Database, table: type, before: datetime, limit: int) -> int:
+def _remove_old_attempts(database: Database, table: AttemptTable, before: datetime, limit: int) -> int:
     """Remove up to `limit` attempts made before `before`, in one transaction; how many went."""
     with database.transaction() as session:
-        ids = session.scalars(select(table.id).where(table.at < before).order_by(table.id).limit(limit)).all()
+        ids = session.scalars(select(col(table.id)).where(col(table.at) < before).order_by(col(table.id)).limit(limit)).all()
         if not ids:
             return 0
-        return session.execute(delete(table).where(col(table.id).in_(ids))).rowcount  # type: ignore[attr-defined]
+        return session.exec(delete(table).where(col(table.id).in_(ids))).rowcount
 
 
 def _count(database: Database, cutoff: datetime, age: timedelta) -> RetentionReport:
     with database.transaction() as session:
-        old = select(Conversation.id).where(Conversation.started_at < cutoff, Conversation.state != "")
+        old = select(col(Conversation.id)).where(col(Conversation.started_at) < cutoff, col(Conversation.state) != "")
         conversations = session.scalar(select(func.count()).select_from(old.subquery())) or 0
         steps = session.scalar(
             select(func.count()).select_from(ConversationStep).where(col(ConversationStep.conversation_id).in_(old))
@@ -151,10 +154,10 @@ def _count(database: Database, cutoff: datetime, age: timedelta) -> RetentionRep
         texts = session.scalar(
             select(func.count())
             .select_from(OutboundMessage)
-            .where(OutboundMessage.status == "delivered", OutboundMessage.created_at < cutoff)
+            .where(col(OutboundMessage.status) == "delivered", col(OutboundMessage.created_at) < cutoff)
         ) or 0
         attempts = sum(
-            session.scalar(select(func.count()).select_from(table).where(table.at < utcnow() - kept_for)) or 0
+            session.scalar(select(func.count()).select_from(table).where(col(table.at) < utcnow() - kept_for)) or 0
             for table, kept_for in _attempts_kept(age)
         )
     return RetentionReport(cutoff, conversations, steps, texts, attempts)

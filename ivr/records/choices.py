@@ -115,5 +115,5 @@ def check_proxy_role(proxy_role: str | None, date_of_birth: date, today: date) -
 
 def iter_register(session: Session, batch: int = 1000) -> Iterator[CurrentChoice]:
     """The current choice of every NHS number that has one, in NHS number order, a batch at a time."""
-    query = select(CurrentChoice).order_by(CurrentChoice.nhs_number).execution_options(yield_per=batch)  # type: ignore[arg-type]
+    query = select(CurrentChoice).order_by(CurrentChoice.nhs_number).execution_options(yield_per=batch)
     yield from session.exec(query)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from ivr.db import Database
 from ivr.records.audit import record_audit
@@ -130,7 +131,7 @@ _assignee = aliased(StaffUser)
 _resolver = aliased(StaffUser)
 
 
-def _follow_up_query():  # type: ignore[no-untyped-def]
+def _follow_up_query() -> Select[FollowUp, str, str]:
     return (
         select(FollowUp, _assignee.email, _resolver.email)
         .join(_assignee, col(FollowUp.assigned_to_id) == _assignee.id, isouter=True)

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import text
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from models import IdentityAttempt, OneTimeCode, Person, utcnow
 
@@ -58,9 +59,9 @@ def code_accepted_at(session: Session, person_id: int, conversation_id: int) -> 
         .where(
             OneTimeCode.person_id == person_id,
             OneTimeCode.conversation_id == conversation_id,
-            OneTimeCode.used_at.is_not(None),  # type: ignore[union-attr]
+            col(OneTimeCode.used_at).is_not(None),
         )
-        .order_by(OneTimeCode.id.desc())  # type: ignore[union-attr]
+        .order_by(col(OneTimeCode.id).desc())
         .limit(1)
     )
     return session.exec(query).first()
@@ -83,7 +84,7 @@ class Identity:
             caller_locked = (IdentityAttempt.caller_hash == caller_hash) & (IdentityAttempt.kind == LOCK_CALLER)
             locked_for = locked_for | caller_locked
         query = select(IdentityAttempt.id).where(
-            IdentityAttempt.kind.in_((LOCK_NHS_NUMBER, LOCK_CALLER)),  # type: ignore[attr-defined]
+            col(IdentityAttempt.kind).in_((LOCK_NHS_NUMBER, LOCK_CALLER)),
             IdentityAttempt.at >= utcnow() - LOCK_DURATION,
             locked_for,
         )
@@ -92,7 +93,7 @@ class Identity:
     def _lock_if_limit_reached(self, session: Session, nhs_number_hash: str, caller_hash: str) -> None:
         since = utcnow() - FAILURE_WINDOW
         failed = select(func.count()).where(
-            IdentityAttempt.kind.in_(FAILURE_KINDS),  # type: ignore[attr-defined]
+            col(IdentityAttempt.kind).in_(FAILURE_KINDS),
             IdentityAttempt.succeeded == False,  # noqa: E712
             IdentityAttempt.at >= since,
         )
@@ -109,7 +110,7 @@ class Identity:
             return False
         failed = select(func.count()).where(
             IdentityAttempt.caller_hash == caller_hash,
-            IdentityAttempt.kind.in_(FAILURE_KINDS),  # type: ignore[attr-defined]
+            col(IdentityAttempt.kind).in_(FAILURE_KINDS),
             IdentityAttempt.succeeded == False,  # noqa: E712
             IdentityAttempt.at >= utcnow() - FAILURE_WINDOW,
         )
@@ -186,15 +187,15 @@ class Identity:
         return IssuedCode(row.id, code, row.expires_at)
 
     @staticmethod
-    def _live_codes(person_id: int):  # type: ignore[no-untyped-def]
+    def _live_codes(person_id: int) -> SelectOfScalar[OneTimeCode]:
         return (
             select(OneTimeCode)
             .where(
                 OneTimeCode.person_id == person_id,
-                OneTimeCode.used_at.is_(None),  # type: ignore[union-attr]
-                OneTimeCode.withdrawn_at.is_(None),  # type: ignore[union-attr]
+                col(OneTimeCode.used_at).is_(None),
+                col(OneTimeCode.withdrawn_at).is_(None),
             )
-            .order_by(OneTimeCode.id.desc())  # type: ignore[union-attr]
+            .order_by(col(OneTimeCode.id).desc())
             .with_for_update()
         )
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import psycopg
 from sqlalchemy import func, or_
 from sqlalchemy import text as sql
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -220,7 +220,7 @@ class Outbox:
         with self.database.transaction() as session:
             earliest = session.exec(
                 select(func.min(OutboundMessage.next_attempt_at)).where(
-                    or_(OutboundMessage.status == "pending", OutboundMessage.status == "sending")
+                    or_(col(OutboundMessage.status) == "pending", col(OutboundMessage.status) == "sending")
                 )
             ).one()
         if earliest is None:
@@ -279,16 +279,16 @@ class Outbox:
             query = (
                 select(OutboundMessage)
                 .where(
-                    or_(OutboundMessage.status == "pending", OutboundMessage.status == "sending"),
+                    or_(col(OutboundMessage.status) == "pending", col(OutboundMessage.status) == "sending"),
                     OutboundMessage.next_attempt_at <= now,
-                    OutboundMessage.twilio_sid.is_(None),  # type: ignore[union-attr]  # Twilio has it already
+                    col(OutboundMessage.twilio_sid).is_(None),  # Twilio has it already
                 )
-                .order_by(OutboundMessage.id)  # type: ignore[arg-type]
+                .order_by(col(OutboundMessage.id))
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             if ids is not None:
-                query = query.where(OutboundMessage.id.in_(ids))  # type: ignore[union-attr]
+                query = query.where(col(OutboundMessage.id).in_(ids))
             claimed = []
             for message in session.exec(query).all():
                 if message.give_up_at is not None and message.give_up_at <= now:
@@ -324,7 +324,9 @@ class Outbox:
             try:
                 found = self._find_at_twilio(client, message)
             except Exception as error:
-                return self._after_failure(message, f"Could not ask Twilio about an earlier try: {type(error).__name__}", NO_ANSWER, False)
+                return self._after_failure(
+                    message, f"Could not ask Twilio about an earlier try: {type(error).__name__}", NO_ANSWER, False
+                )
             if found is not None:
                 log.info("Text %s had reached Twilio as %s before; not sending it again", message.id, found[0])
                 return self._record_sent(message, *found)
@@ -335,7 +337,9 @@ class Outbox:
             )
         except TwilioRestException as error:
             if error.status == 429:
-                self._after_failure(message, "Twilio answered 429 (too many requests)", str(error.code or ""), False, RATE_LIMITED_PAUSE)
+                self._after_failure(
+                    message, "Twilio answered 429 (too many requests)", str(error.code or ""), False, RATE_LIMITED_PAUSE
+                )
                 return "rate_limited"
             permanent = 400 <= error.status < 500
             code = str(error.code or "")
@@ -384,7 +388,7 @@ class Outbox:
             known = set(
                 session.exec(
                     select(OutboundMessage.twilio_sid).where(
-                        OutboundMessage.twilio_sid.in_([found.sid for found in candidates])  # type: ignore[union-attr]
+                        col(OutboundMessage.twilio_sid).in_([found.sid for found in candidates])
                     )
                 ).all()
             )

@@ -27,7 +27,7 @@ from ivr.db import Database
 from ivr.records.audit import AuditNote, record_audit, record_audits
 from ivr.records.identity_format import normalise_nhs_number
 from ivr.records.phone_numbers import mask_phone_number, parse_uk_phone_number
-from models import Person, utcnow
+from models import Person, table_of, utcnow
 
 COLUMNS = ("nhs_number", "given_name", "family_name", "date_of_birth", "postcode", "mobile")
 MAX_NAME = 100
@@ -178,7 +178,7 @@ def import_people(database: Database, people: list[Person], by: Importer) -> Imp
 
 
 _FIELDS = ("given_name", "family_name", "date_of_birth", "postcode", "mobile")
-_person = Person.__table__  # type: ignore[attr-defined]
+_person = table_of(Person)
 # Plain statements, many rows each: the ORM's unit of work costs more than the write lock should be held.
 _KNOWN = select(_person.c.id, _person.c.nhs_number, *(_person.c[name] for name in _FIELDS))
 _ADD = insert(_person)

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from ivr.records.phone_numbers import parse_uk_phone_number
 from ivr.standins.local_twilio import LocalTwilio
-from ivr.standins.twiml_caller import Heard, Texter, TwimlCaller
+from ivr.standins.twiml_caller import Heard, Texter, Transport, TwimlCaller
 
 LOCAL_ACCOUNT_SID = "AC" + "0" * 32
 LOCAL_FROM_NUMBER = "+447700900999"
@@ -27,7 +27,7 @@ AppFactory = Callable[[Mapping[str, object]], Flask]
 HELP = "Key digits (end numbers with #), '*' to repeat, 'say WORDS' to speak, Enter to stay silent, 'h' to hang up."
 
 
-def flask_transport(client: FlaskClient):  # type: ignore[no-untyped-def]
+def flask_transport(client: FlaskClient) -> Transport:
     """Post to an app in this process, as Twilio would post over HTTP."""
 
     def post(url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
@@ -108,7 +108,9 @@ def phone_commands(create_app: AppFactory) -> tuple[click.Command, click.Command
                 to_number=LOCAL_FROM_NUMBER,
                 account_sid=LOCAL_ACCOUNT_SID,
             )
-            click.echo(f"Texting the Opt-Out Line from {from_number}. Type a message and press Enter (HELP to start); Ctrl-D to stop.")
+            click.echo(
+                f"Texting the Opt-Out Line from {from_number}. Type a message and press Enter (HELP to start); Ctrl-D to stop."
+            )
             shown = 0
             while True:
                 try:

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask
 from sqlalchemy import event
@@ -43,7 +43,7 @@ class LineNotWaiting(Exception):
     """The trial call is not at a point where the line takes this (keys, words, silence, a transfer)."""
 
 
-def is_test_number(number: str | None) -> bool:
+def is_test_number(number: str | None) -> TypeGuard[str]:
     """A number in Ofcom's drama range, which never reaches a phone."""
     if number is None or not number.startswith(TEST_NUMBER_PREFIX):
         return False

@@ -8,6 +8,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urljoin
 
 from twilio.request_validator import RequestValidator
@@ -164,7 +165,7 @@ def parse_twiml(status: int, body: str) -> Heard:
         elif verb.tag == "Dial":
             heard.dial_action = verb.attrib.get("action")
             number = verb.find("Number")
-            heard.dial = (number.text if number is not None else verb.text or "").strip()
+            heard.dial = (cast(str, number.text) if number is not None else verb.text or "").strip()  # a <Number> holds one
         elif verb.tag == "Hangup":
             heard.hung_up = True
     return heard

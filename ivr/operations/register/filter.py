@@ -1,4 +1,5 @@
-"""Filtering a data set against the register: the rows whose NHS number is valid and not opted out, copied byte for byte and in order."""
+"""Filtering a data set against the register: the rows whose NHS number is valid and not opted out, copied byte for byte and
+in order."""
 
 import csv
 import math
@@ -428,7 +429,9 @@ class _RowFilter:
         self.write(b"".join(raw))
 
     def _ragged(self, line: int, fields: int) -> RegisterApplyError:
-        return RegisterApplyError(f"line {line} has {fields} {'field' if fields == 1 else 'fields'} but the header row has {self.columns}")
+        return RegisterApplyError(
+            f"line {line} has {fields} {'field' if fields == 1 else 'fields'} but the header row has {self.columns}"
+        )
 
 
 def _is_blank(line: bytes) -> bool:
@@ -501,7 +504,8 @@ def _names_after_a_line_break(fields: list[str], opted_out: frozenset[bytes]) ->
     return False
 
 
-_ASCII_SEPARATORS = b" \t\r\v\f-"  # spaces and hyphens in NHS numbers (fields hold no newline); normalise_nhs_number removes these and more
+# Spaces and hyphens in NHS numbers (fields hold no newline); normalise_nhs_number removes these and more.
+_ASCII_SEPARATORS = b" \t\r\v\f-"
 _NOT_AN_NHS_NUMBER = b"0000000001"  # stands in for what cannot be normalised: its check digit is wrong
 
 

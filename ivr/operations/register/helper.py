@@ -1,4 +1,5 @@
-"""The helper process: a second process, forked, that filters the runs of lines handed to it, so that two CPUs share each block."""
+"""The helper process: a second process, forked, that filters the runs of lines handed to it, so that two CPUs share each
+block."""
 
 import multiprocessing
 import signal
@@ -35,7 +36,7 @@ class HelperProcess(Generic[Result]):
         return self._connection.poll()
 
     def result(self) -> Result:
-        return self._connection.recv()  # type: ignore[no-any-return]
+        return self._connection.recv()
 
     def close(self) -> None:
         with suppress(OSError):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import RegisterRun, StaffUser
 
@@ -44,8 +44,8 @@ def list_register_runs(session: Session, limit: int = 100) -> list[RegisterRunLi
     """The latest register runs first, with who ran each, for the staff console."""
     query = (
         select(RegisterRun, StaffUser.email)
-        .outerjoin(StaffUser, RegisterRun.staff_user_id == StaffUser.id)  # type: ignore[arg-type]
-        .order_by(RegisterRun.started_at.desc(), RegisterRun.id.desc())  # type: ignore[attr-defined,union-attr]
+        .outerjoin(StaffUser, col(RegisterRun.staff_user_id) == StaffUser.id)
+        .order_by(col(RegisterRun.started_at).desc(), col(RegisterRun.id).desc())
         .limit(limit)
     )
     return [RegisterRunListing(run, email or SYSTEM_USER) for run, email in session.exec(query).all()]

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ivr.db import Database
 from models import ChoiceEvent, ChoiceStatus, CurrentChoice
@@ -29,7 +30,7 @@ def load_register(database: Database) -> RegisterSnapshot:
         with connection.begin():
             as_of = connection.execute(select(func.max(ChoiceEvent.recorded_at))).scalar()
             numbers = connection.execute(
-                select(CurrentChoice.nhs_number).where(CurrentChoice.status == ChoiceStatus.OPTED_OUT.value)
+                select(col(CurrentChoice.nhs_number)).where(col(CurrentChoice.status) == ChoiceStatus.OPTED_OUT.value)
             ).scalars()
             opted_out = frozenset(map(str.encode, numbers))
     return RegisterSnapshot(opted_out, as_of)
