@@ -1,5 +1,6 @@
 """The voice line's Twilio adapter: webhook -> dialogue -> TwiML. Thin: the line and the dialogue decide."""
 
+import functools
 import logging
 
 from flask import Blueprint, Response, current_app, request
@@ -7,6 +8,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr.line.dialogue import turns as dialogue
+from ivr.line.dialogue.turns import Expect
 from ivr.line.flows import VOICE_FLOW, Inbound
 from ivr.line.prompts import Prompts
 from ivr.line.runner import TRIAL_PARAMETER, Line, Reply
@@ -78,26 +80,41 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
 
 
 def _render(reply: Reply) -> str:
-    words = reply.words
+    transfer_to = current_app.extensions["settings"].staff_transfer_number
+    if any(prompt.values for prompt in reply.say):
+        # Words with values (a number read back) are built afresh, never cached: they may be identifiers.
+        return _build_twiml(reply.words, reply.expect, request.script_root, transfer_to, str(reply.turn))
+    return _fixed_twiml(reply.words, reply.expect, request.script_root, transfer_to).replace(_TURN, str(reply.turn))
+
+
+# Stands in for the turn in a cached rendering; no prompt or URL holds it otherwise.
+_TURN = "__turn__"
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_twiml(words: str, expect: Expect, script_root: str, transfer_to: str | None) -> str:
+    """Most steps say fixed words: the TwiML for each is built once, with the turn put in per step."""
+    return _build_twiml(words, expect, script_root, transfer_to, _TURN)
+
+
+def _build_twiml(words: str, expect: Expect, script_root: str, transfer_to: str | None, turn: str) -> str:
     response = VoiceResponse()
-    expect = reply.expect
     if expect.kind == "hangup":
         if words:
             response.say(words, voice=VOICE, language=LANGUAGE)
         response.hangup()
     elif expect.kind == "dial":
         response.say(words, voice=VOICE, language=LANGUAGE)
-        dial = response.dial(action=_step_url(reply.turn, "dial"), method="POST", timeout=25)
-        dial.number(current_app.extensions["settings"].staff_transfer_number)
+        dial = response.dial(action=_step_url(script_root, turn, "dial"), method="POST", timeout=25)
+        dial.number(transfer_to)
     else:
-        response.append(_gather(reply, words))
-        response.redirect(_step_url(reply.turn, "silence"), method="POST")
+        response.append(_gather(words, expect, script_root, turn))
+        response.redirect(_step_url(script_root, turn, "silence"), method="POST")
     return str(response)
 
 
-def _gather(reply: Reply, words: str) -> Gather:
-    expect = reply.expect
-    options: dict[str, object] = {"action": _step_url(reply.turn), "method": "POST", "language": LANGUAGE}
+def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
+    options: dict[str, object] = {"action": _step_url(script_root, turn), "method": "POST", "language": LANGUAGE}
     if expect.kind == "menu":
         # No finishing key in a menu: '#' is a key press like any other, answered rather than ignored.
         options.update(
@@ -112,9 +129,9 @@ def _gather(reply: Reply, words: str) -> Gather:
     return gather
 
 
-def _step_url(turn: int, event: str | None = None) -> str:
+def _step_url(script_root: str, turn: str, event: str | None = None) -> str:
     # Built by hand rather than with url_for: it is on every call step, and its shape is fixed.
-    url = f"{request.script_root}{bp.url_prefix}/step?turn={turn}"
+    url = f"{script_root}{bp.url_prefix}/step?turn={turn}"
     return f"{url}&event={event}" if event else url
 
 
