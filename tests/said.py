@@ -77,9 +77,7 @@ def template_names(folder: str, language: str = LANGUAGE) -> list[str]:
     return sorted(path.stem for path in (PROMPTS_DIR / language / folder).glob("*.txt"))
 
 
-def placeholders_of(
-    folder: str, name: str, language: str = LANGUAGE
-) -> tuple[set[str], set[str]]:
+def placeholders_of(folder: str, name: str, language: str = LANGUAGE) -> tuple[set[str], set[str]]:
     """(every value the template uses, including `org_name`; those of them tested by an `{% if %}`)."""
     env = _environment()
     source = (PROMPTS_DIR / language / folder / f"{name}.txt").read_text()
@@ -87,10 +85,7 @@ def placeholders_of(
     used = set(meta.find_undeclared_variables(parsed))
     tests = [branch.test for branch in parsed.find_all((nodes.If, nodes.CondExpr))]
     optional = {
-        found.name
-        for test in tests
-        for found in [test, *test.find_all(nodes.Name)]
-        if isinstance(found, nodes.Name)
+        found.name for test in tests for found in [test, *test.find_all(nodes.Name)] if isinstance(found, nodes.Name)
     }
     return used, optional & used
 
@@ -110,12 +105,8 @@ def _variants(folder: str, name: str, language: str) -> list[Variant]:
             values.update({key: _SENTINEL.format(key) for key in (*always, *given)})
             rendered = " ".join(template.render(values).split())
             pattern, placeholders = _to_regex(rendered)
-            if (
-                pattern not in found
-            ):  # a value tested but never shown renders the same either way
-                found[pattern] = Variant(
-                    name, frozenset(given), re.compile(pattern, re.DOTALL), placeholders
-                )
+            if pattern not in found:  # a value tested but never shown renders the same either way
+                found[pattern] = Variant(name, frozenset(given), re.compile(pattern, re.DOTALL), placeholders)
     return list(found.values())
 
 
@@ -137,14 +128,8 @@ def _to_regex(rendered: str) -> tuple[str, tuple[str, ...]]:
 @functools.cache
 def variants(folder: str, language: str = LANGUAGE) -> tuple[Variant, ...]:
     """Every way every template of `folder` can render."""
-    assert (PROMPTS_DIR / language / folder).is_dir(), (
-        f"no prompts folder {language}/{folder}"
-    )
-    return tuple(
-        variant
-        for name in template_names(folder, language)
-        for variant in _variants(folder, name, language)
-    )
+    assert (PROMPTS_DIR / language / folder).is_dir(), f"no prompts folder {language}/{folder}"
+    return tuple(variant for name in template_names(folder, language) for variant in _variants(folder, name, language))
 
 
 # ---- Reading words -------------------------------------------------------------------------------
@@ -162,9 +147,7 @@ def readings(folder: str, words: str, language: str = LANGUAGE) -> list[list[Sai
             for end in _boundaries(text, start, variant):
                 match = variant.regex.fullmatch(text, start, end)
                 if match:
-                    steps.append(
-                        (Said(variant.name, match.groupdict(), (start, end)), end)
-                    )
+                    steps.append((Said(variant.name, match.groupdict(), (start, end)), end))
         return tuple(steps)
 
     def walk(start: int, so_far: list[Said]) -> Iterator[list[Said]]:
@@ -195,9 +178,7 @@ def _boundaries(text: str, start: int, variant: Variant) -> Iterator[int]:
         if match and (match.end() == len(text) or text[match.end()] == " "):
             yield match.end()
         return
-    for end in itertools.chain(
-        (m.start() for m in re.finditer(" ", text[start:])), [len(text) - start]
-    ):
+    for end in itertools.chain((m.start() for m in re.finditer(" ", text[start:])), [len(text) - start]):
         yield start + end
 
 
@@ -246,21 +227,15 @@ def said(folder: str, words: str, name: str, language: str = LANGUAGE) -> bool:
     return name in prompts_in(folder, words, language)
 
 
-def value_in(
-    folder: str, words: str, name: str, placeholder: str, language: str = LANGUAGE
-) -> str:
+def value_in(folder: str, words: str, name: str, placeholder: str, language: str = LANGUAGE) -> str:
     """The value `placeholder` took in the first prompt `name` of `words`."""
     _known(folder, name, language)
     reading = read(folder, words, language)
     for found in reading:
         if found.name == name:
-            assert placeholder in found.values, (
-                f"{folder}/{name} shows no {placeholder!r} here: {found.values}"
-            )
+            assert placeholder in found.values, f"{folder}/{name} shows no {placeholder!r} here: {found.values}"
             return found.values[placeholder]
-    raise AssertionError(
-        f"no {folder}/{name} in {[found.name for found in reading]}: {words!r}"
-    )
+    raise AssertionError(f"no {folder}/{name} in {[found.name for found in reading]}: {words!r}")
 
 
 def _known(folder: str, name: str, language: str = LANGUAGE) -> None:

@@ -28,9 +28,7 @@ def renderings(folder: str, name: str) -> list[tuple[str, dict[str, str]]]:
     """The template rendered by the line's own renderer, once with every optional value and once without each."""
     used, optional = said.placeholders_of(folder, name)
     missing = used - set(SAMPLE) - {"org_name"}
-    assert not missing, (
-        f"{folder}/{name} uses {sorted(missing)}: add sample values to SAMPLE in tests/test_said.py"
-    )
+    assert not missing, f"{folder}/{name} uses {sorted(missing)}: add sample values to SAMPLE in tests/test_said.py"
     found = []
     for count in range(len(optional) + 1):
         for left_out in itertools.combinations(sorted(optional), count):
@@ -47,19 +45,11 @@ def renderings(folder: str, name: str) -> list[tuple[str, dict[str, str]]]:
 ALL = [(folder, name) for folder in FOLDERS for name in template_names(folder)]
 
 
-@pytest.mark.parametrize(
-    ("folder", "name"), ALL, ids=[f"{folder}/{name}" for folder, name in ALL]
-)
-def test_each_template_reads_back_as_itself_and_nothing_else(
-    folder: str, name: str
-) -> None:
+@pytest.mark.parametrize(("folder", "name"), ALL, ids=[f"{folder}/{name}" for folder, name in ALL])
+def test_each_template_reads_back_as_itself_and_nothing_else(folder: str, name: str) -> None:
     for words, shown in renderings(folder, name):
         found = readings(folder, words)
-        others = [
-            [s.name for s in reading]
-            for reading in found
-            if [s.name for s in reading] != [name]
-        ]
+        others = [[s.name for s in reading] for reading in found if [s.name for s in reading] != [name]]
         assert not others, (
             f"{folder}/{name} cannot be told apart from {others}: its words {words!r} read as those too. "
             "Reword one of them, or make the recogniser tell them apart."
@@ -70,9 +60,7 @@ def test_each_template_reads_back_as_itself_and_nothing_else(
         assert {key: value for key, value in only.values.items()} == {
             key: value for key, value in shown.items() if key in only.values
         }
-        assert set(only.values) == {key for key in shown}, (
-            f"{folder}/{name}: placeholders {only.values} not {shown}"
-        )
+        assert set(only.values) == {key for key in shown}, f"{folder}/{name}: placeholders {only.values} not {shown}"
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -81,9 +69,7 @@ def test_prompts_joined_by_spaces_read_back_in_order(folder: str) -> None:
     rendered = {name: renderings(folder, name) for name in template_names(folder)}
     failures = []
     for first, second in itertools.product(rendered, repeat=2):
-        for (words_1, _), (words_2, _) in itertools.product(
-            rendered[first][:1], rendered[second]
-        ):
+        for (words_1, _), (words_2, _) in itertools.product(rendered[first][:1], rendered[second]):
             found = prompts_in(folder, f"{words_1} {words_2}")
             if found != [first, second]:
                 failures.append(f"{first} + {second} read as {found}")
@@ -105,25 +91,18 @@ def test_placeholder_values_are_read() -> None:
     )
     assert prompts_in("voice", words) == ["nhs_number_read_back", "code_ask"]
     assert value_in("voice", words, "code_ask", "mobile_ending") == "0123"
-    assert (
-        value_in("voice", words, "nhs_number_read_back", "nhs_number")
-        == "9 4 3, 4 7 6, 5 9 1 9"
-    )
+    assert value_in("voice", words, "nhs_number_read_back", "nhs_number") == "9 4 3, 4 7 6, 5 9 1 9"
 
 
 def test_a_prompt_after_another_keeps_its_org_name_to_itself() -> None:
-    words = PROMPTS.render_all(
-        "voice", (Prompt("about_your_choice"), Prompt("about_direct_care"))
-    )
+    words = PROMPTS.render_all("voice", (Prompt("about_your_choice"), Prompt("about_direct_care")))
     assert prompts_in("voice", words) == ["about_your_choice", "about_direct_care"]
     assert value_in("voice", words, "about_direct_care", "org_name") == DEFAULT_ORG_NAME
 
 
 def test_words_that_are_not_prompts_fail_saying_where() -> None:
     menu = PROMPTS.render("voice", Prompt("menu"))
-    with pytest.raises(
-        said.Unreadable, match="read as \\['menu'\\] up to: 'Press 7 for a surprise.'"
-    ):
+    with pytest.raises(said.Unreadable, match="read as \\['menu'\\] up to: 'Press 7 for a surprise.'"):
         prompts_in("voice", f"{menu} Press 7 for a surprise.")
 
 
