@@ -25,6 +25,7 @@ from ivr.standins.twiml_caller import Heard, TwimlCaller
 from models import Person
 from tests.db import IDENTIFIERS_USED, create_person, note_person_identifiers
 from tests.run_log import RunLog
+from tests.said import known, prompts_in, value_in
 
 AUTH_TOKEN = "test-auth-token"
 ACCOUNT_SID = "AC" + "1" * 32
@@ -198,20 +199,46 @@ def person(app: Flask) -> Person:
 # ---- Callers -----------------------------------------------------------------------------
 
 
-class Caller(TwimlCaller):
-    """A TwimlCaller with assertions in a caller's words."""
+def _phrases(names: tuple[str, ...]) -> bool:  # TRANSITION
+    return any(not re.fullmatch(r"[a-z0-9_]+", name) for name in names)
 
-    def hears(self, *phrases: str) -> Heard:
+
+class Caller(TwimlCaller):
+    """A TwimlCaller with assertions by prompt name (templates/prompts/en/voice/<name>.txt), never by wording."""
+
+    @property
+    def prompts(self) -> list[str]:
+        """The names of the prompts the line said in its last answer, in order."""
         assert self.last is not None, "the call has not started"
-        said = self.last.text.lower()
-        for phrase in phrases:
-            assert phrase.lower() in said, f"expected to hear {phrase!r}, heard: {self.last.text!r}"
+        return prompts_in("voice", self.last.text)
+
+    def hears(self, *names: str) -> Heard:
+        """Assert the last answer said each of these prompts."""
+        assert self.last is not None, "the call has not started"
+        if _phrases(names):  # TRANSITION: phrases, until every test file is converted
+            for phrase in names:
+                assert phrase.lower() in self.last.text.lower(), f"expected {phrase!r} in {self.last.text!r}"
+            return self.last
+        known("voice", *names)
+        heard = self.prompts
+        for name in names:
+            assert name in heard, f"expected to hear {name}, heard {heard}: {self.last.text!r}"
         return self.last
 
-    def does_not_hear(self, *phrases: str) -> None:
-        assert self.last is not None
-        for phrase in phrases:
-            assert phrase.lower() not in self.last.text.lower(), f"did not expect {phrase!r} in {self.last.text!r}"
+    def does_not_hear(self, *names: str) -> None:
+        if _phrases(names):  # TRANSITION
+            for phrase in names:
+                assert phrase.lower() not in self.last.text.lower()  # type: ignore[union-attr]
+            return
+        known("voice", *names)
+        heard = self.prompts
+        for name in names:
+            assert name not in heard, f"did not expect {name} in {heard}"
+
+    def value(self, name: str, placeholder: str) -> str:
+        """The value `placeholder` took in prompt `name` of the last answer (a number ending, a date)."""
+        assert self.last is not None, "the call has not started"
+        return value_in("voice", self.last.text, name, placeholder)
 
 
 @pytest.fixture
@@ -249,10 +276,10 @@ def latest_code(twilio: LocalTwilio, mobile: str) -> str:
 
 def verify(caller: Caller, person: Person, twilio: LocalTwilio) -> None:
     """From the point where the line asks for an NHS number, prove who `person` is."""
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-    caller.hears("code")
+    caller.hears("code_ask")
     assert person.mobile is not None
     caller.press(latest_code(twilio, person.mobile) + "#")

@@ -13,16 +13,25 @@ from twilio.request_validator import RequestValidator
 from ivr.standins.local_twilio import LocalTwilio
 from ivr.standins.terminal_phone import flask_transport
 from ivr.standins.twiml_caller import Texter
-from models import ChoiceEvent, Conversation, ConversationStep, FollowUp, OutboundMessage, Person, TextBlock
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
+from models import (
+    ChoiceEvent,
+    Conversation,
+    ConversationStep,
+    FollowUp,
+    OutboundMessage,
+    Person,
+    TextBlock,
+)
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, _phrases, latest_code
 from tests.db import create_person
+from tests.said import Unreadable, prompts_in, template_names, value_in
 
 ORG = "Kensington and Chelsea Social Council"
 LINE_NUMBER = "+442079460000"
 LINE_NUMBER_FOR_PEOPLE = "020 7946 0000"
 TEXTER_NUMBER = "+447700900001"  # a number that is nobody's mobile on record
 
-NHS_NUMBER_ASK = "please text your 10-digit NHS number"
+NHS_NUMBER_ASK = "please text your 10-digit NHS number"  # TRANSITION: wording constants, until converted
 DATE_OF_BIRTH_ASK = "Now text your date of birth"
 CODE_SENT = "We have texted a 6-digit code to your mobile ending"
 NOT_MATCHED = "Sorry, we could not match those details to our records."
@@ -34,6 +43,36 @@ RECORDED_OPT_OUT = "Done: you have opted out."
 RECORDED_OPT_IN = "Done: you allow your information to be used"
 CONFIRMATION_TEXT = "your choice to opt out of research and planning use was recorded on"
 HELP_WORDS = ("data opt-out line", "Text ABOUT, CHECK, OPT OUT or OPT IN")
+
+# What the line asks for next, by the keyword that started the choice.
+CONFIRM_PROMPT = {"OPT OUT": "confirm_opted_out", "OPT IN": "confirm_allowed"}
+
+
+def prompts_of(body: str) -> list[str]:
+    """The names of the prompts one text consists of: an SMS reply (templates/prompts/en/sms/) or a text
+    the line sends a mobile (templates/prompts/en/text/); the two folders share no names."""
+    try:
+        return prompts_in("sms", body)
+    except Unreadable:
+        return prompts_in("text", body)
+
+
+def prompt_of(body: str) -> str:
+    """The name of the one prompt a text is."""
+    names = prompts_of(body)
+    assert len(names) == 1, f"expected one prompt in the text, found {names}: {body!r}"
+    return names[0]
+
+
+def value_of(body: str, name: str, placeholder: str) -> str:
+    """The value `placeholder` took in prompt `name` of one text."""
+    folder = "sms" if name in template_names("sms") else "text"
+    return value_in(folder, body, name, placeholder)
+
+
+def _known(*names: str) -> None:
+    for name in names:
+        assert name in template_names("sms") or name in template_names("text"), f"{name!r} is not an sms or text prompt"
 
 
 class SmsTexter(Texter):
@@ -78,14 +117,40 @@ class SmsTexter(Texter):
     def reply(self) -> str:
         return " ".join(self.replies)
 
-    def gets(self, *phrases: str) -> str:
-        for phrase in phrases:
-            assert phrase.lower() in self.reply.lower(), f"expected {phrase!r} in the reply, got: {self.replies!r}"
-        return self.reply
+    @property
+    def prompts(self) -> list[str]:
+        """The names of the prompts in the texts the line sent back, in order."""
+        return [name for reply in self.replies for name in prompts_of(reply)]
 
-    def does_not_get(self, *phrases: str) -> None:
-        for phrase in phrases:
-            assert phrase.lower() not in self.reply.lower(), f"did not expect {phrase!r} in {self.replies!r}"
+    def gets(self, *names: str) -> list[str]:
+        """Assert the texts the line sent back include each of these prompts; their names."""
+        if _phrases(names):  # TRANSITION: phrases, until every test file is converted
+            for phrase in names:
+                assert phrase.lower() in self.reply.lower(), f"expected {phrase!r} in {self.replies!r}"
+            return self.reply  # type: ignore[return-value]
+        _known(*names)
+        got = self.prompts
+        for name in names:
+            assert name in got, f"expected {name} in the replies, got {got}: {self.replies!r}"
+        return got
+
+    def does_not_get(self, *names: str) -> None:
+        if _phrases(names):  # TRANSITION
+            for phrase in names:
+                assert phrase.lower() not in self.reply.lower()
+            return
+        _known(*names)
+        got = self.prompts
+        for name in names:
+            assert name not in got, f"did not expect {name} in the replies {got}"
+
+    def value(self, name: str, placeholder: str) -> str:
+        """The value `placeholder` took in the first reply that is prompt `name`."""
+        _known(name)
+        for reply in self.replies:
+            if name in prompts_of(reply):
+                return value_of(reply, name, placeholder)
+        raise AssertionError(f"no {name} in the replies {self.prompts}")
 
 
 @pytest.fixture
@@ -125,15 +190,15 @@ def verify_by_text(
     """Text `keyword`, the NHS number, the date of birth and the code; the last replies. With `sender_trusted`
     (SMS_TRUST_SENDER_NUMBER on), a texter on the mobile on record is sent no code."""
     texter.text(keyword)
-    texter.gets(NHS_NUMBER_ASK)
+    texter.gets("nhs_number_ask")
     texter.text(person.nhs_number)
-    texter.gets(DATE_OF_BIRTH_ASK)
+    texter.gets("date_of_birth_ask")
     texter.text(written(person.date_of_birth))
     if not (sender_trusted and texter.from_number == person.mobile):
-        texter.gets(CODE_SENT)
+        texter.gets("code_sent")
         assert person.mobile is not None
         texter.text(latest_code(twilio, person.mobile))
-    texter.does_not_get(CODE_SENT, NOT_MATCHED)
+    texter.does_not_get("code_sent", "details_not_matched")
     return texter.replies
 
 
