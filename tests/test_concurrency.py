@@ -17,7 +17,8 @@ from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER
 from models import ChoiceEvent, ConversationStep, CurrentChoice, IdentityAttempt, OutboundMessage, Person
 from tests.conftest import latest_code
 from tests.db import create_person
-from tests.sms_helpers import post_signed, sms_params
+from tests.said import said
+from tests.sms_helpers import post_signed, prompt_of, sms_params
 
 T = TypeVar("T")
 
@@ -49,13 +50,13 @@ def up_to_confirm(caller, person: Person, twilio, key: str) -> None:  # type: ig
     """Dial, verify, choose (1 opt out, 2 allow), up to "To confirm, press 1"."""
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
     caller.press(latest_code(twilio, person.mobile) + "#")
     caller.press(key)
-    caller.hears("To confirm, press 1")
+    caller.hears({"1": "confirm_opt_out", "2": "confirm_allow"}[key])
 
 
 def confirm_request(caller) -> Callable[[], tuple[int, str]]:  # type: ignore[no-untyped-def]
@@ -87,7 +88,7 @@ def test_a_retry_racing_the_original_confirmation_records_one_choice_and_one_tex
                 )
             ).all()
         assert len(confirmations) == 1
-    texts = [text for text in twilio.texts_to(person.mobile) if "was recorded" in text.body]
+    texts = [text for text in twilio.texts_to(person.mobile) if prompt_of(text.body).startswith("choice_confirmation")]
     assert len(texts) == 3
 
 
@@ -120,14 +121,14 @@ def test_failed_checks_arriving_together_are_all_counted_and_no_extra_guess_gets
         caller.press("2")
         caller.press(person.nhs_number + "#")
         caller.press("1")
-        caller.hears("date of birth")
+        caller.hears("date_of_birth_ask")
         callers.append(caller)
     wrong = date(1990, 1, 1).strftime("%d%m%Y") + "#"
 
     heard = together([lambda caller=caller: caller.press(wrong).text for caller in callers])
 
-    not_matched = [text for text in heard if "could not match those details" in text]
-    locked = [text for text in heard if "next hour" in text and "could not match" not in text]
+    not_matched = [text for text in heard if said("voice", text, "details_not_matched")]
+    locked = [text for text in heard if said("voice", text, "identity_locked") and text not in not_matched]
     assert len(not_matched) == MAX_FAILURES_PER_NHS_NUMBER
     assert len(locked) == attempts - MAX_FAILURES_PER_NHS_NUMBER
     nhs_number_hash = app.extensions["identity"].keyed_hash(person.nhs_number)
