@@ -32,10 +32,10 @@ def up_to_the_code(caller: Caller, person) -> None:  # type: ignore[no-untyped-d
     """Dial, ask to set a choice, and key the NHS number and date of birth, up to where a code is texted."""
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
-    caller.hears("date of birth")
+    caller.hears("date_of_birth_ask")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
 
 
@@ -85,7 +85,8 @@ def test_without_a_twilio_account_a_code_text_is_kept_masked_as_not_sent(offline
         person = create_person(session, mobile="+447700900321")
 
     up_to_the_code(caller, person)
-    caller.hears("code", "ending 3 2 1")
+    caller.hears("code_ask")
+    assert caller.value("code_ask", "mobile_ending") == "3 2 1"
 
     [message] = messages(app)
     assert message.status == "not_sent"
@@ -118,7 +119,8 @@ def test_a_code_text_twilio_refuses_with_503_is_retried_by_outbox_send_exactly_o
 ):
     twilio.fail_next(1, 503)
     up_to_the_code(caller, person)
-    caller.hears("We have sent a 6 digit code", "ending 1 2 3")
+    caller.hears("code_ask")
+    assert caller.value("code_ask", "mobile_ending") == "1 2 3"
     assert twilio.texts_to(person.mobile) == []
 
     [message] = messages(app)
@@ -156,12 +158,12 @@ def test_a_code_text_twilio_refuses_with_503_is_retried_by_outbox_send_exactly_o
 
     # The retried code works.
     caller.press(code + "#")
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
 
 
 def test_a_sent_text_is_not_sent_again_even_when_it_is_due(app, caller, person, twilio):
     up_to_the_code(caller, person)
-    caller.hears("code")
+    caller.hears("code_ask")
     assert len(twilio.texts_to(person.mobile)) == 1
     [message] = messages(app)
     assert message.status == "queued" and message.attempts == 1
@@ -183,7 +185,7 @@ def test_a_sent_text_is_not_sent_again_even_when_it_is_due(app, caller, person, 
 def test_a_webhook_only_queues_its_text_and_the_worker_sends_it(app, caller, person, twilio):
     twilio.stall(5)  # a slow Twilio: the caller must not wait for it
     up_to_the_code(caller, person)
-    caller.hears("We have sent a 6 digit code")
+    caller.hears("code_ask")
     [message] = messages(app)
     assert (message.status, message.attempts) == ("pending", 0)
     assert twilio.received == []  # read directly: no worker round has run
@@ -203,10 +205,10 @@ def test_a_confirmation_text_refused_with_400_is_failed_and_raises_a_follow_up(a
     up_to_the_code(caller, person)
     caller.press(latest_code(twilio, person.mobile) + "#")
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     twilio.fail_next(1, 400)
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     worker_round(app)
 
     confirmation = [m for m in messages(app) if m.purpose == "choice_confirmation"]
