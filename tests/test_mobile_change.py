@@ -67,13 +67,13 @@ def _opt_out_by_phone(caller, person: Person, twilio) -> None:  # type: ignore[n
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
 
 
 def _opt_out_by_text(texter, person: Person, twilio) -> None:  # type: ignore[no-untyped-def]
     verify_by_text(texter, person, twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
-    texter.gets("Done: you have opted out.")
+    texter.gets("recorded_opted_out")
 
 
 # ---- The audit and the person's page ----------------------------------------------------------
