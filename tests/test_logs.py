@@ -21,6 +21,7 @@ from app import create_app
 from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext, mask_identifiers
 from tests.conftest import verify
 from tests.run_log import LoggedLine, RunLog
+from tests.said import prompts_in
 from tests.sms_helpers import SmsTexter, verify_by_text
 from tests.staff_helpers import PASSWORD, create_staff_user
 
@@ -54,7 +55,7 @@ def test_a_failing_call_step_is_logged_as_one_json_line_with_its_call_sid_and_re
 
     monkeypatch.setattr(app.extensions["line"], "handle", broken)
     heard = caller.press("1")
-    assert "sorry" in heard.text.lower()
+    assert prompts_in("voice", heard.text) == ["unavailable"]
     entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.line.voice"]
     assert len(entries) == 1
     entry = entries[0]
@@ -258,7 +259,7 @@ def test_a_people_search_a_call_and_a_text_leave_no_identifier_in_the_log(app, c
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     texter = SmsTexter(app, twilio, "+447700900777")
     verify_by_text(texter, person, twilio)
     codes = {found for text in twilio.texts_to(person.mobile) for found in re.findall(r"\b\d{6}\b", text.body)}
