@@ -32,7 +32,7 @@ def opt_out_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-de
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     caller.hang_up()
     return caller
 
@@ -44,7 +44,7 @@ def allow_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
     verify(caller, person, twilio)
     caller.press("2")
     caller.press("1")
-    caller.hears("has been recorded")
+    caller.hears("choice_recorded_allowed")
     caller.hang_up()
     return caller
 
@@ -54,7 +54,7 @@ def check_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
     caller.hang_up()
     return caller
 
@@ -62,7 +62,7 @@ def check_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
 def hang_up_at_the_greeting(make_caller):  # type: ignore[no-untyped-def]
     caller = make_caller()
     caller.dial()
-    caller.hears("press 1")
+    caller.hears("menu")
     caller.hang_up()
     return caller
 
@@ -71,7 +71,7 @@ def hang_up_when_asked_for_the_nhs_number(make_caller):  # type: ignore[no-untyp
     caller = make_caller()
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.hang_up()
     return caller
 
@@ -83,11 +83,11 @@ def fail_verification(make_caller, person):  # type: ignore[no-untyped-def]
     caller.press("2")
     wrong = (person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y")
     for _ in range(3):
-        caller.hears("NHS number")
+        caller.hears("nhs_number_ask")
         caller.press(person.nhs_number + "#")
         caller.press("1")
         caller.press(wrong + "#")
-    caller.hears("We cannot check your identity on this call")
+    caller.hears("too_many_attempts")
     caller.hang_up()
     return caller
 
@@ -199,7 +199,7 @@ def test_figures_count_calls_and_texts_made_today_and_over_the_last_30_days(
     texter = make_texter(from_number="+447700900204")
     verify_by_text(texter, make_person(mobile="+447700900204"), twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
-    texter.gets("Done: you have opted out.")
+    texter.gets("recorded_opted_out")
     # Before the 30 days: not counted anywhere.
     create_conversation(app, started_at=datetime.now(UTC) - timedelta(days=31))
     create_follow_up(app, kind="callback", status="resolved")
