@@ -61,7 +61,7 @@ def test_a_caller_hears_the_apology_in_good_time_while_another_writer_holds_the_
 ):
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
 
     with write_lock_held(database_url):
         _, took = timed(lambda: caller.press("9434765919#"))
@@ -75,7 +75,7 @@ def test_a_caller_hears_the_apology_in_good_time_while_another_writer_holds_the_
     again = make_caller()
     again.dial()
     again.press("2")
-    again.hears("NHS number")
+    again.hears("nhs_number_ask")
 
 
 def test_a_texter_gets_the_apology_in_good_time_while_another_writer_holds_the_database(app, twilio, database_url):
