@@ -18,6 +18,8 @@ from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, app_config, latest_code, verify
 from tests.db import create_person
+from tests.said import prompts_in
+from tests.sms_helpers import prompt_of
 
 ROUTES = ["/twilio/voice", "/twilio/voice/step?turn=0", "/twilio/voice/status"]
 VERBS = {"Gather", "Redirect", "Dial", "Hangup"}
@@ -100,7 +102,7 @@ def test_forged_steps_of_a_real_call_change_nothing(app, client, caller):
     assert count(app, ConversationStep) == 1
     # The genuine caller carries on where they were.
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
 
 
 @pytest.fixture
@@ -176,9 +178,9 @@ def test_behind_a_proxy_a_whole_call_works_signed_for_the_public_url(public_app,
     caller = make_caller(app_=public_app)
     caller.base_url = caller.current_url = "https://line.example.org/"
     caller.dial()
-    caller.hears("press 2")
+    caller.hears("menu")
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     assert conversation(public_app, caller.call_sid).turn == 2
 
 
@@ -270,7 +272,7 @@ class _Calls:
             caller.press("2")
             verify(caller, person, self.twilio)
             caller.press("1")
-            caller.hears("To confirm, press 1")
+            caller.hears("confirm_opt_out")
         return caller
 
 
@@ -337,9 +339,9 @@ def test_a_retried_confirmation_records_one_choice_and_sends_one_text(app, calle
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     caller.press("1")
-    first = caller.hears("has been recorded")
+    first = caller.hears("choice_recorded_opted_out")
     replayed = caller.replay_last()
     assert replayed == first
     replayed_again = caller.replay_last()
@@ -347,13 +349,13 @@ def test_a_retried_confirmation_records_one_choice_and_sends_one_text(app, calle
 
     assert count(app, ChoiceEvent) == 1
     texts = twilio.texts_to(person.mobile)
-    confirmations = [text for text in texts if "recorded on" in text.body]
+    confirmations = [text for text in texts if prompt_of(text.body) == "choice_confirmation_opted_out"]
     assert len(confirmations) == 1, [text.body for text in texts]
     assert len(texts) == 2  # the code and the confirmation, nothing more
     assert count(app, OutboundMessage) == 2
     # The call carries on from where it was.
     caller.press("3")
-    caller.hears("opted out")
+    caller.hears("current_opted_out")
 
 
 # ---- The database is down --------------------------------------------------------------------
@@ -376,7 +378,7 @@ def test_with_the_database_down_a_caller_hears_an_apology_and_the_call_ends(app_
     assert response.mimetype == "text/xml"
     root = assert_sensible_twiml(response.get_data(as_text=True))
     said = " ".join(element.text or "" for element in root.iter("Say"))
-    assert "cannot do this right now" in said
+    assert prompts_in("voice", said) == ["unavailable"]
     assert [element.tag for element in root][-1] == "Hangup"
 
 
@@ -395,17 +397,17 @@ def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller
     caplog.set_level(logging.DEBUG)
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-    caller.hears("code")
+    caller.hears("code_ask")
     code = latest_code(twilio, person.mobile)
     caller.press(code + "#")
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     caller.hang_up()
 
     secrets = {
@@ -424,7 +426,7 @@ def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller
     for message in messages:
         assert code not in message.body and code not in message.masked_body
 
-    read_back = [step for step in steps if "You keyed" in step.said]
+    read_back = [step for step in steps if "nhs_number_read_back" in prompts_in("voice", step.said)]
     assert len(read_back) == 1
     assert "*** *** *" + person.nhs_number[-3:] in read_back[0].said
     entered = {step.node: step.heard for step in steps}
@@ -478,7 +480,7 @@ def test_a_step_after_the_call_ended_hangs_up_and_revives_nothing(app, caller, p
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     assert caller.hang_up() == 204
     ended = conversation(app, caller.call_sid)
     assert ended.ended_at is not None and person.nhs_number not in ended.state
@@ -505,24 +507,24 @@ def test_a_step_after_the_call_ended_hangs_up_and_revives_nothing(app, caller, p
 
 # ---- NUL bytes -------------------------------------------------------------------------------
 
-APOLOGY = "cannot do this right now"
+APOLOGY = "unavailable"
 
 
 def test_nul_bytes_in_any_field_of_a_call_are_taken_out_and_the_call_carries_on(app, make_caller, person, twilio):
     caller = make_caller(from_number="+44770090\x000555", call_sid="CA" + uuid.uuid4().hex[:16] + "\x00" + "0" * 15)
     caller.to_number = "+4420794\x0060000"
     caller.dial()
-    caller.hears("To set or change your choice")
+    caller.hears("menu")
     caller.speak("chec\x00k my choice")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.does_not_hear(APOLOGY)
     caller.press(person.nhs_number[:4] + "\x00" + person.nhs_number[4:] + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "\x00#")
-    caller.hears("code")
+    caller.hears("code_ask")
     caller.press(latest_code(twilio, person.mobile) + "#")
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
     [call] = [c for c in conversations_of(app) if c.channel == "voice"]
     assert "\x00" not in call.twilio_sid and call.caller_last_digits == "0555"
     assert caller.hang_up() == 204
@@ -545,11 +547,13 @@ def test_nul_bytes_in_any_field_of_a_text_are_taken_out_and_the_conversation_car
         return [sent.body for sent in twilio.texts_to("+447700900001")[before:]]
 
     client, url = app.test_client(), "http://localhost/twilio/sms"
-    assert "Text ABOUT, CHECK" in " ".join(text("HE\x00LP"))
-    assert "NHS number" in " ".join(text("CHE\x00CK"))
-    assert "date of birth" in " ".join(text(person.nhs_number[:3] + "\x00" + person.nhs_number[3:]))
-    assert "6-digit code" in " ".join(text(person.date_of_birth.strftime("%d/%m/%Y") + "\x00"))
-    assert "You have not recorded a choice" in " ".join(text(latest_code(twilio, person.mobile) + "\x00"))
+    assert [prompt_of(reply) for reply in text("HE\x00LP")] == ["help"]
+    assert [prompt_of(reply) for reply in text("CHE\x00CK")] == ["nhs_number_ask"]
+    assert [prompt_of(reply) for reply in text(person.nhs_number[:3] + "\x00" + person.nhs_number[3:])] == [
+        "date_of_birth_ask"
+    ]
+    assert "code_sent" in [prompt_of(reply) for reply in text(person.date_of_birth.strftime("%d/%m/%Y") + "\x00")]
+    assert [prompt_of(reply) for reply in text(latest_code(twilio, person.mobile) + "\x00")] == ["current_none"]
     [thread] = [c for c in conversations_of(app) if c.channel == "sms"]
     assert thread.caller_last_digits == "0001"
 
