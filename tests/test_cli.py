@@ -18,6 +18,8 @@ from ivr.records import people as people_module
 from ivr.standins.demo import demo_people, synthetic_nhs_number
 from models import AuditEntry, Conversation, Person, StaffUser
 from tests.db import create_person
+from tests.said import prompts_in
+from tests.sms_helpers import value_of
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 GOOD_PASSWORD = "correct horse battery staple"
@@ -339,12 +341,12 @@ def test_flask_call_reaches_the_code_prompt_and_shows_the_code_text(app, twilio,
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Calling the Opt-Out Line from 07700 900001" in out
-    assert "press 2" in out
-    assert "NHS number" in out
-    assert "We have sent a 6 digit code" in out
+    said = [prompts_in("voice", line) for line in re.findall(r"^Line: (.*)$", out, re.MULTILINE)]
+    assert said[:3] == [["greeting", "menu"], ["nhs_number_ask"], ["nhs_number_read_back"]], out
+    assert "code_ask" in said[-1], out
     shown = re.search(rf"\[text to {re.escape(ada.mobile)}\] (.*)", out)
     assert shown, out
-    assert re.search(r"\bcode is \d{6}\b", shown.group(1)), shown.group(1)
+    assert re.fullmatch(r"\d{6}", value_of(shown.group(1), "one_time_code", "code")), shown.group(1)
     assert out.rstrip().endswith("Call ended.")
     assert twilio.texts() == []  # the terminal phone has its own stand-in
     with app.extensions["database"].transaction() as session:
