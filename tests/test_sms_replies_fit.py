@@ -190,9 +190,9 @@ def test_texts_actually_sent_fit_with_a_long_organisation_name(long_name_app, tw
     for body in ("HELP", "hello?", "ABOUT", "MENU", "CONFIRM"):
         texter.text(body)
     verify_by_text(texter, person, twilio, keyword="OPT OUT")
-    texter.gets("Text CONFIRM")
+    texter.gets("confirm_opted_out")
     texter.text("CONFIRM")
-    texter.gets("Done")
+    texter.gets("recorded_opted_out")
     sent = twilio.texts()
     assert len(sent) >= 12
     assert any(LONG_ORG_NAME in text.body for text in sent)
