@@ -25,7 +25,7 @@ from ivr.standins.twiml_caller import Heard, TwimlCaller
 from models import Person
 from tests.db import IDENTIFIERS_USED, create_person, note_person_identifiers
 from tests.run_log import RunLog
-from tests.said import known, prompts_in, value_in
+from tests.said import known, prompts_in, value_in, words_of
 
 AUTH_TOKEN = "test-auth-token"
 ACCOUNT_SID = "AC" + "1" * 32
@@ -199,10 +199,6 @@ def person(app: Flask) -> Person:
 # ---- Callers -----------------------------------------------------------------------------
 
 
-def _phrases(names: tuple[str, ...]) -> bool:  # TRANSITION
-    return any(not re.fullmatch(r"[a-z0-9_]+", name) for name in names)
-
-
 class Caller(TwimlCaller):
     """A TwimlCaller with assertions by prompt name (templates/prompts/en/voice/<name>.txt), never by wording."""
 
@@ -215,10 +211,6 @@ class Caller(TwimlCaller):
     def hears(self, *names: str) -> Heard:
         """Assert the last answer said each of these prompts."""
         assert self.last is not None, "the call has not started"
-        if _phrases(names):  # TRANSITION: phrases, until every test file is converted
-            for phrase in names:
-                assert phrase.lower() in self.last.text.lower(), f"expected {phrase!r} in {self.last.text!r}"
-            return self.last
         known("voice", *names)
         heard = self.prompts
         for name in names:
@@ -226,14 +218,15 @@ class Caller(TwimlCaller):
         return self.last
 
     def does_not_hear(self, *names: str) -> None:
-        if _phrases(names):  # TRANSITION
-            for phrase in names:
-                assert phrase.lower() not in self.last.text.lower()  # type: ignore[union-attr]
-            return
         known("voice", *names)
         heard = self.prompts
         for name in names:
             assert name not in heard, f"did not expect {name} in {heard}"
+
+    def words_of(self, name: str) -> str:
+        """The words of prompt `name` in the last answer, for the tests of that prompt's own wording."""
+        assert self.last is not None, "the call has not started"
+        return words_of("voice", self.last.text, name)
 
     def value(self, name: str, placeholder: str) -> str:
         """The value `placeholder` took in prompt `name` of the last answer (a number ending, a date)."""

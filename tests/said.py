@@ -238,6 +238,17 @@ def value_in(folder: str, words: str, name: str, placeholder: str, language: str
     raise AssertionError(f"no {folder}/{name} in {[found.name for found in reading]}: {words!r}")
 
 
+def words_of(folder: str, words: str, name: str, language: str = LANGUAGE) -> str:
+    """The words of the first prompt `name` in `words`: for a test of that prompt's own wording."""
+    _known(folder, name, language)
+    text = " ".join(words.split())
+    reading = read(folder, text, language)
+    for found in reading:
+        if found.name == name:
+            return text[found.span[0] : found.span[1]]
+    raise AssertionError(f"no {folder}/{name} in {[found.name for found in reading]}: {words!r}")
+
+
 def _known(folder: str, name: str, language: str = LANGUAGE) -> None:
     if name not in template_names(folder, language):
         raise AssertionError(f"{name!r} is not a prompt of {language}/{folder}")

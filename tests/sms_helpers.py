@@ -22,7 +22,7 @@ from models import (
     Person,
     TextBlock,
 )
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, _phrases, latest_code
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
 from tests.db import create_person
 from tests.said import Unreadable, prompts_in, template_names, value_in
 
@@ -30,19 +30,6 @@ ORG = "Kensington and Chelsea Social Council"
 LINE_NUMBER = "+442079460000"
 LINE_NUMBER_FOR_PEOPLE = "020 7946 0000"
 TEXTER_NUMBER = "+447700900001"  # a number that is nobody's mobile on record
-
-NHS_NUMBER_ASK = "please text your 10-digit NHS number"  # TRANSITION: wording constants, until converted
-DATE_OF_BIRTH_ASK = "Now text your date of birth"
-CODE_SENT = "We have texted a 6-digit code to your mobile ending"
-NOT_MATCHED = "Sorry, we could not match those details to our records."
-LOCKED = "For your security we cannot check these details for the next hour."
-NO_CHOICE = "You have not recorded a choice"
-CONFIRM_OPT_OUT = "You asked to opt out"
-CONFIRM_OPT_IN = "You asked to allow your information to be used"
-RECORDED_OPT_OUT = "Done: you have opted out."
-RECORDED_OPT_IN = "Done: you allow your information to be used"
-CONFIRMATION_TEXT = "your choice to opt out of research and planning use was recorded on"
-HELP_WORDS = ("data opt-out line", "Text ABOUT, CHECK, OPT OUT or OPT IN")
 
 # What the line asks for next, by the keyword that started the choice.
 CONFIRM_PROMPT = {"OPT OUT": "confirm_opted_out", "OPT IN": "confirm_allowed"}
@@ -124,10 +111,6 @@ class SmsTexter(Texter):
 
     def gets(self, *names: str) -> list[str]:
         """Assert the texts the line sent back include each of these prompts; their names."""
-        if _phrases(names):  # TRANSITION: phrases, until every test file is converted
-            for phrase in names:
-                assert phrase.lower() in self.reply.lower(), f"expected {phrase!r} in {self.replies!r}"
-            return self.reply  # type: ignore[return-value]
         _known(*names)
         got = self.prompts
         for name in names:
@@ -135,10 +118,6 @@ class SmsTexter(Texter):
         return got
 
     def does_not_get(self, *names: str) -> None:
-        if _phrases(names):  # TRANSITION
-            for phrase in names:
-                assert phrase.lower() not in self.reply.lower()
-            return
         _known(*names)
         got = self.prompts
         for name in names:
