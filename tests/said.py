@@ -258,3 +258,34 @@ def known(folder: str, *names: str) -> None:
     """Fail on a name that is no prompt of `folder` (a phrase passed where a prompt name belongs)."""
     for name in names:
         _known(folder, name)
+
+
+# ---- One text to a phone: an SMS reply (sms/) or a text the line sends a mobile (text/) -----------------
+
+
+def prompts_of(body: str) -> list[str]:
+    """The names of the prompts one text consists of: an SMS reply (templates/prompts/en/sms/) or a text
+    the line sends a mobile (templates/prompts/en/text/); the two folders share no names."""
+    try:
+        return prompts_in("sms", body)
+    except Unreadable:
+        return prompts_in("text", body)
+
+
+def prompt_of(body: str) -> str:
+    """The name of the one prompt a text is."""
+    names = prompts_of(body)
+    assert len(names) == 1, f"expected one prompt in the text, found {names}: {body!r}"
+    return names[0]
+
+
+def value_of(body: str, name: str, placeholder: str) -> str:
+    """The value `placeholder` took in prompt `name` of one text."""
+    folder = "sms" if name in template_names("sms") else "text"
+    return value_in(folder, body, name, placeholder)
+
+
+def known_in_texts(*names: str) -> None:
+    """Fail on a name that is no prompt of sms/ or text/."""
+    for name in names:
+        assert name in template_names("sms") or name in template_names("text"), f"{name!r} is not an sms or text prompt"

@@ -17,9 +17,8 @@ import migrations
 from ivr.records import people as people_module
 from ivr.standins.demo import demo_people, synthetic_nhs_number
 from models import AuditEntry, Conversation, Person, StaffUser
-from tests.db import create_person
-from tests.said import prompts_in
-from tests.sms_helpers import value_of
+from tests.builders import create_person
+from tests.said import prompts_in, value_of
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 GOOD_PASSWORD = "correct horse battery staple"

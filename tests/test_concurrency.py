@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER
 from models import ChoiceEvent, ConversationStep, CurrentChoice, IdentityAttempt, OutboundMessage, Person
+from tests.builders import create_person
 from tests.conftest import latest_code
-from tests.db import create_person
-from tests.said import said
-from tests.sms_helpers import post_signed, prompt_of, sms_params
+from tests.said import prompt_of, said
+from tests.sms_helpers import post_signed, sms_params
 
 T = TypeVar("T")
 

@@ -24,11 +24,10 @@ from ivr.standins.local_twilio import LocalTwilio
 from ivr.standins.terminal_phone import flask_transport
 from ivr.standins.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, Person
+from tests.builders import create_person
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config, latest_code, verify
-from tests.db import create_person
-from tests.said import prompts_in
-from tests.sms_helpers import prompt_of
 from tests.flaky_proxy import FlakyProxy
+from tests.said import prompt_of, prompts_in
 
 LINE_NUMBER = "+442079460000"
 
@@ -58,8 +57,7 @@ def outage(database_url: str, twilio: LocalTwilio, app: Flask) -> Iterator[Outag
 
 @pytest.fixture
 def person(app: Flask) -> Person:
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, mobile="+447700900123")
+    return create_person(app, mobile="+447700900123")
 
 
 def call(outage: Outage, from_number: str = "+447700900555") -> Caller:
@@ -76,7 +74,7 @@ def call(outage: Outage, from_number: str = "+447700900555") -> Caller:
 def hears_the_calm_apology(caller: Caller) -> None:
     heard = caller.last
     assert heard is not None and heard.status == 200
-    assert prompts_in("voice", heard.text) == ["unavailable"], f"heard: {heard.text!r}"
+    assert "unavailable" in prompts_in("voice", heard.text), f"heard: {heard.text!r}"
     assert heard.hung_up and heard.gather is None, "after the apology the line hangs up"
 
 
@@ -193,7 +191,7 @@ def test_a_choice_cut_off_in_its_transaction_leaves_nothing_half_recorded(outage
     assert recorded(outage, OutboundMessage, OutboundMessage.purpose == "choice_confirmation") == []
     conversation = conversation_of(outage, caller.call_sid)
     assert is_whole(outage, conversation)
-    assert prompts_in("voice", steps_of(outage, conversation)[-1].said) == ["confirm_opt_out"]
+    assert prompts_in("voice", steps_of(outage, conversation)[-1].said)[0] == "confirm_opt_out"
     again = call(outage)
     opts_out(again, person, twilio)
     [choice] = recorded(outage, ChoiceEvent)

@@ -19,11 +19,11 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext, mask_identifiers
-from tests.conftest import verify
+from tests.builders import PASSWORD, create_staff_user
+from tests.conftest import SmsTexter, verify
 from tests.run_log import LoggedLine, RunLog
 from tests.said import prompts_in
-from tests.sms_helpers import SmsTexter, verify_by_text
-from tests.staff_helpers import PASSWORD, create_staff_user
+from tests.sms_helpers import verify_by_text
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from sqlmodel import Session, select
 
 from ivr.records.people import Importer, import_people
 from models import AuditEntry, FollowUp, Person, utcnow
+from tests.builders import create_person, create_staff_user
 from tests.conftest import verify
-from tests.db import create_person
-from tests.sms_helpers import make_texter, texter, verify_by_text  # noqa: F401  (fixtures)
-from tests.staff_helpers import create_staff_user
+from tests.sms_helpers import verify_by_text
 
-pytest_plugins = ["tests.staff_fixtures"]
 
 OLD_MOBILE = "+447700900002"
 NEW_MOBILE = "+447700900123"
@@ -23,8 +21,7 @@ KIND = "choice_after_mobile_change"
 
 @pytest.fixture
 def person(app) -> Person:  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, mobile=OLD_MOBILE, date_of_birth=date(1984, 3, 1))
+    return create_person(app, mobile=OLD_MOBILE, date_of_birth=date(1984, 3, 1))
 
 
 def _moved(app, person: Person, by_staff_user_id: int | None = None, mobile: str = NEW_MOBILE) -> Person:  # type: ignore[no-untyped-def]

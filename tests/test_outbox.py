@@ -14,8 +14,8 @@ from app import create_app
 from ivr.records.outbox import Text
 from ivr.standins.terminal_phone import flask_transport
 from models import FollowUp, OutboundMessage, utcnow
+from tests.builders import create_outbound_message, create_person
 from tests.conftest import ACCOUNT_SID, Caller, app_config, latest_code
-from tests.db import create_person
 
 
 def messages(app) -> list[OutboundMessage]:  # type: ignore[no-untyped-def]
@@ -234,20 +234,15 @@ def test_a_confirmation_text_refused_with_400_is_failed_and_raises_a_follow_up(a
 
 
 def _stored_text(app, status: str) -> OutboundMessage:  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        message = OutboundMessage(
-            idempotency_key="test:" + uuid.uuid4().hex,
-            purpose="choice_confirmation",
-            to_number="+447700900123",
-            body="Your choice was recorded.",
-            masked_body="Your choice was recorded.",
-            status=status,
-            twilio_sid="SM" + uuid.uuid4().hex,
-            attempts=1,
-        )
-        session.add(message)
-        session.flush()
-        return message
+    return create_outbound_message(
+        app,
+        purpose="choice_confirmation",
+        body="Your choice was recorded.",
+        masked_body="Your choice was recorded.",
+        status=status,
+        twilio_sid="SM" + uuid.uuid4().hex,
+        attempts=1,
+    )
 
 
 def _receipt(app, sid: str, status: str, error_code: str | None = None) -> bool:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from ivr.records.choices import record_choice
 from ivr.records.identity_format import normalise_nhs_number
 from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceStatus, Person, RegisterRun, StaffUser
-from tests.db import create_person
+from tests.builders import create_person
 
 HEADER = b"nhs_number,given_name,postcode,attendances"
 

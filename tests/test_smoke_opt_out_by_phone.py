@@ -4,7 +4,7 @@ from sqlmodel import select
 
 from models import ChoiceEvent, CurrentChoice
 from tests.conftest import verify
-from tests.sms_helpers import prompt_of
+from tests.said import prompt_of
 
 
 def test_caller_opts_out_and_gets_a_confirmation_text(app, caller, person, twilio, db_session):

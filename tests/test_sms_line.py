@@ -28,26 +28,22 @@ from models import (
     utcnow,
 )
 from models.time import uk_today
-from tests.conftest import ACCOUNT_SID, app_config, latest_code
-from tests.sms_helpers import (  # noqa: F401  (make_person, make_texter and texter are fixtures)
+from tests.builders import create_choice, create_person
+from tests.conftest import ACCOUNT_SID, SmsTexter, app_config, latest_code
+from tests.said import prompt_of, value_of
+from tests.sms_helpers import (
+    CONFIRM_PROMPT,
     LINE_NUMBER_FOR_PEOPLE,
     ORG,
-    CONFIRM_PROMPT,
-    SmsTexter,
     choices_of,
     conversations,
     follow_ups,
     in_words,
-    make_person,
-    make_texter,
     messages,
     post_signed,
-    prompt_of,
     sign,
     sms_params,
     steps,
-    texter,
-    value_of,
     verify_by_text,
     written,
     wrong_code,
@@ -59,8 +55,8 @@ LINE_KEYWORD = re.compile(r"\b(ABOUT|INFO|CHECK|STATUS|OPT OUT|OPT IN|CONFIRM|ME
 
 
 @pytest.fixture
-def person(make_person):  # type: ignore[no-untyped-def]
-    return make_person(date_of_birth=BORN, mobile="+447700900123")
+def person(app):  # type: ignore[no-untyped-def]
+    return create_person(app, date_of_birth=BORN, mobile="+447700900123")
 
 
 @pytest.fixture
@@ -283,8 +279,8 @@ def test_by_default_a_spoofed_sender_with_the_right_details_cannot_change_the_ch
 
 
 @pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
-def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, twilio, make_person, dob):
-    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, twilio, app, dob):
+    person = create_person(app, date_of_birth=BORN, mobile="+447700900123")
     mobile = SmsTexter(trusting_app, twilio, person.mobile)
     mobile.text("CHECK")
     mobile.text(person.nhs_number)
@@ -301,8 +297,8 @@ def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, tw
     assert [c.status for c in choices_of(trusting_app, person)] == ["opted_out"]
 
 
-def test_trusting_the_sender_another_number_still_needs_the_code(trusting_app, twilio, make_person):
-    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+def test_trusting_the_sender_another_number_still_needs_the_code(trusting_app, twilio, app):
+    person = create_person(app, date_of_birth=BORN, mobile="+447700900123")
     other = SmsTexter(trusting_app, twilio, "+447700900001")
     verify_by_text(other, person, twilio, keyword="OPT OUT", sender_trusted=True)
     other.gets("confirm_opted_out")
@@ -366,8 +362,8 @@ def test_a_code_texted_wrong_three_times_is_used_up(app, texter, person, twilio)
     assert thread_of(app, texter).person_id is None
 
 
-def test_an_unknown_nhs_number_and_a_wrong_date_of_birth_get_the_same_words(app, make_texter, make_person, person, twilio):
-    stranger = make_person(mobile=None)  # only to take a valid NHS number nobody else has
+def test_an_unknown_nhs_number_and_a_wrong_date_of_birth_get_the_same_words(app, make_texter, person, twilio):
+    stranger = create_person(app, mobile=None)  # only to take a valid NHS number nobody else has
     with app.extensions["database"].transaction() as session:
         session.delete(session.get(type(stranger), stranger.id))
     wrong_date, unknown = make_texter("+447700900501"), make_texter("+447700900502")
@@ -415,8 +411,8 @@ def test_on_the_voice_line_an_unverified_caller_follow_up_keeps_no_number(app, m
     assert follow_up.phone is None
 
 
-def test_no_mobile_on_record_tells_staff(app, texter, make_person, twilio):
-    someone = make_person(mobile=None)
+def test_no_mobile_on_record_tells_staff(app, texter, twilio):
+    someone = create_person(app, mobile=None)
     texter.text("OPT OUT")
     texter.text(someone.nhs_number)
     texter.text(written(someone.date_of_birth))
@@ -585,11 +581,7 @@ def test_opting_back_in_keeps_the_history(app, mobile, person, twilio):
 )
 def test_every_way_of_asking_for_a_choice_reads_it_back(app, mobile, person, twilio, body, read_back):
     if read_back == "confirm_allowed":  # allowing is a change only for someone who opted out
-        with app.extensions["database"].transaction() as session:
-            event = ChoiceEvent(nhs_number=person.nhs_number, person_id=person.id, status="opted_out", channel="staff")
-            session.add(event)
-            session.flush()
-            session.add(CurrentChoice(nhs_number=person.nhs_number, status="opted_out", choice_event_id=event.id))
+        create_choice(app, person=person, status="opted_out")
     verify_by_text(mobile, person, twilio, keyword=body)
     assert mobile.prompts == [read_back]
     assert len(choices_of(app, person)) == (1 if read_back == "confirm_allowed" else 0)
@@ -1019,9 +1011,9 @@ def test_flask_text_prints_the_replies(runner, twilio, keep_log_level):
     assert twilio.texts() == []  # the terminal phone has a stand-in of its own
 
 
-def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, make_person, keep_log_level, monkeypatch):
+def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, keep_log_level, monkeypatch):
     """The README's walk-through: OPT OUT, the NHS number, the date of birth, the code from the text, CONFIRM."""
-    someone = make_person(mobile="+447700900001", date_of_birth=BORN)
+    someone = create_person(app, mobile="+447700900001", date_of_birth=BORN)
     monkeypatch.setattr("ivr.records.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
     typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\n314159\nCONFIRM\n"
     result = runner.invoke(args=["text", "--from", "07700 900001"], input=typed)

@@ -4,19 +4,9 @@ and no later text is sent to a number that has stopped ours."""
 import pytest
 
 from models import ChoiceEvent, ConversationStep
-from tests.conftest import latest_code, verify
-from tests.sms_helpers import (  # noqa: F401  (fixtures)
-    SmsTexter,
-    choices_of,
-    follow_ups,
-    make_person,
-    make_texter,
-    messages,
-    steps,
-    text_blocks,
-    texter,
-    verify_by_text,
-)
+from tests.builders import create_person
+from tests.conftest import SmsTexter, latest_code, verify
+from tests.sms_helpers import choices_of, follow_ups, messages, steps, text_blocks, verify_by_text
 
 BLOCKING = ["STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT"]
 UNBLOCKING = ["START", "YES", "UNSTOP"]
@@ -34,8 +24,8 @@ def count(app, model) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def person(make_person):  # type: ignore[no-untyped-def]
-    return make_person(mobile="+447700900123")
+def person(app):  # type: ignore[no-untyped-def]
+    return create_person(app, mobile="+447700900123")
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from ivr.line.dialogue import (
 from ivr.line.prompts import TEMPLATES_DIR, Prompts
 from ivr.records.gsm import is_gsm7, segments
 from ivr.settings import DEFAULT_ORG_NAME
-from tests.conftest import app_config
-from tests.db import create_person
-from tests.sms_helpers import SmsTexter, verify_by_text, written
+from tests.builders import create_person
+from tests.conftest import SmsTexter, app_config
+from tests.sms_helpers import verify_by_text, written
 
 LONG_ORG_NAME = "The Royal Borough of Kensington and Chelsea Social Council for Health, Care and Wellbeing"
 PROMPTS_DIR = TEMPLATES_DIR / "prompts" / "en"

@@ -8,14 +8,8 @@ from sqlmodel import Session, select
 from ivr.console import conversations
 from ivr.console.conversations import ConversationFilter, PageKey, list_conversations
 from models import AuditEntry, ChoiceEvent
-from tests.db import create_person
-from tests.staff_helpers import (
-    create_conversation,
-    create_outbound_message,
-    create_step,
-)
+from tests.builders import create_conversation, create_outbound_message, create_person, create_step
 
-pytest_plugins = ["tests.staff_fixtures"]
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -8,10 +8,7 @@ from sqlmodel import Session, select
 from ivr.records.choices import record_choice
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus
-from tests.db import create_person
-from tests.staff_helpers import create_conversation
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_person
 
 
 def _download(client_request, url: str) -> tuple[list[dict[str, str]], str]:  # type: ignore[no-untyped-def]

@@ -5,9 +5,7 @@ from sqlmodel import Session, select
 
 from ivr.records import follow_ups
 from models import AuditEntry, FollowUp, FollowUpNote
-from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_follow_up, create_staff_user
 
 
 def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]

@@ -10,16 +10,9 @@ from sqlalchemy import update
 from ivr.console.overview import overview
 from models import ChoiceEvent, Conversation
 from models.time import UK, uk_today
+from tests.builders import create_conversation, create_follow_up, create_person, create_staff_user
 from tests.conftest import verify
-from tests.sms_helpers import (  # noqa: F401  (make_person, make_texter and texter are fixtures)
-    make_person,
-    make_texter,
-    texter,
-    verify_by_text,
-)
-from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.sms_helpers import verify_by_text
 
 
 # ---- Making calls and texts ------------------------------------------------------------------
@@ -190,14 +183,14 @@ def test_the_overview_renders_with_nothing_yet(client_request):
 
 
 def test_figures_count_calls_and_texts_made_today_and_over_the_last_30_days(
-    app, client_request, make_caller, make_person, make_texter, twilio
+    app, client_request, make_caller, make_texter, twilio
 ):
-    opt_out_by_phone(make_caller, make_person(mobile="+447700900201"), twilio)
-    fail_verification(make_caller, make_person(mobile="+447700900202"))
-    yesterday = allow_by_phone(make_caller, make_person(mobile="+447700900203"), twilio)
+    opt_out_by_phone(make_caller, create_person(app, mobile="+447700900201"), twilio)
+    fail_verification(make_caller, create_person(app, mobile="+447700900202"))
+    yesterday = allow_by_phone(make_caller, create_person(app, mobile="+447700900203"), twilio)
     move_to_yesterday(app, yesterday)
     texter = make_texter(from_number="+447700900204")
-    verify_by_text(texter, make_person(mobile="+447700900204"), twilio, keyword="OPT OUT")
+    verify_by_text(texter, create_person(app, mobile="+447700900204"), twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
     texter.gets("recorded_opted_out")
     # Before the 30 days: not counted anywhere.
@@ -266,14 +259,14 @@ def test_the_activity_chart_draws_the_numbers_in_its_table(app, client_request, 
     assert chart.select_one("pattern#activity-chart-stripes") is not None
 
 
-def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, make_caller, make_person, twilio):
+def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, make_caller, twilio):
     hang_up_at_the_greeting(make_caller)
     hang_up_at_the_greeting(make_caller)
     hang_up_when_asked_for_the_nhs_number(make_caller)
-    fail_verification(make_caller, make_person(mobile="+447700900211"))
-    check_by_phone(make_caller, make_person(mobile="+447700900212"), twilio)
-    opt_out_by_phone(make_caller, make_person(mobile="+447700900213"), twilio)
-    move_to_yesterday(app, opt_out_by_phone(make_caller, make_person(mobile="+447700900214"), twilio))
+    fail_verification(make_caller, create_person(app, mobile="+447700900211"))
+    check_by_phone(make_caller, create_person(app, mobile="+447700900212"), twilio)
+    opt_out_by_phone(make_caller, create_person(app, mobile="+447700900213"), twilio)
+    move_to_yesterday(app, opt_out_by_phone(make_caller, create_person(app, mobile="+447700900214"), twilio))
     # Long ago: outside the 30 days.
     create_conversation(app, started_at=datetime.now(UTC) - timedelta(days=40), outcome="choice_recorded")
 
@@ -296,11 +289,11 @@ def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, 
     assert [text.get_text() for text in chart.find_all("text")][-4:] == ["7 (100%)", "5 (71%)", "3 (43%)", "2 (29%)"]
 
 
-def test_the_text_funnel_counts_texters_the_same_way(client_request, make_person, make_texter, twilio):
+def test_the_text_funnel_counts_texters_the_same_way(client_request, app, make_texter, twilio):
     make_texter(from_number="+447700900221").text("HELP")
     make_texter(from_number="+447700900222").text("CHECK")
     texter = make_texter(from_number="+447700900223")
-    verify_by_text(texter, make_person(mobile="+447700900223"), twilio, keyword="OPT OUT")
+    verify_by_text(texter, create_person(app, mobile="+447700900223"), twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
 
     client_request.sign_in("viewer")

@@ -9,9 +9,8 @@ from sqlmodel import Session, func, select
 from ivr.console import people_import_pages
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, Person
-from tests.db import create_person
+from tests.builders import create_person
 
-pytest_plugins = ["tests.staff_fixtures"]
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 

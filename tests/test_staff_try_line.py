@@ -13,13 +13,11 @@ from app import create_app
 from ivr.records import choices
 from ivr.standins import demo
 from models import AuditEntry, ChoiceEvent, Conversation, OutboundMessage
+from tests.builders import create_person
 from tests.conftest import app_config
-from tests.db import create_person
-from tests.said import prompts_in, value_in
-from tests.sms_helpers import prompt_of, value_of
+from tests.said import prompt_of, prompts_in, value_in, value_of
 from tests.staff_helpers import ClientRequest, Page
 
-pytest_plugins = ["tests.staff_fixtures"]
 
 ADA = demo.demo_people()[0]  # Ada Lovelace, with a mobile in the drama range
 

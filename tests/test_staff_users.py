@@ -9,9 +9,9 @@ from werkzeug.security import check_password_hash
 from ivr.records import staff_accounts
 from ivr.records.staff_accounts import StaffChangeRefused
 from models import AuditEntry, StaffUser
-from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user
+from tests.builders import PASSWORD, create_staff_user
+from tests.staff_helpers import ClientRequest
 
-pytest_plugins = ["tests.staff_fixtures"]
 
 NEW_PASSWORD = "correct horse battery staple"
 STAFF_USER_POSTS = (

@@ -7,8 +7,9 @@ from sqlmodel import select
 
 from ivr.line.dialogue import spoken_date
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
+from tests.builders import create_choice
 from tests.conftest import verify
-from tests.sms_helpers import prompt_of, value_of
+from tests.said import prompt_of, value_of
 
 OPTED_OUT_TEXT = "choice_confirmation_opted_out"
 ALLOWED_TEXT = "choice_confirmation_allowed"
@@ -46,18 +47,6 @@ def current(db_session, person: Person) -> CurrentChoice | None:
 
 def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def arrange_choice(db_session, person: Person, status: ChoiceStatus, at: datetime) -> ChoiceEvent:
-    """A choice made earlier (by staff), at a known time."""
-    event = ChoiceEvent(
-        nhs_number=person.nhs_number, person_id=person.id, status=status.value, channel="staff", recorded_at=at
-    )
-    db_session.add(event)
-    db_session.flush()
-    db_session.add(CurrentChoice(nhs_number=person.nhs_number, status=status.value, choice_event_id=event.id, updated_at=at))
-    db_session.commit()
-    return event
 
 
 def texts_after_codes(twilio, person: Person) -> list[tuple[str, str]]:
@@ -110,16 +99,16 @@ def test_checking_after_opting_out_says_opted_out_with_the_date(make_caller, per
     assert conversation_of(db_session, second).outcome == "checked"
 
 
-def test_checking_an_earlier_choice_gives_its_date(caller, person, twilio, db_session):
-    arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+def test_checking_an_earlier_choice_gives_its_date(app, caller, person, twilio, db_session):
+    create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
     assert caller.value("current_opted_out", "since") == "3 May 2024"
 
 
-def test_checking_an_allowed_choice(caller, person, twilio, db_session):
-    arrange_choice(db_session, person, ChoiceStatus.ALLOWED, datetime(2025, 11, 23, 9, 0, tzinfo=UTC))
+def test_checking_an_allowed_choice(app, caller, person, twilio, db_session):
+    create_choice(app, person=person, status=ChoiceStatus.ALLOWED, recorded_at=datetime(2025, 11, 23, 9, 0, tzinfo=UTC))
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
@@ -175,8 +164,8 @@ def test_allowing_is_read_back_recorded_and_texted_in_allow_words(caller, person
     assert texts_after_codes(twilio, person) == [(ALLOWED_TEXT, on)]
 
 
-def test_choosing_the_current_choice_records_nothing_and_sends_nothing(caller, person, twilio, db_session):
-    earlier = arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+def test_choosing_the_current_choice_records_nothing_and_sends_nothing(app, caller, person, twilio, db_session):
+    earlier = create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)

@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from ivr.standins.demo import synthetic_nhs_number
 from models import Conversation, FollowUp, IdentityAttempt, OneTimeCode, Person, utcnow
+from tests.builders import create_person
 from tests.conftest import latest_code
-from tests.db import create_person
 
 # Prompts, by name (templates/prompts/en/voice/).
 NHS_NUMBER_PROMPT = "nhs_number_ask"
@@ -60,20 +60,11 @@ def reach_code_prompt(caller, person):  # type: ignore[no-untyped-def]
     caller.hears(CODE_PROMPT)
 
 
-@pytest.fixture
-def make_person(app):  # type: ignore[no-untyped-def]
-    def make(**fields):  # type: ignore[no-untyped-def]
-        with app.extensions["database"].transaction() as session:
-            return create_person(session, **fields)
-
-    return make
-
-
 def unknown_nhs_number(db_session) -> str:  # type: ignore[no-untyped-def]
     """A valid NHS number that nobody on record holds."""
     taken = set(db_session.exec(select(Person.nhs_number)).all())
     db_session.commit()
-    serial = 987_654  # far above the serials tests.db gives its people
+    serial = 987_654  # far above the serials tests/builders.py gives its people
     while synthetic_nhs_number(serial) in taken:
         serial += 1
     return synthetic_nhs_number(serial)
@@ -125,8 +116,8 @@ def test_pressing_2_at_the_read_back_asks_for_the_nhs_number_again(caller, perso
     assert caller.prompts == [NHS_NUMBER_PROMPT]
 
 
-def test_after_keying_the_nhs_number_again_the_new_one_is_read_back(caller, person, make_person):
-    other = make_person(mobile="+447700900456")
+def test_after_keying_the_nhs_number_again_the_new_one_is_read_back(caller, person, app):
+    other = create_person(app, mobile="+447700900456")
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number + "#")
@@ -350,8 +341,8 @@ def test_codes_are_stored_only_as_hashes(caller, person, twilio, db_session):
         assert code not in stored
 
 
-def test_someone_with_no_mobile_on_record_is_offered_a_call_back(caller, make_person, twilio, db_session):
-    no_mobile = make_person(mobile=None)
+def test_someone_with_no_mobile_on_record_is_offered_a_call_back(caller, app, twilio, db_session):
+    no_mobile = create_person(app, mobile=None)
     call_and_key_details(caller, no_mobile.nhs_number, no_mobile.date_of_birth)
     assert caller.prompts == ["no_mobile_on_record", "cannot_verify_callback"]
     assert twilio.texts() == []

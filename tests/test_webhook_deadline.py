@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 from ivr.db import SQLITE_BUSY_SECONDS, WEBHOOK_DATABASE_SECONDS
 from ivr.line import dialogue
-from tests.conftest import ACCOUNT_SID
-from tests.sms_helpers import TEXTER_NUMBER, SmsTexter, post_signed
+from tests.conftest import ACCOUNT_SID, TEXTER_NUMBER, SmsTexter
+from tests.sms_helpers import post_signed
 
 ANSWERED_WITHIN = 8.0  # seconds: Twilio waits 15, and the line promises well within that
 
@@ -107,7 +107,6 @@ def test_status_callbacks_are_answered_in_good_time_while_another_writer_holds_t
     assert call_answer.status_code < 500 and text_answer.status_code < 500
     assert call_took < ANSWERED_WITHIN, f"the call's status callback waited {call_took:.1f} s"
     assert text_took < ANSWERED_WITHIN, f"the text's status callback waited {text_took:.1f} s"
-
 
 
 def test_only_webhooks_wait_less_for_sqlite_lock_and_commands_still_wait_their_full_time(app, caller, database_url):

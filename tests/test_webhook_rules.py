@@ -16,14 +16,13 @@ from twilio.request_validator import RequestValidator
 from app import create_app
 from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage
+from tests.builders import create_person
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, app_config, latest_code, verify
-from tests.db import create_person
-from tests.said import prompts_in
-from tests.sms_helpers import prompt_of
+from tests.said import prompt_of, prompts_in
 
 ROUTES = ["/twilio/voice", "/twilio/voice/step?turn=0", "/twilio/voice/status"]
 VERBS = {"Gather", "Redirect", "Dial", "Hangup"}
-_serials = itertools.count(700_000, 10)  # NHS numbers of people made here, apart from tests/db.py's
+_serials = itertools.count(700_000, 10)  # NHS numbers of people made here, apart from tests/builders.py's
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
