@@ -5,9 +5,14 @@ collapsed, `org_name` a global, `since` None unless given), with a sentinel for 
 each way its `{% if %}` tests can go (each tested value given, or None). Each rendering becomes a regex in
 which the placeholders match any text. Then:
 
-    prompts_in("voice", caller.last.text)       -> ["choice_recorded_opted_out", "after_choice_options"]
-    said("sms", reply, "code_sent")             -> True
-    value_in("sms", reply, "code_sent", "mobile_ending") -> "0123"
+    prompts_in("voice", caller.last.text)                 -> ["choice_recorded_opted_out", "after_choice_options"]
+    said("sms", reply, "code_sent")                       -> True
+    value_in("sms", reply, "code_sent", "mobile_ending")  -> "0123"
+    words_of("voice", turn, "menu")                       -> the menu's own words, for the tests of its wording
+    prompt_of(text) / value_of(text, name, placeholder)   -> for one text to a phone, from sms/ or text/
+
+The caller and the texter in tests/conftest.py wrap these: `caller.hears("code_ask")`, `caller.prompts`,
+`caller.value("code_ask", "mobile_ending")`, `texter.gets("help")`, `texter.prompts`, `texter.value(...)`.
 
 A spoken turn is several prompts joined by spaces; an SMS reply or a text is one prompt. Words that are not
 made of prompts fail with the part that could not be read, so a test never passes on words it cannot read.

@@ -109,3 +109,17 @@ def test_words_that_are_not_prompts_fail_saying_where() -> None:
 def test_a_name_that_is_no_prompt_fails() -> None:
     with pytest.raises(AssertionError, match="is not a prompt of en/voice"):
         said.said("voice", "anything", "To hear how your information is used")
+
+
+def test_one_text_is_read_from_sms_or_text_prompts():
+    code = PROMPTS.render("text", Prompt("one_time_code", {"code": "123456"}))
+    asked = PROMPTS.render("sms", Prompt("nhs_number_ask"))
+    assert (said.prompt_of(code), said.prompt_of(asked)) == ("one_time_code", "nhs_number_ask")
+    assert said.value_of(code, "one_time_code", "code") == "123456"
+    with pytest.raises(AssertionError, match="expected one prompt"):
+        said.prompt_of(f"{asked} {PROMPTS.render('sms', Prompt('nhs_number_help'))}")
+
+
+def test_the_words_of_one_prompt_in_a_turn():
+    words = PROMPTS.render_all("voice", (Prompt("sorry_not_understood"), Prompt("menu")))
+    assert said.words_of("voice", words, "menu") == PROMPTS.render("voice", Prompt("menu"))
