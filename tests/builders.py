@@ -104,6 +104,7 @@ def create_choice(
             nhs_number=person.nhs_number, person_id=person.id, status=status, channel=channel, recorded_at=recorded_at
         )
         _add(session, event)
+        assert event.id is not None
         _add(
             session,
             CurrentChoice(
@@ -180,6 +181,7 @@ def create_step(
     said: str = "Welcome.",
     at: datetime | None = None,
 ) -> ConversationStep:
+    assert conversation.id is not None
     step = ConversationStep(
         conversation_id=conversation.id, turn=turn, node=node, heard=heard, said=said, at=at or utcnow()
     )

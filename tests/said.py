@@ -88,7 +88,8 @@ def placeholders_of(folder: str, name: str, language: str = LANGUAGE) -> tuple[s
     source = (PROMPTS_DIR / language / folder / f"{name}.txt").read_text()
     parsed = env.parse(source)
     used = set(meta.find_undeclared_variables(parsed))
-    tests = [branch.test for branch in parsed.find_all((nodes.If, nodes.CondExpr))]
+    tests = [branch.test for branch in parsed.find_all(nodes.If)]
+    tests += [choice.test for choice in parsed.find_all(nodes.CondExpr)]
     optional = {
         found.name for test in tests for found in [test, *test.find_all(nodes.Name)] if isinstance(found, nodes.Name)
     }
