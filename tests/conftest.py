@@ -275,10 +275,6 @@ class SmsTexter(Texter):
         return [received.body for received in self.twilio.texts_to(self.from_number)[before:]]
 
     @property
-    def reply(self) -> str:
-        return " ".join(self.replies)
-
-    @property
     def prompts(self) -> list[str]:
         """The names of the prompts in the texts the line sent back, in order."""
         return [name for reply in self.replies for name in prompts_of(reply)]

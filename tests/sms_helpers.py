@@ -9,15 +9,7 @@ from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from ivr.standins.local_twilio import LocalTwilio
-from models import (
-    ChoiceEvent,
-    Conversation,
-    ConversationStep,
-    FollowUp,
-    OutboundMessage,
-    Person,
-    TextBlock,
-)
+from models import ChoiceEvent, Conversation, ConversationStep, FollowUp, OutboundMessage, Person, TextBlock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, TEXTER_NUMBER, SmsTexter, latest_code
 
 ORG = "Kensington and Chelsea Social Council"
