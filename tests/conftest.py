@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,25 @@ from ivr.records.identity import Identity
 from ivr.standins.demo import demo_people
 from ivr.standins.local_twilio import LocalTwilio
 from ivr.standins.terminal_phone import flask_transport
-from ivr.standins.twiml_caller import Heard, TwimlCaller
+from ivr.standins.twiml_caller import Heard, Texter, TwimlCaller
 from models import Person
-from tests.db import IDENTIFIERS_USED, create_person, note_person_identifiers
+from tests.builders import IDENTIFIERS_USED, create_person, note_person_identifiers
 from tests.run_log import RunLog
+from tests.said import known, known_in_texts, prompts_in, prompts_of, value_in, value_of, words_of
+from tests.staff_helpers import ClientRequest
 
 AUTH_TOKEN = "test-auth-token"
 ACCOUNT_SID = "AC" + "1" * 32
 FROM_NUMBER = "+447700900999"
+LINE_NUMBER = "+442079460000"  # the line's number, as callers and texters reach it
+TEXTER_NUMBER = "+447700900001"  # a number that is nobody's mobile on record
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 
 
 # ---- The log of the whole run ----------------------------------------------------------------
 # Every record the run emits is kept as the service would write it; the last test of a whole run
-# (tests/test_whole_run_log.py) checks it for every identifier the tests used: the people tests/db.py
+# (tests/test_whole_run_log.py) checks it for every identifier the tests used: the people tests/builders.py
 # created, the demo people, and every one-time code the line issued.
 
 RUN_LOG = pytest.StashKey[RunLog]()
@@ -52,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
         note_person_identifiers(person)
     issue_code = Identity.issue_code
 
-    def noting_issue_code(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def noting_issue_code(self, *args, **kwargs):
         issued = issue_code(self, *args, **kwargs)
         if issued is not None:
             IDENTIFIERS_USED.add(("code", issued.code))
@@ -191,31 +195,115 @@ def db_session(app: Flask) -> Iterator[Session]:
 
 @pytest.fixture
 def person(app: Flask) -> Person:
-    with app.extensions["database"].transaction() as session:
-        return create_person(session)
+    return create_person(app)
 
 
 # ---- Callers -----------------------------------------------------------------------------
 
 
 class Caller(TwimlCaller):
-    """A TwimlCaller with assertions in a caller's words."""
+    """A TwimlCaller with assertions by prompt name (templates/prompts/en/voice/<name>.txt), never by wording."""
 
-    def hears(self, *phrases: str) -> Heard:
+    @property
+    def prompts(self) -> list[str]:
+        """The names of the prompts the line said in its last answer, in order."""
         assert self.last is not None, "the call has not started"
-        said = self.last.text.lower()
-        for phrase in phrases:
-            assert phrase.lower() in said, f"expected to hear {phrase!r}, heard: {self.last.text!r}"
+        return prompts_in("voice", self.last.text)
+
+    def hears(self, *names: str) -> Heard:
+        """Assert the last answer said each of these prompts."""
+        assert self.last is not None, "the call has not started"
+        known("voice", *names)
+        heard = self.prompts
+        for name in names:
+            assert name in heard, f"expected to hear {name}, heard {heard}: {self.last.text!r}"
         return self.last
 
-    def does_not_hear(self, *phrases: str) -> None:
-        assert self.last is not None
-        for phrase in phrases:
-            assert phrase.lower() not in self.last.text.lower(), f"did not expect {phrase!r} in {self.last.text!r}"
+    def does_not_hear(self, *names: str) -> None:
+        known("voice", *names)
+        heard = self.prompts
+        for name in names:
+            assert name not in heard, f"did not expect {name} in {heard}"
+
+    def words_of(self, name: str) -> str:
+        """The words of prompt `name` in the last answer, for the tests of that prompt's own wording."""
+        assert self.last is not None, "the call has not started"
+        return words_of("voice", self.last.text, name)
+
+    def value(self, name: str, placeholder: str) -> str:
+        """The value `placeholder` took in prompt `name` of the last answer (a number ending, a date)."""
+        assert self.last is not None, "the call has not started"
+        return value_in("voice", self.last.text, name, placeholder)
+
+
+class SmsTexter(Texter):
+    """A Texter that also reads the texts the line sends to its number (the line answers through the outbox)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        twilio: LocalTwilio,
+        from_number: str,
+        to_number: str = LINE_NUMBER,
+        base_url: str = "http://localhost",
+    ) -> None:
+        super().__init__(
+            flask_transport(app.test_client()),
+            AUTH_TOKEN,
+            base_url,
+            from_number=from_number,
+            to_number=to_number,
+            account_sid=ACCOUNT_SID,
+        )
+        self.twilio = twilio
+        self.replies: list[str] = []
+
+    def text(self, body: str, **extra: str) -> list[str]:
+        """Text `body` and return the texts the line sent back to this number because of it."""
+        before = len(self.twilio.texts_to(self.from_number))
+        status = self.send(body, **extra)
+        assert status == 200, f"the line answered {body!r} with HTTP {status}"
+        assert self.answered_with == [], f"replies should leave through the outbox, not the webhook: {self.answered_with}"
+        self.replies = [received.body for received in self.twilio.texts_to(self.from_number)[before:]]
+        return self.replies
+
+    def resend(self) -> list[str]:
+        """Twilio retries the last webhook; the texts that retry caused."""
+        before = len(self.twilio.texts_to(self.from_number))
+        assert self.resend_last() == 200
+        assert self.answered_with == [], f"a retried webhook was answered with a text: {self.answered_with}"
+        return [received.body for received in self.twilio.texts_to(self.from_number)[before:]]
+
+    @property
+    def prompts(self) -> list[str]:
+        """The names of the prompts in the texts the line sent back, in order."""
+        return [name for reply in self.replies for name in prompts_of(reply)]
+
+    def gets(self, *names: str) -> list[str]:
+        """Assert the texts the line sent back include each of these prompts; their names."""
+        known_in_texts(*names)
+        got = self.prompts
+        for name in names:
+            assert name in got, f"expected {name} in the replies, got {got}: {self.replies!r}"
+        return got
+
+    def does_not_get(self, *names: str) -> None:
+        known_in_texts(*names)
+        got = self.prompts
+        for name in names:
+            assert name not in got, f"did not expect {name} in the replies {got}"
+
+    def value(self, name: str, placeholder: str) -> str:
+        """The value `placeholder` took in the first reply that is prompt `name`."""
+        known_in_texts(name)
+        for reply in self.replies:
+            if name in prompts_of(reply):
+                return value_of(reply, name, placeholder)
+        raise AssertionError(f"no {name} in the replies {self.prompts}")
 
 
 @pytest.fixture
-def make_caller(app: Flask):  # type: ignore[no-untyped-def]
+def make_caller(app: Flask):
     def make(from_number: str = "+447700900555", app_: Flask | None = None, call_sid: str | None = None) -> Caller:
         target = app_ or app
         return Caller(
@@ -231,8 +319,31 @@ def make_caller(app: Flask):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def caller(make_caller) -> Caller:  # type: ignore[no-untyped-def]
+def caller(make_caller) -> Caller:
     return make_caller()
+
+
+@pytest.fixture
+def make_texter(app: Flask, twilio: LocalTwilio) -> Callable[..., SmsTexter]:
+    def make(from_number: str = TEXTER_NUMBER, to_number: str = LINE_NUMBER, app_: Flask | None = None) -> SmsTexter:
+        return SmsTexter(app_ or app, twilio, from_number, to_number)
+
+    return make
+
+
+@pytest.fixture
+def texter(make_texter: Callable[..., SmsTexter]) -> SmsTexter:
+    """Someone texting from a number that is not the mobile on record of anyone."""
+    return make_texter()
+
+
+# ---- The staff console ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def client_request(app: Flask) -> Iterator[ClientRequest]:
+    """Console requests as a member of staff: `client_request.sign_in("manager")`, then `.get(...)` and `.post(...)`."""
+    yield ClientRequest(app, app.test_client())
 
 
 def latest_code(twilio: LocalTwilio, mobile: str) -> str:
@@ -240,8 +351,8 @@ def latest_code(twilio: LocalTwilio, mobile: str) -> str:
     from that mobile, the line's replies arrive there too)."""
     texts = twilio.texts_to(mobile)
     assert texts, f"no text reached {mobile}"
-    for text in reversed(texts):
-        found = re.search(r"\b(\d{6})\b", text.body)
+    for sent in reversed(texts):
+        found = re.search(r"\b(\d{6})\b", sent.body)
         if found:
             return found.group(1)
     raise AssertionError(f"no code in the texts to {mobile}: {[text.body for text in texts]!r}")
@@ -249,10 +360,10 @@ def latest_code(twilio: LocalTwilio, mobile: str) -> str:
 
 def verify(caller: Caller, person: Person, twilio: LocalTwilio) -> None:
     """From the point where the line asks for an NHS number, prove who `person` is."""
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-    caller.hears("code")
+    caller.hears("code_ask")
     assert person.mobile is not None
     caller.press(latest_code(twilio, person.mobile) + "#")

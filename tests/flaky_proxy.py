@@ -113,7 +113,7 @@ class FlakyProxy:
             self._listener = listener
         self._spawn(self._accept, listener)
 
-    def _spawn(self, target, *args: object) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, target, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True, name="flaky-proxy")
         thread.start()
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]

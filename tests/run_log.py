@@ -71,7 +71,7 @@ class RunLog(logging.Handler):
             self.handleError(record)
 
     def leaks(self, identifiers: Iterable[tuple[str, object]]) -> list[Leak]:
-        """Every line that names one of `identifiers` ((kind, value) pairs, as tests/db.py notes them)."""
+        """Every line that names one of `identifiers` ((kind, value) pairs, as tests/builders.py notes them)."""
         in_digits, codes, born = _searches(identifiers)
         lengths = sorted({len(form) for form in in_digits} | {len(form) for form in codes})
         found = []

@@ -1,114 +1,22 @@
-"""A texter who texts the line as Twilio posts messages and reads the replies the line sends back,
-and small readers of what the SMS line stored; shared by the tests/test_sms_*.py files."""
+"""Helpers for texting the line (the texter, `SmsTexter`, and its fixtures are in tests/conftest.py): proving who
+you are by text, signed posts, and small readers of what the SMS line stored."""
 
 import uuid
-from collections.abc import Callable
 from datetime import date
 
-import pytest
 from flask import Flask
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from ivr.standins.local_twilio import LocalTwilio
-from ivr.standins.terminal_phone import flask_transport
-from ivr.standins.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, FollowUp, OutboundMessage, Person, TextBlock
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
-from tests.db import create_person
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, TEXTER_NUMBER, SmsTexter, latest_code
 
 ORG = "Kensington and Chelsea Social Council"
-LINE_NUMBER = "+442079460000"
-LINE_NUMBER_FOR_PEOPLE = "020 7946 0000"
-TEXTER_NUMBER = "+447700900001"  # a number that is nobody's mobile on record
+LINE_NUMBER_FOR_PEOPLE = "020 7946 0000"  # LINE_NUMBER, as the line writes it for people
 
-NHS_NUMBER_ASK = "please text your 10-digit NHS number"
-DATE_OF_BIRTH_ASK = "Now text your date of birth"
-CODE_SENT = "We have texted a 6-digit code to your mobile ending"
-NOT_MATCHED = "Sorry, we could not match those details to our records."
-LOCKED = "For your security we cannot check these details for the next hour."
-NO_CHOICE = "You have not recorded a choice"
-CONFIRM_OPT_OUT = "You asked to opt out"
-CONFIRM_OPT_IN = "You asked to allow your information to be used"
-RECORDED_OPT_OUT = "Done: you have opted out."
-RECORDED_OPT_IN = "Done: you allow your information to be used"
-CONFIRMATION_TEXT = "your choice to opt out of research and planning use was recorded on"
-HELP_WORDS = ("data opt-out line", "Text ABOUT, CHECK, OPT OUT or OPT IN")
-
-
-class SmsTexter(Texter):
-    """A Texter that also reads the texts the line sends to its number (the line answers through the outbox)."""
-
-    def __init__(
-        self,
-        app: Flask,
-        twilio: LocalTwilio,
-        from_number: str,
-        to_number: str = LINE_NUMBER,
-        base_url: str = "http://localhost",
-    ) -> None:
-        super().__init__(
-            flask_transport(app.test_client()),
-            AUTH_TOKEN,
-            base_url,
-            from_number=from_number,
-            to_number=to_number,
-            account_sid=ACCOUNT_SID,
-        )
-        self.twilio = twilio
-        self.replies: list[str] = []
-
-    def text(self, body: str, **extra: str) -> list[str]:
-        """Text `body` and return the texts the line sent back to this number because of it."""
-        before = len(self.twilio.texts_to(self.from_number))
-        status = self.send(body, **extra)
-        assert status == 200, f"the line answered {body!r} with HTTP {status}"
-        assert self.answered_with == [], f"replies should leave through the outbox, not the webhook: {self.answered_with}"
-        self.replies = [received.body for received in self.twilio.texts_to(self.from_number)[before:]]
-        return self.replies
-
-    def resend(self) -> list[str]:
-        """Twilio retries the last webhook; the texts that retry caused."""
-        before = len(self.twilio.texts_to(self.from_number))
-        assert self.resend_last() == 200
-        assert self.answered_with == [], f"a retried webhook was answered with a text: {self.answered_with}"
-        return [received.body for received in self.twilio.texts_to(self.from_number)[before:]]
-
-    @property
-    def reply(self) -> str:
-        return " ".join(self.replies)
-
-    def gets(self, *phrases: str) -> str:
-        for phrase in phrases:
-            assert phrase.lower() in self.reply.lower(), f"expected {phrase!r} in the reply, got: {self.replies!r}"
-        return self.reply
-
-    def does_not_get(self, *phrases: str) -> None:
-        for phrase in phrases:
-            assert phrase.lower() not in self.reply.lower(), f"did not expect {phrase!r} in {self.replies!r}"
-
-
-@pytest.fixture
-def make_texter(app: Flask, twilio: LocalTwilio) -> Callable[..., SmsTexter]:
-    def make(from_number: str = TEXTER_NUMBER, to_number: str = LINE_NUMBER, app_: Flask | None = None) -> SmsTexter:
-        return SmsTexter(app_ or app, twilio, from_number, to_number)
-
-    return make
-
-
-@pytest.fixture
-def texter(make_texter: Callable[..., SmsTexter]) -> SmsTexter:
-    """Someone texting from a number that is not the mobile on record of anyone."""
-    return make_texter()
-
-
-@pytest.fixture
-def make_person(app: Flask) -> Callable[..., Person]:
-    def make(**fields: object) -> Person:
-        with app.extensions["database"].transaction() as session:
-            return create_person(session, **fields)  # type: ignore[arg-type]
-
-    return make
+# What the line asks for next, by the keyword that started the choice.
+CONFIRM_PROMPT = {"OPT OUT": "confirm_opted_out", "OPT IN": "confirm_allowed"}
 
 
 def written(born: date) -> str:
@@ -125,15 +33,15 @@ def verify_by_text(
     """Text `keyword`, the NHS number, the date of birth and the code; the last replies. With `sender_trusted`
     (SMS_TRUST_SENDER_NUMBER on), a texter on the mobile on record is sent no code."""
     texter.text(keyword)
-    texter.gets(NHS_NUMBER_ASK)
+    texter.gets("nhs_number_ask")
     texter.text(person.nhs_number)
-    texter.gets(DATE_OF_BIRTH_ASK)
+    texter.gets("date_of_birth_ask")
     texter.text(written(person.date_of_birth))
     if not (sender_trusted and texter.from_number == person.mobile):
-        texter.gets(CODE_SENT)
+        texter.gets("code_sent")
         assert person.mobile is not None
         texter.text(latest_code(twilio, person.mobile))
-    texter.does_not_get(CODE_SENT, NOT_MATCHED)
+    texter.does_not_get("code_sent", "details_not_matched")
     return texter.replies
 
 
@@ -145,7 +53,7 @@ def sign(url: str, params: dict[str, str]) -> str:
     return RequestValidator(AUTH_TOKEN).compute_signature(url, params)
 
 
-def post_signed(app: Flask, path: str, params: dict[str, str]):  # type: ignore[no-untyped-def]
+def post_signed(app: Flask, path: str, params: dict[str, str]):
     return app.test_client().post(path, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + path, params)})
 
 
@@ -164,7 +72,7 @@ def sms_params(body: str, from_number: str = TEXTER_NUMBER, **extra: str) -> dic
 # ---- Reading what the line stored (each in a transaction of its own, ended at once) ----------
 
 
-def _all(app: Flask, model, *where, order=None) -> list:  # type: ignore[no-untyped-def]
+def _all(app: Flask, model, *where, order=None) -> list:
     with app.extensions["database"].transaction() as session:
         query = select(model).where(*where).order_by(order if order is not None else model.id)
         return list(session.exec(query).all())

@@ -1,153 +1,24 @@
-"""Staff console test helpers: keyword-only `create_*` helpers for console data, and `ClientRequest`
-(after notifications-admin's client_request) that signs in as a role and checks every page it fetches:
-status, title, CSRF tokens on its forms, security headers, and nonces on its inline scripts.
-
-The fixture lives in tests/staff_fixtures.py; a test module asks for it with
-`pytest_plugins = ["tests.staff_fixtures"]`.
+"""Staff console test helpers: `ClientRequest` (after notifications-admin's client_request) that signs in as a
+role and checks every page it fetches: status, title, CSRF tokens on its forms, security headers, and nonces on
+its inline scripts. The `client_request` fixture is in tests/conftest.py; console data comes from tests/builders.py.
 """
 
-import functools
-import itertools
 import re
-from datetime import datetime, timedelta
 from typing import Any
 
 from bs4 import BeautifulSoup
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
-from models import Conversation, ConversationStep, FollowUp, OutboundMessage, StaffUser, utcnow
+from models import StaffUser
+from tests.builders import PASSWORD, create_staff_user
 
-PASSWORD = "a long enough staff password"
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-_serial = itertools.count(1)
-
-
-@functools.cache
-def password_hash() -> str:
-    """Hashed once per run, and cheaply: checking a hash costs what making it did, on every sign-in in a test.
-    (`flask staff create` uses werkzeug's default, deliberately slow, scrypt.)"""
-    return generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
-
-
-# ---- Data ------------------------------------------------------------------------------------
-
-
-def _transaction(app: Flask):  # type: ignore[no-untyped-def]
-    return app.extensions["database"].transaction()
-
-
-def create_staff_user(app: Flask, *, role: str = "viewer", email: str | None = None, active: bool = True) -> StaffUser:
-    with _transaction(app) as session:
-        user = StaffUser(
-            email=email or f"{role}{next(_serial)}@example.org", password_hash=password_hash(), role=role, active=active
-        )
-        session.add(user)
-        session.flush()
-        return user
-
-
-def create_conversation(
-    app: Flask,
-    *,
-    channel: str = "voice",
-    started_at: datetime | None = None,
-    outcome: str | None = "checked",
-    caller_last_digits: str = "0123",
-    twilio_status: str | None = "completed",
-    duration_seconds: int | None = 75,
-    person_id: int | None = None,
-) -> Conversation:
-    started_at = started_at or utcnow()
-    with _transaction(app) as session:
-        conversation = Conversation(
-            channel=channel,
-            twilio_sid=f"{'CA' if channel == 'voice' else 'SM'}{next(_serial):032x}",
-            caller_last_digits=caller_last_digits,
-            caller_hash=f"hash{next(_serial)}",
-            started_at=started_at,
-            updated_at=started_at,
-            ended_at=started_at + timedelta(seconds=duration_seconds or 0) if outcome else None,
-            outcome=outcome,
-            twilio_status=twilio_status,
-            duration_seconds=duration_seconds,
-            person_id=person_id,
-        )
-        session.add(conversation)
-        session.flush()
-        return conversation
-
-
-def create_step(
-    app: Flask,
-    *,
-    conversation: Conversation,
-    turn: int = 0,
-    node: str = "menu",
-    heard: str | None = None,
-    said: str = "Welcome.",
-    at: datetime | None = None,
-) -> ConversationStep:
-    with _transaction(app) as session:
-        step = ConversationStep(
-            conversation_id=conversation.id, turn=turn, node=node, heard=heard, said=said, at=at or utcnow()
-        )
-        session.add(step)
-        session.flush()
-        return step
-
-
-def create_outbound_message(
-    app: Flask,
-    *,
-    conversation: Conversation,
-    to_number: str = "+447700900123",
-    body: str = "Your code is 123456",
-    masked_body: str = "Your code is ******",
-    status: str = "delivered",
-    purpose: str = "one_time_code",
-) -> OutboundMessage:
-    with _transaction(app) as session:
-        message = OutboundMessage(
-            idempotency_key=f"key-{next(_serial)}",
-            purpose=purpose,
-            to_number=to_number,
-            body=body,
-            masked_body=masked_body,
-            conversation_id=conversation.id,
-            status=status,
-        )
-        session.add(message)
-        session.flush()
-        return message
-
-
-def create_follow_up(
-    app: Flask,
-    *,
-    kind: str = "callback",
-    phone: str | None = "+447700900456",
-    detail: str = "Asked for a call back on the number ending 456.",
-    conversation: Conversation | None = None,
-    status: str = "open",
-) -> FollowUp:
-    with _transaction(app) as session:
-        follow_up = FollowUp(
-            kind=kind,
-            phone=phone,
-            detail=detail,
-            conversation_id=conversation.id if conversation else None,
-            status=status,
-        )
-        session.add(follow_up)
-        session.flush()
-        return follow_up
 
 
 # ---- Requests --------------------------------------------------------------------------------
@@ -199,15 +70,17 @@ def check_page(response: TestResponse) -> Page:
     assert page.title_text, "the page has no title"
     assert len(page.find_all("h1")) == 1, "a page has exactly one h1"
     for form in page.find_all("form"):
-        if (form.get("method") or "get").lower() == "post":
+        if str(form.get("method") or "get").lower() == "post":
             assert form.find("input", attrs={"name": "csrf_token"}), (
                 f"a POST form without a CSRF token: {form.get('action')}"
             )
-    nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)  # type: ignore[union-attr]
+    policy_nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"])
+    assert policy_nonce, "the CSP names no nonce"
+    nonce = policy_nonce.group(1)
     for script in page.find_all("script"):
         if not script.get("src"):
             assert script.get("nonce") == nonce, "an inline script without this request's nonce"
-    assert not page.find(attrs={"style": True}), "an inline style attribute (the CSP refuses them)"
+    assert not page.select_one("[style]"), "an inline style attribute (the CSP refuses them)"
     for field in page.select("input, textarea"):
         value = field.get("value") if field.name == "input" else field.get_text()
         assert value != "None", f"a Python None shown in {field.get('name')}"

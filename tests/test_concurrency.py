@@ -5,6 +5,7 @@ current choice; failed checks arriving together lose no count and let no extra g
 The requests really overlap: each comes from its own thread and test client, released together by a
 barrier, and the database (PostgreSQL, and SQLite with its one writer at a time) sorts them out."""
 
+import functools
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -15,8 +16,9 @@ from sqlmodel import select
 
 from ivr.records.identity import MAX_FAILURES_PER_NHS_NUMBER
 from models import ChoiceEvent, ConversationStep, CurrentChoice, IdentityAttempt, OutboundMessage, Person
+from tests.builders import create_person
 from tests.conftest import latest_code
-from tests.db import create_person
+from tests.said import prompt_of, said
 from tests.sms_helpers import post_signed, sms_params
 
 T = TypeVar("T")
@@ -45,20 +47,20 @@ def together(actions: list[Callable[[], T]]) -> list[T]:
     return results  # type: ignore[return-value]
 
 
-def up_to_confirm(caller, person: Person, twilio, key: str) -> None:  # type: ignore[no-untyped-def]
+def up_to_confirm(caller, person: Person, twilio, key: str) -> None:
     """Dial, verify, choose (1 opt out, 2 allow), up to "To confirm, press 1"."""
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
     caller.press(latest_code(twilio, person.mobile) + "#")
     caller.press(key)
-    caller.hears("To confirm, press 1")
+    caller.hears({"1": "confirm_opt_out", "2": "confirm_allow"}[key])
 
 
-def confirm_request(caller) -> Callable[[], tuple[int, str]]:  # type: ignore[no-untyped-def]
+def confirm_request(caller) -> Callable[[], tuple[int, str]]:
     """Pressing 1 at the confirmation, as one signed post that can be sent more than once."""
     action = caller.last.gather["action"]
     return lambda: caller.send_signed(action, {"Digits": "1", "FinishedOnKey": ""})
@@ -87,7 +89,7 @@ def test_a_retry_racing_the_original_confirmation_records_one_choice_and_one_tex
                 )
             ).all()
         assert len(confirmations) == 1
-    texts = [text for text in twilio.texts_to(person.mobile) if "was recorded" in text.body]
+    texts = [text for text in twilio.texts_to(person.mobile) if prompt_of(text.body).startswith("choice_confirmation")]
     assert len(texts) == 3
 
 
@@ -120,14 +122,14 @@ def test_failed_checks_arriving_together_are_all_counted_and_no_extra_guess_gets
         caller.press("2")
         caller.press(person.nhs_number + "#")
         caller.press("1")
-        caller.hears("date of birth")
+        caller.hears("date_of_birth_ask")
         callers.append(caller)
     wrong = date(1990, 1, 1).strftime("%d%m%Y") + "#"
 
     heard = together([lambda caller=caller: caller.press(wrong).text for caller in callers])
 
-    not_matched = [text for text in heard if "could not match those details" in text]
-    locked = [text for text in heard if "next hour" in text and "could not match" not in text]
+    not_matched = [text for text in heard if said("voice", text, "details_not_matched")]
+    locked = [text for text in heard if said("voice", text, "identity_locked") and text not in not_matched]
     assert len(not_matched) == MAX_FAILURES_PER_NHS_NUMBER
     assert len(locked) == attempts - MAX_FAILURES_PER_NHS_NUMBER
     nhs_number_hash = app.extensions["identity"].keyed_hash(person.nhs_number)
@@ -146,7 +148,7 @@ def test_a_texts_retry_racing_the_original_is_answered_once_and_never_with_an_ap
     for body, replies in (("HELP", 1), ("ABOUT", 3), ("MENU", 1)):
         params = sms_params(body, from_number=number)
 
-        answers = together([lambda: post_signed(app, "/twilio/sms", params)] * 2)
+        answers = together([functools.partial(post_signed, app, "/twilio/sms", params)] * 2)
 
         assert [answer.status_code for answer in answers] == [200, 200]
         assert all(b"<Message>" not in answer.data for answer in answers), "a retry must not be answered with an apology"
@@ -162,7 +164,7 @@ def test_a_texts_retry_racing_the_original_is_answered_once_and_never_with_an_ap
         assert (steps, queued) == (1, replies)
 
 
-def _choice_events(app, person: Person) -> list[ChoiceEvent]:  # type: ignore[no-untyped-def]
+def _choice_events(app, person: Person) -> list[ChoiceEvent]:
     with app.extensions["database"].transaction() as session:
         query = select(ChoiceEvent).where(ChoiceEvent.nhs_number == person.nhs_number).order_by(ChoiceEvent.id)
         return list(session.exec(query).all())

@@ -24,12 +24,11 @@ from ivr.standins.local_twilio import LocalTwilio
 from ivr.standins.terminal_phone import flask_transport
 from ivr.standins.twiml_caller import Texter
 from models import ChoiceEvent, Conversation, ConversationStep, CurrentChoice, OutboundMessage, Person
+from tests.builders import create_person
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Caller, app_config, latest_code, verify
-from tests.db import create_person
 from tests.flaky_proxy import FlakyProxy
+from tests.said import prompt_of, prompts_in
 
-CALM_APOLOGY = "Sorry, we cannot do this right now. Nothing has been changed. Please call back later."
-TEXT_APOLOGY = "Sorry, we cannot do this right now and nothing has changed. Please try again later."
 LINE_NUMBER = "+442079460000"
 
 
@@ -58,8 +57,7 @@ def outage(database_url: str, twilio: LocalTwilio, app: Flask) -> Iterator[Outag
 
 @pytest.fixture
 def person(app: Flask) -> Person:
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, mobile="+447700900123")
+    return create_person(app, mobile="+447700900123")
 
 
 def call(outage: Outage, from_number: str = "+447700900555") -> Caller:
@@ -76,11 +74,11 @@ def call(outage: Outage, from_number: str = "+447700900555") -> Caller:
 def hears_the_calm_apology(caller: Caller) -> None:
     heard = caller.last
     assert heard is not None and heard.status == 200
-    assert CALM_APOLOGY in heard.text, f"heard: {heard.text!r}"
+    assert "unavailable" in prompts_in("voice", heard.text), f"heard: {heard.text!r}"
     assert heard.hung_up and heard.gather is None, "after the apology the line hangs up"
 
 
-def recorded(outage: Outage, model, *where) -> list:  # type: ignore[no-untyped-def]
+def recorded(outage: Outage, model, *where) -> list:
     with outage.checks.extensions["database"].transaction() as session:
         return list(session.exec(select(model).where(*where)).all())
 
@@ -104,9 +102,9 @@ def opts_out(caller: Caller, person: Person, twilio: LocalTwilio) -> None:
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
 
 
 def test_a_caller_mid_call_hears_the_calm_apology_and_calls_again_once_the_database_is_back(outage, person, twilio):
@@ -114,7 +112,7 @@ def test_a_caller_mid_call_hears_the_calm_apology_and_calls_again_once_the_datab
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number + "#")
-    caller.hears("If that is right, press 1")
+    caller.hears("nhs_number_read_back")
     health = outage.app.test_client()
 
     outage.proxy.cut()
@@ -149,12 +147,12 @@ def test_a_texter_gets_the_apology_in_the_webhook_answer_and_carries_on_once_the
         account_sid=ACCOUNT_SID,
     )
     assert texter.send("OPT OUT") == 200
-    assert "text your 10-digit NHS number" in twilio.texts_to(person.mobile)[-1].body
+    assert prompt_of(twilio.texts_to(person.mobile)[-1].body) == "nhs_number_ask"
 
     outage.proxy.cut()
 
     assert texter.send(person.nhs_number) == 200
-    assert texter.answered_with == [TEXT_APOLOGY]
+    assert [prompt_of(reply) for reply in texter.answered_with] == ["unavailable"]
 
     outage.proxy.restore()
 
@@ -162,13 +160,13 @@ def test_a_texter_gets_the_apology_in_the_webhook_answer_and_carries_on_once_the
     assert thread.turn == 1 and is_whole(outage, thread)
     # Twilio retries the message the line could not take; this time it is taken, once.
     assert texter.resend_last() == 200 and texter.answered_with == []
-    assert "Now text your date of birth" in twilio.texts_to(person.mobile)[-1].body
+    assert prompt_of(twilio.texts_to(person.mobile)[-1].body) == "date_of_birth_ask"
     assert texter.send(person.date_of_birth.strftime("%d/%m/%Y")) == 200
-    assert "texted a 6-digit code" in twilio.texts_to(person.mobile)[-1].body
+    assert prompt_of(twilio.texts_to(person.mobile)[-1].body) == "code_sent"
     assert texter.send(latest_code(twilio, person.mobile)) == 200
-    assert "Text CONFIRM to confirm" in twilio.texts_to(person.mobile)[-1].body
+    assert prompt_of(twilio.texts_to(person.mobile)[-1].body) == "confirm_opted_out"
     assert texter.send("CONFIRM") == 200
-    assert "Done: you have opted out." in twilio.texts_to(person.mobile)[-1].body
+    assert prompt_of(twilio.texts_to(person.mobile)[-1].body) == "recorded_opted_out"
     [thread] = recorded(outage, Conversation, Conversation.channel == "sms")
     assert thread.turn == 5 and is_whole(outage, thread)
     assert [event.status for event in recorded(outage, ChoiceEvent)] == ["opted_out"]
@@ -181,7 +179,7 @@ def test_a_choice_cut_off_in_its_transaction_leaves_nothing_half_recorded(outage
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     cut_when_choosing(outage, at_commit=moment == "as the choice is committed")
 
     caller.press("1")
@@ -193,13 +191,13 @@ def test_a_choice_cut_off_in_its_transaction_leaves_nothing_half_recorded(outage
     assert recorded(outage, OutboundMessage, OutboundMessage.purpose == "choice_confirmation") == []
     conversation = conversation_of(outage, caller.call_sid)
     assert is_whole(outage, conversation)
-    assert steps_of(outage, conversation)[-1].said.startswith("You have chosen to opt out")
+    assert prompts_in("voice", steps_of(outage, conversation)[-1].said)[0] == "confirm_opt_out"
     again = call(outage)
     opts_out(again, person, twilio)
     [choice] = recorded(outage, ChoiceEvent)
     [current] = recorded(outage, CurrentChoice)
     assert (current.choice_event_id, current.status) == (choice.id, "opted_out")
-    confirmations = [text for text in twilio.texts_to(person.mobile) if "was recorded" in text.body]
+    confirmations = [t for t in twilio.texts_to(person.mobile) if prompt_of(t.body) == "choice_confirmation_opted_out"]
     assert len(confirmations) == 1
 
 
@@ -209,13 +207,13 @@ def cut_when_choosing(outage: Outage, at_commit: bool) -> None:
     choosing = threading.Event()
     done = threading.Event()
 
-    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
         if not done.is_set() and statement.lstrip().upper().startswith("INSERT INTO CHOICE_EVENT"):
             choosing.set()
             if not at_commit:
                 cut()
 
-    def commit(conn):  # type: ignore[no-untyped-def]
+    def commit(conn):
         if choosing.is_set() and not done.is_set():
             cut()  # before COMMIT reaches the server
 
@@ -249,7 +247,7 @@ def test_the_outbox_worker_carries_on_by_itself_once_the_database_is_back(outage
         again.press(person.nhs_number + "#")
         again.press("1")
         again.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-        again.hears("We have sent a 6 digit code")
+        again.hears("code_ask")
 
         [code_text] = twilio.wait_for_texts(1, timeout=20)
         assert code_text.to == person.mobile
@@ -290,7 +288,7 @@ def cut_as_the_first_send_is_recorded(outage: Outage) -> None:
     engine = outage.app.extensions["database"].engine
     done = threading.Event()
 
-    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
         recording = statement.lstrip().upper().startswith("UPDATE OUTBOUND_MESSAGE") and "twilio_sid" in str(parameters)
         if recording and not done.is_set():
             done.set()
@@ -305,7 +303,7 @@ def test_a_database_that_stops_answering_without_closing_still_gets_callers_the_
     caller = call(outage)
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     texter = Texter(flask_transport(outage.app.test_client()), AUTH_TOKEN, "http://localhost", to_number=LINE_NUMBER)
 
     outage.proxy.blackhole()  # every byte lost from now on; the connections stay open
@@ -315,7 +313,7 @@ def test_a_database_that_stops_answering_without_closing_still_gets_callers_the_
 
     hears_the_calm_apology(caller)
     assert took < 10, f"the apology took {took:.1f} s; Twilio gives up at 15"
-    assert texter.send("HELP") == 200 and texter.answered_with == [TEXT_APOLOGY]
+    assert texter.send("HELP") == 200 and [prompt_of(reply) for reply in texter.answered_with] == ["unavailable"]
 
     outage.proxy.restore()
     again = call(outage)

@@ -136,7 +136,10 @@ def test_impossible_or_incomplete_dates_are_none(impossible):
     assert parse_written_date_of_birth(impossible, TODAY) is None
 
 
-@pytest.mark.parametrize("impossible", ["31021984", "29021983", "00011984", "01131984", "31121899", "0103198", "010319840", "", "abcdefgh", "０１０３１９８４"])
+@pytest.mark.parametrize(
+    "impossible",
+    ["31021984", "29021983", "00011984", "01131984", "31121899", "0103198", "010319840", "", "abcdefgh", "０１０３１９８４"],
+)
 def test_impossible_keyed_dates_are_none(impossible):
     assert parse_keyed_date_of_birth(impossible, TODAY) is None
 
@@ -162,9 +165,7 @@ def test_arbitrary_text_never_raises_and_gives_a_date_in_range_or_none(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    text=st.text(alphabet=st.sampled_from("0123456789/-. stndrhofJanuryFebMchApilMyJugSepOctNovD,"), max_size=40)
-)
+@given(text=st.text(alphabet=st.sampled_from("0123456789/-. stndrhofJanuryFebMchApilMyJugSepOctNovD,"), max_size=40))
 def test_date_like_text_never_raises(text):
     found = parse_written_date_of_birth(text, TODAY)
     assert found is None or EARLIEST <= found <= TODAY

@@ -35,7 +35,9 @@ def _imports(path: Path) -> set[str]:
 MODULES = {
     _module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
 }
-IMPORTS = {name: {imported for imported in _imports(path) if imported in MODULES or imported == "app"} for name, path in MODULES.items()}
+IMPORTS = {
+    name: {imported for imported in _imports(path) if imported in MODULES or imported == "app"} for name, path in MODULES.items()
+}
 
 
 def _in(module: str, area: str) -> bool:
@@ -154,9 +156,7 @@ def test_the_readme_map_names_every_module_and_nothing_that_is_gone():
         for each in name.rstrip(",").split(","):
             if each.endswith(".py") and "*" not in each:
                 named.add("/".join([*folder, each.strip()]) if depth else each.strip())
-    modules = {
-        str(path.relative_to(ROOT)) for path in (ROOT / "ivr").rglob("*.py") if path.name != "__init__.py"
-    }
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "ivr").rglob("*.py") if path.name != "__init__.py"}
     globbed = {module for module in modules if re.fullmatch(r"ivr/console/\w+_pages\.py", module)}
     assert sorted(modules - named - globbed) == [], "modules missing from the README map"
     assert sorted(name for name in named if not (ROOT / name).exists()) == [], "names in the map with no file"

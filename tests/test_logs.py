@@ -19,10 +19,11 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from ivr.logs import REQUEST_ID_HEADER, JsonFormatter, MaskingFormatter, RequestContext, mask_identifiers
-from tests.conftest import verify
+from tests.builders import PASSWORD, create_staff_user
+from tests.conftest import SmsTexter, verify
 from tests.run_log import LoggedLine, RunLog
-from tests.sms_helpers import SmsTexter, verify_by_text
-from tests.staff_helpers import PASSWORD, create_staff_user
+from tests.said import prompts_in
+from tests.sms_helpers import verify_by_text
 
 
 @pytest.fixture
@@ -49,12 +50,12 @@ def test_a_failing_call_step_is_logged_as_one_json_line_with_its_call_sid_and_re
 ):
     caller.dial()
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("the store went away while handling 9434765919")
 
     monkeypatch.setattr(app.extensions["line"], "handle", broken)
     heard = caller.press("1")
-    assert "sorry" in heard.text.lower()
+    assert prompts_in("voice", heard.text) == ["unavailable"]
     entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.line.voice"]
     assert len(entries) == 1
     entry = entries[0]
@@ -211,7 +212,8 @@ def test_the_check_names_the_kind_logger_and_test_of_a_leak_but_never_the_identi
     run_log.test = "tests/test_x.py::test_y"
     run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "werkzeug", "GET /staff/people?q=999+000+0107 HTTP/1.1"))
     run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.line.voice", "born on 1 March 1984, code 123 456"))
-    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.records.outbox", "Text 3 at 12:34:56 as SM" + "1234560107" * 3 + "ab"))
+    sent_as = "Text 3 at 12:34:56 as SM" + "1234560107" * 3 + "ab"
+    run_log.lines.append(LoggedLine("tests/test_x.py::test_y", "ivr.records.outbox", sent_as))
     leaks = run_log.leaks({("NHS number", "9990000107"), ("date of birth", date(1984, 3, 1)), ("code", "123456")})
     assert sorted((leak.kind, leak.line.logger) for leak in leaks) == [
         ("NHS number", "werkzeug"),
@@ -258,7 +260,7 @@ def test_a_people_search_a_call_and_a_text_leave_no_identifier_in_the_log(app, c
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     texter = SmsTexter(app, twilio, "+447700900777")
     verify_by_text(texter, person, twilio)
     codes = {found for text in twilio.texts_to(person.mobile) for found in re.findall(r"\b\d{6}\b", text.body)}

@@ -9,12 +9,9 @@ from sqlmodel import Session, select
 
 from ivr.records.people import Importer, import_people
 from models import AuditEntry, FollowUp, Person, utcnow
+from tests.builders import create_person, create_staff_user
 from tests.conftest import verify
-from tests.db import create_person
-from tests.sms_helpers import make_texter, texter, verify_by_text  # noqa: F401  (fixtures)
-from tests.staff_helpers import create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.sms_helpers import verify_by_text
 
 OLD_MOBILE = "+447700900002"
 NEW_MOBILE = "+447700900123"
@@ -22,12 +19,11 @@ KIND = "choice_after_mobile_change"
 
 
 @pytest.fixture
-def person(app) -> Person:  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, mobile=OLD_MOBILE, date_of_birth=date(1984, 3, 1))
+def person(app) -> Person:
+    return create_person(app, mobile=OLD_MOBILE, date_of_birth=date(1984, 3, 1))
 
 
-def _moved(app, person: Person, by_staff_user_id: int | None = None, mobile: str = NEW_MOBILE) -> Person:  # type: ignore[no-untyped-def]
+def _moved(app, person: Person, by_staff_user_id: int | None = None, mobile: str = NEW_MOBILE) -> Person:
     """An import that gives the person a new mobile (and keeps everything else)."""
     incoming = Person(
         nhs_number=person.nhs_number,
@@ -45,35 +41,35 @@ def _moved(app, person: Person, by_staff_user_id: int | None = None, mobile: str
         return moved
 
 
-def _changed_long_ago(app, person: Person) -> None:  # type: ignore[no-untyped-def]
+def _changed_long_ago(app, person: Person) -> None:
     with app.extensions["database"].transaction() as session:
         row = session.get(Person, person.id)
         row.mobile_changed_at = utcnow() - timedelta(hours=25)
 
 
-def _follow_ups(app) -> list[FollowUp]:  # type: ignore[no-untyped-def]
+def _follow_ups(app) -> list[FollowUp]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(FollowUp).where(FollowUp.kind == KIND)).all())
 
 
-def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(app, action: str) -> list[AuditEntry]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
 
 
-def _opt_out_by_phone(caller, person: Person, twilio) -> None:  # type: ignore[no-untyped-def]
+def _opt_out_by_phone(caller, person: Person, twilio) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
 
 
-def _opt_out_by_text(texter, person: Person, twilio) -> None:  # type: ignore[no-untyped-def]
+def _opt_out_by_text(texter, person: Person, twilio) -> None:
     verify_by_text(texter, person, twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
-    texter.gets("Done: you have opted out.")
+    texter.gets("recorded_opted_out")
 
 
 # ---- The audit and the person's page ----------------------------------------------------------

@@ -14,38 +14,38 @@ from app import create_app
 from ivr.records.outbox import Text
 from ivr.standins.terminal_phone import flask_transport
 from models import FollowUp, OutboundMessage, utcnow
+from tests.builders import create_outbound_message, create_person
 from tests.conftest import ACCOUNT_SID, Caller, app_config, latest_code
-from tests.db import create_person
 
 
-def messages(app) -> list[OutboundMessage]:  # type: ignore[no-untyped-def]
+def messages(app) -> list[OutboundMessage]:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())
 
 
-def follow_ups(app) -> list[FollowUp]:  # type: ignore[no-untyped-def]
+def follow_ups(app) -> list[FollowUp]:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(FollowUp).order_by(FollowUp.id)).all())
 
 
-def up_to_the_code(caller: Caller, person) -> None:  # type: ignore[no-untyped-def]
+def up_to_the_code(caller: Caller, person) -> None:
     """Dial, ask to set a choice, and key the NHS number and date of birth, up to where a code is texted."""
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
     caller.press("1")
-    caller.hears("date of birth")
+    caller.hears("date_of_birth_ask")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
 
 
-def flask_command(app, *args: str):  # type: ignore[no-untyped-def]
+def flask_command(app, *args: str):
     """Run `flask ARGS` as the flask command does (FlaskGroup pushes the app context the commands need)."""
     group = FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False, set_debug_flag=False)
     return app.test_cli_runner().invoke(group, args=list(args))
 
 
-def worker_round(app):  # type: ignore[no-untyped-def]
+def worker_round(app):
     """One round of the outbox worker (`flask outbox send --watch` does these, one after another)."""
     return app.extensions["outbox"].send_due()
 
@@ -58,7 +58,7 @@ def has_six_digits(text: str) -> bool:
 
 
 @pytest.fixture
-def offline_app(database_url, twilio):  # type: ignore[no-untyped-def]
+def offline_app(database_url, twilio):
     app = create_app(
         app_config(
             database_url, twilio, twilio_account_sid=None, twilio_auth_token=None, twilio_from_number=None
@@ -85,7 +85,8 @@ def test_without_a_twilio_account_a_code_text_is_kept_masked_as_not_sent(offline
         person = create_person(session, mobile="+447700900321")
 
     up_to_the_code(caller, person)
-    caller.hears("code", "ending 3 2 1")
+    caller.hears("code_ask")
+    assert caller.value("code_ask", "mobile_ending") == "3 2 1"
 
     [message] = messages(app)
     assert message.status == "not_sent"
@@ -118,7 +119,8 @@ def test_a_code_text_twilio_refuses_with_503_is_retried_by_outbox_send_exactly_o
 ):
     twilio.fail_next(1, 503)
     up_to_the_code(caller, person)
-    caller.hears("We have sent a 6 digit code", "ending 1 2 3")
+    caller.hears("code_ask")
+    assert caller.value("code_ask", "mobile_ending") == "1 2 3"
     assert twilio.texts_to(person.mobile) == []
 
     [message] = messages(app)
@@ -156,12 +158,12 @@ def test_a_code_text_twilio_refuses_with_503_is_retried_by_outbox_send_exactly_o
 
     # The retried code works.
     caller.press(code + "#")
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
 
 
 def test_a_sent_text_is_not_sent_again_even_when_it_is_due(app, caller, person, twilio):
     up_to_the_code(caller, person)
-    caller.hears("code")
+    caller.hears("code_ask")
     assert len(twilio.texts_to(person.mobile)) == 1
     [message] = messages(app)
     assert message.status == "queued" and message.attempts == 1
@@ -183,7 +185,7 @@ def test_a_sent_text_is_not_sent_again_even_when_it_is_due(app, caller, person, 
 def test_a_webhook_only_queues_its_text_and_the_worker_sends_it(app, caller, person, twilio):
     twilio.stall(5)  # a slow Twilio: the caller must not wait for it
     up_to_the_code(caller, person)
-    caller.hears("We have sent a 6 digit code")
+    caller.hears("code_ask")
     [message] = messages(app)
     assert (message.status, message.attempts) == ("pending", 0)
     assert twilio.received == []  # read directly: no worker round has run
@@ -203,10 +205,10 @@ def test_a_confirmation_text_refused_with_400_is_failed_and_raises_a_follow_up(a
     up_to_the_code(caller, person)
     caller.press(latest_code(twilio, person.mobile) + "#")
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     twilio.fail_next(1, 400)
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     worker_round(app)
 
     confirmation = [m for m in messages(app) if m.purpose == "choice_confirmation"]
@@ -231,29 +233,24 @@ def test_a_confirmation_text_refused_with_400_is_failed_and_raises_a_follow_up(a
 # ---- Delivery receipts -------------------------------------------------------------------------
 
 
-def _stored_text(app, status: str) -> OutboundMessage:  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        message = OutboundMessage(
-            idempotency_key="test:" + uuid.uuid4().hex,
-            purpose="choice_confirmation",
-            to_number="+447700900123",
-            body="Your choice was recorded.",
-            masked_body="Your choice was recorded.",
-            status=status,
-            twilio_sid="SM" + uuid.uuid4().hex,
-            attempts=1,
-        )
-        session.add(message)
-        session.flush()
-        return message
+def _stored_text(app, status: str) -> OutboundMessage:
+    return create_outbound_message(
+        app,
+        purpose="choice_confirmation",
+        body="Your choice was recorded.",
+        masked_body="Your choice was recorded.",
+        status=status,
+        twilio_sid="SM" + uuid.uuid4().hex,
+        attempts=1,
+    )
 
 
-def _receipt(app, sid: str, status: str, error_code: str | None = None) -> bool:  # type: ignore[no-untyped-def]
+def _receipt(app, sid: str, status: str, error_code: str | None = None) -> bool:
     with app.extensions["database"].transaction() as session:
         return app.extensions["outbox"].record_status(session, sid, status, error_code)
 
 
-def _status(app, message_id: int) -> str:  # type: ignore[no-untyped-def]
+def _status(app, message_id: int) -> str:
     with app.extensions["database"].transaction() as session:
         return session.get(OutboundMessage, message_id).status
 

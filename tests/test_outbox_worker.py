@@ -26,7 +26,7 @@ MOBILE = "+447700900123"
 
 
 @pytest.fixture
-def impatient_app(database_url, twilio):  # type: ignore[no-untyped-def]
+def impatient_app(database_url, twilio):
     """The app with a REST client that gives up on Twilio after a fifth of a second."""
     app = create_app(app_config(database_url, twilio, twilio_timeout_seconds=0.2))
     app.config["TESTING"] = True
@@ -34,7 +34,7 @@ def impatient_app(database_url, twilio):  # type: ignore[no-untyped-def]
     app.extensions["database"].engine.dispose()
 
 
-def queue(app, count: int = 1, to: str = MOBILE) -> list[int]:  # type: ignore[no-untyped-def]
+def queue(app, count: int = 1, to: str = MOBILE) -> list[int]:
     outbox = app.extensions["outbox"]
     ids = []
     with app.extensions["database"].transaction() as session:
@@ -45,12 +45,12 @@ def queue(app, count: int = 1, to: str = MOBILE) -> list[int]:  # type: ignore[n
     return ids
 
 
-def rows(app) -> list[OutboundMessage]:  # type: ignore[no-untyped-def]
+def rows(app) -> list[OutboundMessage]:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())
 
 
-def make_due(app) -> None:  # type: ignore[no-untyped-def]
+def make_due(app) -> None:
     with app.extensions["database"].transaction() as session:
         for row in session.exec(select(OutboundMessage)).all():
             row.next_attempt_at = utcnow() - timedelta(seconds=1)
@@ -228,14 +228,14 @@ def test_the_worker_command_sends_what_the_line_queues_and_stops_cleanly_on_sigt
     assert sent in (["Sent 2, retrying 0, failed 0."], ["Sent 1, retrying 0, failed 0."] * 2), errors
 
 
-def _age_texts(app, hours: float) -> None:  # type: ignore[no-untyped-def]
+def _age_texts(app, hours: float) -> None:
     with app.extensions["database"].transaction() as session:
         for row in session.exec(select(OutboundMessage)).all():
             row.created_at = utcnow() - timedelta(hours=hours)
             row.next_attempt_at = utcnow() - timedelta(seconds=1)
 
 
-def _confirmation(app) -> int:  # type: ignore[no-untyped-def]
+def _confirmation(app) -> int:
     outbox = app.extensions["outbox"]
     with app.extensions["database"].transaction() as session:
         text = Text(
@@ -337,7 +337,7 @@ def test_a_receipt_arriving_while_the_send_is_being_recorded_is_kept(database_ur
         app.extensions["database"].engine.dispose()
 
 
-def _wait_until_blocked_on_a_lock(database, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_until_blocked_on_a_lock(database, timeout: float = 10.0) -> None:
     """Until another connection to this database waits for a row lock (the receipt, here)."""
     watcher = create_engine(database.url)
     try:

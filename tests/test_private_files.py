@@ -38,7 +38,7 @@ def test_a_new_sqlite_database_and_its_wal_are_readable_by_their_owner_alone(tmp
         transport = flask_transport(app.test_client())
         caller = Caller(transport, AUTH_TOKEN, "http://localhost", "CA" + uuid.uuid4().hex, account_sid=ACCOUNT_SID)
         caller.dial()  # a call writes: the WAL and its index are there while the app holds the database open
-        caller.hears("press 1")
+        caller.hears("menu")
 
         wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
         assert wal.exists() and shm.exists()

@@ -28,7 +28,7 @@ from ivr.records.choices import record_choice
 from ivr.records.identity_format import normalise_nhs_number
 from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceStatus, Person, RegisterRun, StaffUser
-from tests.db import create_person
+from tests.builders import create_person
 
 HEADER = b"nhs_number,given_name,postcode,attendances"
 
@@ -49,7 +49,7 @@ def hyphenated(number: str) -> str:
     return f"{number[:3]}-{number[3:6]}-{number[6:]}"
 
 
-def opt_out(app, *numbers: str, status: ChoiceStatus = ChoiceStatus.OPTED_OUT) -> None:  # type: ignore[no-untyped-def]
+def opt_out(app, *numbers: str, status: ChoiceStatus = ChoiceStatus.OPTED_OUT) -> None:
     """People with these NHS numbers, each with the choice recorded as the line records it."""
     with app.extensions["database"].transaction() as session:
         for number in numbers:
@@ -58,11 +58,11 @@ def opt_out(app, *numbers: str, status: ChoiceStatus = ChoiceStatus.OPTED_OUT) -
             record_choice(session, person, status, "staff")
 
 
-def apply(runner, *args: str, input: bytes | None = None):  # type: ignore[no-untyped-def]
+def apply(runner, *args: str, input: bytes | None = None):
     return runner.invoke(args=["register", "apply", *args], input=input)
 
 
-def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+def one_line_error(result) -> str:
     assert result.exit_code != 0, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected a one-line reason, got {result.stderr!r}"
@@ -70,7 +70,7 @@ def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
     return lines[0]
 
 
-def runs(app) -> list[RegisterRun]:  # type: ignore[no-untyped-def]
+def runs(app) -> list[RegisterRun]:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(RegisterRun).order_by(RegisterRun.id)).all())  # type: ignore[arg-type]
 
@@ -344,7 +344,8 @@ def test_a_choice_recorded_while_a_run_reads_the_data_set_does_not_change_that_r
             opt_out(app, nhs(399))
             recorded.append(True)
 
-    run = apply_register(database, ApplyRequest(str(source), str(out)), on_progress=record_a_choice_between_blocks, block_bytes=1024)
+    request = ApplyRequest(str(source), str(out))
+    run = apply_register(database, request, on_progress=record_a_choice_between_blocks, block_bytes=1024)
 
     assert recorded
     assert out.read_bytes() == expected  # the last row is kept: the run's register was read before
@@ -363,7 +364,7 @@ def test_the_register_is_read_in_one_snapshot_even_as_a_choice_is_committed(app)
     before = load_register(database)
     committed = []
 
-    def commit_a_choice_after_the_first_read(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+    def commit_a_choice_after_the_first_read(conn, cursor, statement, *_):
         if "max(" in statement.lower() and not committed:
             committed.append(True)
             opt_out(app, nhs(2))
@@ -762,7 +763,14 @@ def _filter_by(path: str, content: bytes, keep_unmatched: bool) -> tuple[str, by
     sink = io.BytesIO()
     with mock.patch("ivr.operations.register.filter._FEW_BYTES", few_bytes):
         try:
-            counts = filter_data_set(io.BytesIO(content), sink, _HOSTILE_REGISTER, keep_unmatched=keep_unmatched, helper=helper, block_bytes=block_bytes)
+            counts = filter_data_set(
+                io.BytesIO(content),
+                sink,
+                _HOSTILE_REGISTER,
+                keep_unmatched=keep_unmatched,
+                helper=helper,
+                block_bytes=block_bytes,
+            )
         except RegisterApplyError as error:
             return str(error), b"", 0, 0
     return "", sink.getvalue(), counts.read, counts.opted_out

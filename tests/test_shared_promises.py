@@ -38,8 +38,8 @@ from models import (
     Person,
     utcnow,
 )
+from tests.builders import create_person
 from tests.conftest import latest_code
-from tests.db import create_person
 from tests.sms_helpers import SmsTexter
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -121,7 +121,7 @@ def limits() -> Limits:
 # ---- Reading what the line stored ----------------------------------------------------------------
 
 
-def rows(app: Flask, model, *where) -> list:  # type: ignore[no-untyped-def]
+def rows(app: Flask, model, *where) -> list:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(model).where(*where).order_by(model.id)).all())
 
@@ -131,7 +131,7 @@ def conversation(app: Flask, conversation_id: int) -> Conversation:
     return found
 
 
-def failed_checks(app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS) -> list[IdentityAttempt]:  # type: ignore[no-untyped-def]
+def failed_checks(app: Flask, conversation_id: int | None = None, kinds=FAILED_CHECK_KINDS) -> list[IdentityAttempt]:
     where = [IdentityAttempt.kind.in_(kinds), IdentityAttempt.succeeded == False]  # type: ignore[attr-defined]  # noqa: E712
     if conversation_id is not None:
         where.append(IdentityAttempt.conversation_id == conversation_id)
@@ -258,7 +258,7 @@ class Channel(ABC):
 class Voice(Channel):
     name = "voice"
 
-    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app: Flask, twilio: LocalTwilio, from_number: str, make_caller) -> None:
         super().__init__(app, twilio, from_number)
         self._make_caller = make_caller
         self.caller = make_caller(from_number=from_number)
@@ -664,5 +664,5 @@ PROMISES: dict[str, Callable[[Line], None]] = {
 
 @pytest.mark.parametrize("channel", ["voice", "sms"])
 @pytest.mark.parametrize("promise", list(PROMISES), ids=[name.replace(" ", "_") for name in PROMISES])
-def test_both_channels_keep_the_readme_promise(app, twilio, make_caller, limits, promise, channel):  # type: ignore[no-untyped-def]
+def test_both_channels_keep_the_readme_promise(app, twilio, make_caller, limits, promise, channel):
     PROMISES[promise](Line(app, twilio, limits, channel, make_caller))

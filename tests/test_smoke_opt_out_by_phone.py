@@ -4,21 +4,26 @@ from sqlmodel import select
 
 from models import ChoiceEvent, CurrentChoice
 from tests.conftest import verify
+from tests.said import prompt_of
 
 
 def test_caller_opts_out_and_gets_a_confirmation_text(app, caller, person, twilio, db_session):
     caller.dial()
-    caller.hears("Kensington and Chelsea Social Council", "not recorded", "press 1", "press 2", "press 3")
+    assert caller.prompts == ["greeting", "menu"]
+    assert caller.value("greeting", "org_name") == "Kensington and Chelsea Social Council"
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice", "To opt out, press 1")
+    caller.hears("current_none", "choose_ask")
     caller.press("1")
-    caller.hears("You have chosen to opt out", "To confirm, press 1")
+    assert caller.prompts == ["confirm_opt_out"]
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
 
     events = db_session.exec(select(ChoiceEvent)).all()
     assert [(e.status, e.channel) for e in events] == [("opted_out", "voice")]
     assert db_session.get(CurrentChoice, person.nhs_number).status == "opted_out"
     texts = twilio.texts_to(person.mobile)
-    assert len(texts) == 2 and "opt out" in texts[-1].body
+    assert [prompt_of(text.body) for text in texts] == [
+        "one_time_code",
+        "choice_confirmation_opted_out",
+    ]

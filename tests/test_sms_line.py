@@ -28,35 +28,22 @@ from models import (
     utcnow,
 )
 from models.time import uk_today
-from tests.conftest import ACCOUNT_SID, app_config, latest_code
-from tests.sms_helpers import (  # noqa: F401  (make_person, make_texter and texter are fixtures)
-    CODE_SENT,
-    CONFIRM_OPT_IN,
-    CONFIRM_OPT_OUT,
-    CONFIRMATION_TEXT,
-    DATE_OF_BIRTH_ASK,
-    HELP_WORDS,
+from tests.builders import create_choice, create_person
+from tests.conftest import ACCOUNT_SID, SmsTexter, app_config, latest_code
+from tests.said import prompt_of, value_of
+from tests.sms_helpers import (
+    CONFIRM_PROMPT,
     LINE_NUMBER_FOR_PEOPLE,
-    LOCKED,
-    NHS_NUMBER_ASK,
-    NO_CHOICE,
-    NOT_MATCHED,
     ORG,
-    RECORDED_OPT_IN,
-    RECORDED_OPT_OUT,
-    SmsTexter,
     choices_of,
     conversations,
     follow_ups,
     in_words,
-    make_person,
-    make_texter,
     messages,
     post_signed,
     sign,
     sms_params,
     steps,
-    texter,
     verify_by_text,
     written,
     wrong_code,
@@ -68,44 +55,49 @@ LINE_KEYWORD = re.compile(r"\b(ABOUT|INFO|CHECK|STATUS|OPT OUT|OPT IN|CONFIRM|ME
 
 
 @pytest.fixture
-def person(make_person):  # type: ignore[no-untyped-def]
-    return make_person(date_of_birth=BORN, mobile="+447700900123")
+def person(app):
+    return create_person(app, date_of_birth=BORN, mobile="+447700900123")
 
 
 @pytest.fixture
-def mobile(make_texter, person) -> SmsTexter:  # type: ignore[no-untyped-def]
+def mobile(make_texter, person) -> SmsTexter:
     """The person, texting from their mobile on record."""
     return make_texter(person.mobile)
 
 
-def count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
+def confirmations(twilio, person) -> list[str]:
+    """The texts to the person's mobile confirming an opt-out."""
+    return [t.body for t in twilio.texts_to(person.mobile) if prompt_of(t.body) == "choice_confirmation_opted_out"]
+
+
+def count(app, model, *where) -> int:
     with app.extensions["database"].transaction() as session:
         return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
-def thread_of(app, texter: SmsTexter) -> Conversation:  # type: ignore[no-untyped-def]
+def thread_of(app, texter: SmsTexter) -> Conversation:
     """The texter's latest conversation."""
     mine = [c for c in conversations(app) if c.caller_last_digits == texter.from_number[-4:]]
     assert mine, "the texter has no conversation"
     return mine[-1]
 
 
-def idle_for(app, conversation: Conversation, minutes: int) -> None:  # type: ignore[no-untyped-def]
+def idle_for(app, conversation: Conversation, minutes: int) -> None:
     with app.extensions["database"].transaction() as session:
         row = session.get(Conversation, conversation.id)
         row.updated_at = utcnow() - timedelta(minutes=minutes)
 
 
-def to_code_step(texter: SmsTexter, person, keyword: str = "CHECK") -> None:  # type: ignore[no-untyped-def]
+def to_code_step(texter: SmsTexter, person, keyword: str = "CHECK") -> None:
     texter.text(keyword)
     texter.text(person.nhs_number)
     texter.text(written(person.date_of_birth))
-    texter.gets(CODE_SENT)
+    texter.gets("code_sent")
 
 
-def to_confirm_step(texter: SmsTexter, person, twilio, keyword: str = "OPT OUT") -> None:  # type: ignore[no-untyped-def]
+def to_confirm_step(texter: SmsTexter, person, twilio, keyword: str = "OPT OUT") -> None:
     verify_by_text(texter, person, twilio, keyword=keyword)
-    texter.gets("Text CONFIRM to confirm")
+    texter.gets(CONFIRM_PROMPT[keyword])
 
 
 # ---- HELP, ABOUT and anything unrecognised ------------------------------------------------------
@@ -114,34 +106,34 @@ def to_confirm_step(texter: SmsTexter, person, twilio, keyword: str = "OPT OUT")
 @pytest.mark.parametrize("body", ["HELP", "help", "Help", "help me please", "HELP!"])
 def test_help_lists_the_keywords_the_line_number_and_the_organisation(texter, body):
     [reply] = texter.text(body)
-    for word in KEYWORDS_IN_HELP:
+    assert prompt_of(reply) == "help"
+    for word in KEYWORDS_IN_HELP:  # the help's own words: the keywords it lists
         assert word in reply, f"{word} missing from the help: {reply!r}"
-    assert LINE_NUMBER_FOR_PEOPLE in reply
-    assert ORG in reply
+    assert value_of(reply, "help", "line_number") == LINE_NUMBER_FOR_PEOPLE
+    assert value_of(reply, "help", "org_name") == ORG
 
 
 @pytest.mark.parametrize("body", ["hello", "What is this?", "I got a letter", "🙂", "12345", "optional", "yes please"])
 def test_unrecognised_text_gets_help(texter, body):
     [reply] = texter.text(body)
-    for phrase in (*HELP_WORDS, LINE_NUMBER_FOR_PEOPLE, ORG):
-        assert phrase in reply
+    assert prompt_of(reply) == "help"
+    assert value_of(reply, "help", "line_number") == LINE_NUMBER_FOR_PEOPLE
 
 
 def test_the_line_number_in_help_is_the_number_the_texter_texted(make_texter):
     other_line = make_texter(to_number="+442079460123")
     [reply] = other_line.text("HELP")
-    assert "020 7946 0123" in reply
-    assert LINE_NUMBER_FOR_PEOPLE not in reply
+    assert value_of(reply, "help", "line_number") == "020 7946 0123"
 
 
 @pytest.mark.parametrize("body", ["ABOUT", "about", "Info", "INFO please", "About this line?"])
 def test_about_and_info_give_three_texts_of_at_most_two_segments_with_the_voice_lines_facts(texter, body):
     replies = texter.text(body)
-    assert len(replies) == 3, replies
+    assert [prompt_of(reply) for reply in replies] == ["about_1", "about_2", "about_3"]
     for reply in replies:
         assert segments(reply) <= 2, reply
-    about = " ".join(replies)
-    assert ORG in about
+    about = " ".join(replies)  # the about texts' own words: the facts of the privacy notice
+    assert value_of(replies[0], "about_1", "org_name") == ORG
     assert "STOP only stops our texts" in about and "OPT OUT" in about
     for fact in ("care for you", "improve care", "research", "prevent illness", "monitor safety", "plan services",
                  "never used for insurance or marketing", "anonymised or combined", "change your mind",
@@ -164,19 +156,20 @@ def test_about_help_and_menu_change_no_step(app, texter, person):
     for body in ("ABOUT", "HELP"):
         texter.text(body)
     texter.text(written(person.date_of_birth))
-    texter.gets(CODE_SENT)
+    texter.gets("code_sent")
 
 
 def test_menu_lists_what_can_be_texted(texter):
     [reply] = texter.text("MENU")
-    for word in KEYWORDS_IN_HELP:
+    assert prompt_of(reply) == "menu"
+    for word in KEYWORDS_IN_HELP:  # the menu's own words: the keywords it lists
         assert word in reply
-    assert LINE_NUMBER_FOR_PEOPLE in reply
+    assert value_of(reply, "menu", "line_number") == LINE_NUMBER_FOR_PEOPLE
 
 
 def test_confirm_with_nothing_to_confirm(app, texter):
     [reply] = texter.text("CONFIRM")
-    assert "nothing to confirm" in reply
+    assert prompt_of(reply) == "nothing_to_confirm"
     assert count(app, ChoiceEvent) == 0
 
 
@@ -187,35 +180,36 @@ def test_free_text_at_the_nhs_number_step_explains_the_nhs_number(texter, person
     texter.text("OPT OUT")
     for _ in range(4):  # asking is not failing: no limit is reached
         texter.text("what does this mean?")
-        texter.gets("Your NHS number has 10 digits", "NHS letters", "MENU")
+        assert texter.prompts == ["nhs_number_help"]
     texter.text(person.nhs_number)
-    texter.gets(DATE_OF_BIRTH_ASK)
+    texter.gets("date_of_birth_ask")
 
 
 def test_free_text_at_the_date_of_birth_step_explains_the_date(texter, person):
     texter.text("CHECK")
     texter.text(person.nhs_number)
     texter.text("what does this mean?")
-    texter.gets("Please text your date of birth, for example 01/03/1984 or 1 March 1984")
+    assert texter.prompts == ["date_of_birth_help"]
     texter.text(in_words(person.date_of_birth))
-    texter.gets(CODE_SENT)
+    texter.gets("code_sent")
 
 
 def test_free_text_at_the_code_step_explains_the_code(texter, person, twilio):
     to_code_step(texter, person)
     texter.text("what does this mean?")
-    texter.gets("Please text the 6-digit code we sent to your mobile ending 123")
+    assert texter.prompts == ["code_help"]
+    assert texter.value("code_help", "mobile_ending") == "123"
     texter.text(latest_code(twilio, person.mobile))
-    texter.gets(NO_CHOICE)
+    texter.gets("current_none")
 
 
 def test_free_text_at_the_confirm_step_explains_confirm(app, mobile, person, twilio):
     to_confirm_step(mobile, person, twilio)
     mobile.text("what does this mean?")
-    mobile.gets("Text CONFIRM to confirm your choice, or MENU to cancel")
+    assert mobile.prompts == ["confirm_help"]
     assert choices_of(app, person) == []
     mobile.text("confirm")
-    mobile.gets(RECORDED_OPT_OUT)
+    mobile.gets("recorded_opted_out")
 
 
 # ---- proving who you are by text ---------------------------------------------------------------------
@@ -227,22 +221,21 @@ def test_an_nhs_number_with_spaces_or_dashes_is_read(texter, person, twilio, for
     sent = {"solid": n, "spaces": f"{n[:3]} {n[3:6]} {n[6:]}", "dashes": f"{n[:3]}-{n[3:6]}-{n[6:]}"}[form]
     texter.text("CHECK")
     texter.text(sent)
-    texter.gets(DATE_OF_BIRTH_ASK)
+    texter.gets("date_of_birth_ask")
     texter.text(written(person.date_of_birth))
-    texter.gets(CODE_SENT)
+    texter.gets("code_sent")
 
 
 def test_an_nhs_number_with_a_wrong_check_digit_is_refused_at_once(app, texter, person):
     wrong = person.nhs_number[:9] + str((int(person.nhs_number[9]) + 1) % 10)
     texter.text("CHECK")
     texter.text(wrong)
-    texter.gets("That is not a valid NHS number")
-    texter.does_not_get(DATE_OF_BIRTH_ASK)
+    assert texter.prompts == ["nhs_number_invalid"]
     assert count(app, IdentityAttempt) == 0
 
 
 @pytest.fixture
-def trusting_app(database_url, twilio):  # type: ignore[no-untyped-def]
+def trusting_app(database_url, twilio):
     """The line where the organisation has turned SMS_TRUST_SENDER_NUMBER on."""
     app = create_app(app_config(database_url, twilio, sms_trust_sender_number=True))
     app.config["TESTING"] = True
@@ -258,12 +251,13 @@ def test_by_default_even_from_the_mobile_on_record_a_code_is_checked_before_the_
     mobile.text("CHECK")
     mobile.text(person.nhs_number)
     mobile.text(dob(person.date_of_birth))
-    mobile.gets(CODE_SENT + " 123")
-    mobile.does_not_get(NO_CHOICE)
+    mobile.gets("code_sent")
+    assert mobile.value("code_sent", "mobile_ending") == "123"
+    mobile.does_not_get("current_none")
     assert thread_of(app, mobile).person_id is None
     assert count(app, OneTimeCode) == 1
     mobile.text(latest_code(twilio, person.mobile))
-    mobile.gets(NO_CHOICE)
+    mobile.gets("current_none")
     conversation = thread_of(app, mobile)
     assert (conversation.person_id, conversation.outcome) == (person.id, "checked")
 
@@ -275,40 +269,40 @@ def test_by_default_a_spoofed_sender_with_the_right_details_cannot_change_the_ch
     spoofed.text("OPT OUT")
     spoofed.text(person.nhs_number)
     spoofed.text(written(person.date_of_birth))
-    spoofed.gets(CODE_SENT)
-    spoofed.does_not_get(CONFIRM_OPT_OUT)
+    spoofed.gets("code_sent")
+    spoofed.does_not_get("confirm_opted_out")
     for body in ("CONFIRM", "123456", "CONFIRM"):
         spoofed.text(body)
-        spoofed.does_not_get(RECORDED_OPT_OUT)
+        spoofed.does_not_get("recorded_opted_out")
     assert choices_of(app, person) == []
     assert thread_of(app, spoofed).person_id is None
 
 
 @pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
-def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, twilio, make_person, dob):
-    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+def test_trusting_the_sender_the_mobile_on_record_needs_no_code(trusting_app, twilio, app, dob):
+    person = create_person(app, date_of_birth=BORN, mobile="+447700900123")
     mobile = SmsTexter(trusting_app, twilio, person.mobile)
     mobile.text("CHECK")
     mobile.text(person.nhs_number)
     [reply] = mobile.text(dob(person.date_of_birth))
-    assert NO_CHOICE in reply
-    assert not any("code" in text.body for text in twilio.texts())
+    assert prompt_of(reply) == "current_none"
+    assert "one_time_code" not in [prompt_of(text.body) for text in twilio.texts()]
     assert count(trusting_app, OneTimeCode) == 0
     conversation = thread_of(trusting_app, mobile)
     assert conversation.person_id == person.id
     assert conversation.outcome == "checked"
     mobile.text("OPT OUT")
     mobile.text("CONFIRM")
-    mobile.gets(RECORDED_OPT_OUT)
+    mobile.gets("recorded_opted_out")
     assert [c.status for c in choices_of(trusting_app, person)] == ["opted_out"]
 
 
-def test_trusting_the_sender_another_number_still_needs_the_code(trusting_app, twilio, make_person):
-    person = make_person(date_of_birth=BORN, mobile="+447700900123")
+def test_trusting_the_sender_another_number_still_needs_the_code(trusting_app, twilio, app):
+    person = create_person(app, date_of_birth=BORN, mobile="+447700900123")
     other = SmsTexter(trusting_app, twilio, "+447700900001")
     verify_by_text(other, person, twilio, keyword="OPT OUT", sender_trusted=True)
-    other.gets(CONFIRM_OPT_OUT)
-    assert [text.to for text in twilio.texts() if "code is" in text.body] == [person.mobile]
+    other.gets("confirm_opted_out")
+    assert [text.to for text in twilio.texts() if prompt_of(text.body) == "one_time_code"] == [person.mobile]
 
 
 @pytest.mark.parametrize("dob", [written, in_words], ids=["01/03/1984", "1 March 1984"])
@@ -316,13 +310,14 @@ def test_from_another_number_a_code_goes_to_the_mobile_on_record_and_must_be_tex
     texter.text("STATUS")
     texter.text(person.nhs_number)
     [reply] = texter.text(dob(person.date_of_birth))
-    assert CODE_SENT + " 123" in reply
+    assert prompt_of(reply) == "code_sent"
+    assert value_of(reply, "code_sent", "mobile_ending") == "123"
     assert not re.search(r"\d{6}", reply)
     [code_text] = twilio.texts_to(person.mobile)
-    assert "code" in code_text.body
+    assert prompt_of(code_text.body) == "one_time_code"
     assert thread_of(app, texter).person_id is None
     texter.text(latest_code(twilio, person.mobile))
-    texter.gets(NO_CHOICE)
+    texter.gets("current_none")
     assert thread_of(app, texter).person_id == person.id
 
 
@@ -330,18 +325,18 @@ def test_a_code_with_spaces_is_accepted(texter, person, twilio):
     to_code_step(texter, person)
     code = latest_code(twilio, person.mobile)
     texter.text(f"{code[:3]} {code[3:]}")
-    texter.gets(NO_CHOICE)
+    texter.gets("current_none")
 
 
 def test_a_wrong_code_is_refused_and_the_right_one_then_works(app, texter, person, twilio):
     to_code_step(texter, person)
     code = latest_code(twilio, person.mobile)
     texter.text(wrong_code(code))
-    texter.gets("That code is not right")
-    texter.does_not_get(NO_CHOICE)
+    texter.gets("code_wrong")
+    texter.does_not_get("current_none")
     assert thread_of(app, texter).person_id is None
     texter.text(code)
-    texter.gets(NO_CHOICE)
+    texter.gets("current_none")
 
 
 def test_an_expired_code_is_refused(app, texter, person, twilio):
@@ -351,8 +346,8 @@ def test_an_expired_code_is_refused(app, texter, person, twilio):
         for row in session.exec(select(OneTimeCode)).all():
             row.expires_at = utcnow() - timedelta(seconds=1)
     texter.text(code)
-    texter.gets("That code has expired")
-    texter.does_not_get(NO_CHOICE)
+    texter.gets("code_expired")
+    texter.does_not_get("current_none")
     assert thread_of(app, texter).person_id is None
 
 
@@ -361,14 +356,14 @@ def test_a_code_texted_wrong_three_times_is_used_up(app, texter, person, twilio)
     code = latest_code(twilio, person.mobile)
     for _ in range(3):
         texter.text(wrong_code(code))
-    texter.gets("That code can no longer be used")
+    texter.gets("code_used_up")
     texter.text(code)
-    texter.does_not_get(NO_CHOICE)
+    texter.does_not_get("current_none")
     assert thread_of(app, texter).person_id is None
 
 
-def test_an_unknown_nhs_number_and_a_wrong_date_of_birth_get_the_same_words(app, make_texter, make_person, person, twilio):
-    stranger = make_person(mobile=None)  # only to take a valid NHS number nobody else has
+def test_an_unknown_nhs_number_and_a_wrong_date_of_birth_get_the_same_words(app, make_texter, person, twilio):
+    stranger = create_person(app, mobile=None)  # only to take a valid NHS number nobody else has
     with app.extensions["database"].transaction() as session:
         session.delete(session.get(type(stranger), stranger.id))
     wrong_date, unknown = make_texter("+447700900501"), make_texter("+447700900502")
@@ -379,7 +374,7 @@ def test_an_unknown_nhs_number_and_a_wrong_date_of_birth_get_the_same_words(app,
         texter.text("CHECK")
         texter.text(nhs)
         texter.text(written(born))
-    wrong_date.gets(NOT_MATCHED)
+    wrong_date.gets("details_not_matched")
     assert wrong_date.replies == unknown.replies
     assert twilio.texts_to(person.mobile) == []
 
@@ -391,14 +386,15 @@ def test_three_failed_checks_tell_staff_and_keep_the_texters_number(app, texter,
             texter.text("CHECK")
         texter.text(person.nhs_number)
         texter.text(wrong)
-    texter.gets("We cannot check who you are by text", "Our team will be in touch", LINE_NUMBER_FOR_PEOPLE)
+    assert texter.prompts == ["too_many_attempts"]
+    assert texter.value("too_many_attempts", "line_number") == LINE_NUMBER_FOR_PEOPLE
     [follow_up] = follow_ups(app, "unverified_caller")
     assert follow_up.phone == texter.from_number
     assert follow_up.conversation_id == thread_of(app, texter).id
     assert texter.from_number not in follow_up.detail
     assert thread_of(app, texter).outcome == "verification_failed"
     texter.text(person.nhs_number)  # the step is over: an NHS number now is not an answer
-    texter.does_not_get(DATE_OF_BIRTH_ASK)
+    texter.does_not_get("date_of_birth_ask")
 
 
 def test_on_the_voice_line_an_unverified_caller_follow_up_keeps_no_number(app, make_caller, person):
@@ -410,30 +406,30 @@ def test_on_the_voice_line_an_unverified_caller_follow_up_keeps_no_number(app, m
         caller.press(person.nhs_number + "#")
         caller.press("1")
         caller.press((person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y") + "#")
-    caller.hears("We cannot check your identity on this call")
+    caller.hears("too_many_attempts")
     [follow_up] = follow_ups(app, "unverified_caller")
     assert follow_up.phone is None
 
 
-def test_no_mobile_on_record_tells_staff(app, texter, make_person, twilio):
-    someone = make_person(mobile=None)
+def test_no_mobile_on_record_tells_staff(app, texter, twilio):
+    someone = create_person(app, mobile=None)
     texter.text("OPT OUT")
     texter.text(someone.nhs_number)
     texter.text(written(someone.date_of_birth))
-    texter.gets("We have no mobile number on record for you", "Our team will be in touch")
+    texter.gets("no_mobile_on_record")
     [follow_up] = follow_ups(app, "unverified_caller")
     assert follow_up.phone == texter.from_number
     assert twilio.texts() and all(text.to == texter.from_number for text in twilio.texts())
 
 
-def _call_with_wrong_date(make_caller, person, from_number: str):  # type: ignore[no-untyped-def]
+def _call_with_wrong_date(make_caller, person, from_number: str):
     caller = make_caller(from_number=from_number)
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press((person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y") + "#")
-    caller.hears("Sorry, we could not match those details to our records.")
+    caller.hears("details_not_matched")
 
 
 def test_failures_by_text_and_by_phone_together_lock_the_nhs_number(app, make_texter, make_caller, person, twilio):
@@ -449,15 +445,15 @@ def test_failures_by_text_and_by_phone_together_lock_the_nhs_number(app, make_te
     honest.text("CHECK")
     honest.text(person.nhs_number)
     honest.text(written(person.date_of_birth))
-    honest.gets(LOCKED)
-    honest.does_not_get(CODE_SENT, NO_CHOICE)
+    honest.gets("identity_locked")
+    honest.does_not_get("code_sent", "current_none")
     from_mobile = make_texter(person.mobile)  # not even the mobile on record gets past a lock
     from_mobile.text("CHECK")
     from_mobile.text(person.nhs_number)
     from_mobile.text(written(person.date_of_birth))
-    from_mobile.gets(LOCKED)
+    from_mobile.gets("identity_locked")
     assert twilio.texts_to(person.mobile)[-1].body == from_mobile.replies[-1]
-    assert not any("code is" in text.body for text in twilio.texts_to(person.mobile))
+    assert "one_time_code" not in [prompt_of(text.body) for text in twilio.texts_to(person.mobile)]
 
     caller = make_caller(from_number="+447700900605")
     caller.dial()
@@ -465,7 +461,7 @@ def test_failures_by_text_and_by_phone_together_lock_the_nhs_number(app, make_te
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-    caller.hears("For your security, we cannot check these details by phone for the next hour.")
+    caller.hears("identity_locked")
 
 
 def test_wrong_codes_count_toward_the_nhs_number_lock(app, make_texter, person, twilio):
@@ -486,7 +482,7 @@ def test_wrong_codes_count_toward_the_nhs_number_lock(app, make_texter, person, 
     honest.text("CHECK")
     honest.text(person.nhs_number)
     honest.text(written(person.date_of_birth))
-    honest.gets(LOCKED)
+    honest.gets("identity_locked")
 
 
 def test_a_locked_nhs_number_can_be_checked_by_text_again_after_an_hour(app, make_texter, make_caller, person, twilio):
@@ -496,16 +492,16 @@ def test_a_locked_nhs_number_can_be_checked_by_text_again_after_an_hour(app, mak
     locked_out.text("CHECK")
     locked_out.text(person.nhs_number)
     locked_out.text(written(person.date_of_birth))
-    locked_out.gets(LOCKED)
+    locked_out.gets("identity_locked")
     with app.extensions["database"].transaction() as session:
         for attempt in session.exec(select(IdentityAttempt)).all():
             attempt.at = utcnow() - timedelta(minutes=61)
     locked_out.text("CHECK")
     locked_out.text(person.nhs_number)
     locked_out.text(written(person.date_of_birth))
-    locked_out.gets(CODE_SENT)
+    locked_out.gets("code_sent")
     locked_out.text(latest_code(twilio, person.mobile))
-    locked_out.gets(NO_CHOICE)
+    locked_out.gets("current_none")
 
 
 # ---- choices --------------------------------------------------------------------------------------
@@ -515,10 +511,10 @@ def test_opting_out_from_another_number_is_read_back_confirmed_recorded_and_conf
     app, texter, person, twilio
 ):
     to_confirm_step(texter, person, twilio, keyword="OPT OUT")
-    texter.gets(CONFIRM_OPT_OUT, "only for your care")
+    assert texter.prompts == ["confirm_opted_out"]
     assert choices_of(app, person) == []
     [done] = texter.text("CONFIRM")
-    assert RECORDED_OPT_OUT in done
+    assert prompt_of(done) == "recorded_opted_out"
 
     conversation = thread_of(app, texter)
     [choice] = choices_of(app, person)
@@ -532,22 +528,24 @@ def test_opting_out_from_another_number_is_read_back_confirmed_recorded_and_conf
     with app.extensions["database"].transaction() as session:
         assert session.get(CurrentChoice, person.nhs_number).status == "opted_out"
     today = spoken_date(uk_today())
-    [confirmation] = [t.body for t in twilio.texts_to(person.mobile) if CONFIRMATION_TEXT in t.body]
-    assert today in confirmation and ORG in confirmation
+    [confirmation] = confirmations(twilio, person)
+    assert value_of(confirmation, "choice_confirmation_opted_out", "on") == today
+    assert value_of(confirmation, "choice_confirmation_opted_out", "org_name") == ORG
 
     texter.text("OPT OUT")
-    texter.gets("You have already opted out, so nothing has changed")
+    texter.gets("already_opted_out")
     texter.text("CHECK")
-    texter.gets(f"You have opted out since {today}", "used only for your care")
+    texter.gets("current_opted_out")
+    assert texter.value("current_opted_out", "since") == today
     assert len(choices_of(app, person)) == 1
-    assert len([t for t in twilio.texts_to(person.mobile) if CONFIRMATION_TEXT in t.body]) == 1
+    assert len(confirmations(twilio, person)) == 1
 
 
 def test_opting_out_from_the_mobile_on_record_sends_no_second_confirmation(app, mobile, person, twilio):
     to_confirm_step(mobile, person, twilio)
     mobile.text("CONFIRM")
-    mobile.gets(RECORDED_OPT_OUT)
-    assert not any(CONFIRMATION_TEXT in t.body for t in twilio.texts_to(person.mobile))
+    mobile.gets("recorded_opted_out")
+    assert confirmations(twilio, person) == []
     assert [c.channel for c in choices_of(app, person)] == ["sms"]
 
 
@@ -555,47 +553,44 @@ def test_opting_back_in_keeps_the_history(app, mobile, person, twilio):
     to_confirm_step(mobile, person, twilio)
     mobile.text("CONFIRM")
     mobile.text("OPT IN")
-    mobile.gets(CONFIRM_OPT_IN)
+    mobile.gets("confirm_allowed")
     mobile.text("Confirm")
-    mobile.gets(RECORDED_OPT_IN)
+    mobile.gets("recorded_allowed")
     mobile.text("OPT IN")
-    mobile.gets("You already allow your information to be used")
+    mobile.gets("already_allowed")
     assert [c.status for c in choices_of(app, person)] == ["opted_out", "allowed"]
     mobile.text("check")
-    mobile.gets("You allow your information to be used for research and planning since")
+    mobile.gets("current_allowed")
+    assert mobile.value("current_allowed", "since") == spoken_date(uk_today())
 
 
 @pytest.mark.parametrize(
     ("body", "read_back"),
     [
-        ("OPT OUT", CONFIRM_OPT_OUT),
-        ("opt out", CONFIRM_OPT_OUT),
-        ("Opt-out please", CONFIRM_OPT_OUT),
-        ("opt-out", CONFIRM_OPT_OUT),
-        ("don't share", CONFIRM_OPT_OUT),
-        ("Don't share my records", CONFIRM_OPT_OUT),
-        ("OPT IN", CONFIRM_OPT_IN),
-        ("Opt in", CONFIRM_OPT_IN),
-        ("share", CONFIRM_OPT_IN),
-        ("SHARE it", CONFIRM_OPT_IN),
+        ("OPT OUT", "confirm_opted_out"),
+        ("opt out", "confirm_opted_out"),
+        ("Opt-out please", "confirm_opted_out"),
+        ("opt-out", "confirm_opted_out"),
+        ("don't share", "confirm_opted_out"),
+        ("Don't share my records", "confirm_opted_out"),
+        ("OPT IN", "confirm_allowed"),
+        ("Opt in", "confirm_allowed"),
+        ("share", "confirm_allowed"),
+        ("SHARE it", "confirm_allowed"),
     ],
 )
 def test_every_way_of_asking_for_a_choice_reads_it_back(app, mobile, person, twilio, body, read_back):
-    if read_back == CONFIRM_OPT_IN:  # allowing is a change only for someone who opted out
-        with app.extensions["database"].transaction() as session:
-            event = ChoiceEvent(nhs_number=person.nhs_number, person_id=person.id, status="opted_out", channel="staff")
-            session.add(event)
-            session.flush()
-            session.add(CurrentChoice(nhs_number=person.nhs_number, status="opted_out", choice_event_id=event.id))
+    if read_back == "confirm_allowed":  # allowing is a change only for someone who opted out
+        create_choice(app, person=person, status="opted_out")
     verify_by_text(mobile, person, twilio, keyword=body)
-    mobile.gets(read_back, "Text CONFIRM to confirm, or MENU to cancel")
-    assert len(choices_of(app, person)) == (1 if read_back == CONFIRM_OPT_IN else 0)
+    assert mobile.prompts == [read_back]
+    assert len(choices_of(app, person)) == (1 if read_back == "confirm_allowed" else 0)
 
 
 @pytest.mark.parametrize("body", ["CHECK", "check", "Status", "STATUS please", "check my choice"])
 def test_check_and_status_give_the_choice_in_plain_words(mobile, person, twilio, body):
     verify_by_text(mobile, person, twilio, keyword=body)
-    mobile.gets("You have not recorded a choice, so your information may be used for research and planning")
+    mobile.gets("current_none")
 
 
 # ---- conversations expire; MENU abandons ------------------------------------------------------------
@@ -606,7 +601,7 @@ def test_thirty_minutes_idle_starts_afresh(app, texter, person, twilio):
     first = thread_of(app, texter)
     idle_for(app, first, 31)
     texter.text("OPT OUT")
-    texter.gets(NHS_NUMBER_ASK)  # proving who they are does not outlast the conversation
+    texter.gets("nhs_number_ask")  # proving who they are does not outlast the conversation
     second = thread_of(app, texter)
     assert second.id != first.id
     ended = next(c for c in conversations(app) if c.id == first.id)
@@ -618,8 +613,8 @@ def test_thirty_minutes_idle_mid_flow_forgets_the_step(app, texter, person, twil
     texter.text(person.nhs_number)
     idle_for(app, thread_of(app, texter), 31)
     texter.text(written(person.date_of_birth))
-    texter.gets(*HELP_WORDS)
-    texter.does_not_get(CODE_SENT)
+    texter.gets("help")
+    texter.does_not_get("code_sent")
     assert twilio.texts_to(person.mobile) == []
     assert len(conversations(app)) == 2
     assert conversations(app)[0].outcome == "abandoned"
@@ -630,7 +625,7 @@ def test_a_conversation_left_for_less_than_thirty_minutes_carries_on(app, texter
     texter.text(person.nhs_number)
     idle_for(app, thread_of(app, texter), 29)
     texter.text(written(person.date_of_birth))
-    texter.gets(CODE_SENT)
+    texter.gets("code_sent")
     assert len(conversations(app)) == 1
 
 
@@ -638,7 +633,7 @@ def test_a_trial_from_the_console_and_a_real_text_from_one_number_keep_their_own
     texter.text("CHECK", **{TRIAL_PARAMETER: "1"})
     texter.text(person.nhs_number, **{TRIAL_PARAMETER: "1"})
     texter.text(written(person.date_of_birth))  # not an answer to the trial's date of birth step
-    texter.does_not_get(CODE_SENT)
+    texter.does_not_get("code_sent")
     trial, real = conversations(app)
     assert (trial.trial, real.trial) == (True, False)
 
@@ -647,9 +642,9 @@ def test_menu_abandons_the_date_of_birth_step(app, texter, person, twilio):
     texter.text("CHECK")
     texter.text(person.nhs_number)
     texter.text("MENU")
-    texter.gets("Text ABOUT to learn how your information is used")
+    texter.gets("menu")
     texter.text(written(person.date_of_birth))
-    texter.does_not_get(CODE_SENT)
+    texter.does_not_get("code_sent")
     assert twilio.texts_to(person.mobile) == []
     assert count(app, IdentityAttempt) == 0
 
@@ -658,10 +653,10 @@ def test_menu_at_the_confirm_step_cancels_the_choice(app, mobile, person, twilio
     to_confirm_step(mobile, person, twilio)
     mobile.text("menu")
     mobile.text("CONFIRM")
-    mobile.gets("There is nothing to confirm")
+    mobile.gets("nothing_to_confirm")
     assert choices_of(app, person) == []
     mobile.text("OPT OUT")  # still verified in this conversation
-    mobile.gets(CONFIRM_OPT_OUT)
+    mobile.gets("confirm_opted_out")
 
 
 # ---- the webhook's rules -------------------------------------------------------------------------
@@ -670,7 +665,8 @@ def test_menu_at_the_confirm_step_cancels_the_choice(app, mobile, person, twilio
 def test_an_unsigned_or_wrongly_signed_text_gets_403_and_changes_nothing(app, twilio):
     params = sms_params("OPT OUT")
     client = app.test_client()
-    for headers in ({}, {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}, {"X-Twilio-Signature": sign("http://localhost/twilio/voice", params)}):
+    signed_for_voice = sign("http://localhost/twilio/voice", params)
+    for headers in ({}, {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}, {"X-Twilio-Signature": signed_for_voice}):
         assert client.post("/twilio/sms", data=params, headers=headers).status_code == 403
     assert count(app, Conversation) == 0 and count(app, ConversationStep) == 0
     assert twilio.texts() == []
@@ -703,7 +699,7 @@ ODD_BODIES = [
 
 
 @st.composite
-def conversations_of_junk(draw):  # type: ignore[no-untyped-def]
+def conversations_of_junk(draw):
     """A few texts mixing the line's keywords, identifiers (right or wrong) and anything at all."""
     body = st.one_of(
         st.sampled_from(ODD_BODIES),
@@ -713,7 +709,9 @@ def conversations_of_junk(draw):  # type: ignore[no-untyped-def]
     )
     bodies = draw(st.lists(body, min_size=1, max_size=4))
     sender = draw(st.sampled_from(["+447700900001", "+447700900123", "anonymous", "", "not a number", "x" * 200]))
-    extra = draw(st.dictionaries(st.sampled_from(["OptOutType", "NumMedia", "To", "SmsSid"]), st.text(_TEXT, max_size=30), max_size=2))
+    extra = draw(
+        st.dictionaries(st.sampled_from(["OptOutType", "NumMedia", "To", "SmsSid"]), st.text(_TEXT, max_size=30), max_size=2)
+    )
     return bodies, sender, extra
 
 
@@ -790,7 +788,7 @@ def test_a_replayed_text_changes_nothing_and_sends_nothing_twice(app, mobile, pe
     to_confirm_step(mobile, person, twilio)
     before = thread_of(app, mobile)
     [done] = mobile.text("CONFIRM")
-    assert RECORDED_OPT_OUT in done
+    assert prompt_of(done) == "recorded_opted_out"
     after = thread_of(app, mobile)
     step_count = count(app, ConversationStep)
     message_count = count(app, OutboundMessage)
@@ -818,7 +816,7 @@ def test_a_replayed_code_or_help_sends_no_second_reply(app, texter, person, twil
     with app.extensions["database"].transaction() as session:
         assert session.exec(select(OneTimeCode)).one().attempts == 1  # one wrong try, not three
     texter.text(latest_code(twilio, person.mobile))
-    texter.gets(NO_CHOICE)
+    texter.gets("current_none")
 
 
 def test_identifiers_never_reach_the_stored_steps_or_the_logs(app, texter, person, twilio, caplog):
@@ -832,7 +830,7 @@ def test_identifiers_never_reach_the_stored_steps_or_the_logs(app, texter, perso
     texter.text(wrong_code(code))
     texter.text(f"{code[:3]} {code[3:]}")
     texter.text("CONFIRM")
-    texter.gets(RECORDED_OPT_OUT)
+    texter.gets("recorded_opted_out")
     texter.text("MENU")
     texter.text("CHECK")
     texter.text("STOP")
@@ -873,7 +871,7 @@ def test_identifiers_never_reach_the_stored_steps_or_the_logs(app, texter, perso
 
 
 @pytest.fixture
-def app_without_database(twilio):  # type: ignore[no-untyped-def]
+def app_without_database(twilio):
     app = create_app(app_config("postgresql+psycopg://postgres@127.0.0.1:1/x", twilio))
     app.config["TESTING"] = True
     yield app
@@ -885,19 +883,21 @@ def test_with_the_database_down_a_text_is_answered_with_an_apology(app_without_d
     texter = SmsTexter(app_without_database, twilio, "+447700900001")
     assert texter.send(body) == 200
     [apology] = texter.answered_with
-    assert "Sorry, we cannot do this right now and nothing has changed" in apology
+    assert prompt_of(apology) == "unavailable"
     assert segments(apology) == 1
 
 
 def test_with_the_database_down_a_status_callback_is_not_a_5xx(app_without_database):
-    response = post_signed(app_without_database, "/twilio/sms/status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"})
+    response = post_signed(
+        app_without_database, "/twilio/sms/status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    )
     assert response.status_code < 500
 
 
 # ---- message status callbacks ---------------------------------------------------------------------
 
 
-def receipt(app, sid: str, status: str, error_code: str | None = None):  # type: ignore[no-untyped-def]
+def receipt(app, sid: str, status: str, error_code: str | None = None):
     params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT_SID, "SmsSid": sid, "SmsStatus": status}
     if error_code:
         params["ErrorCode"] = error_code
@@ -906,7 +906,7 @@ def receipt(app, sid: str, status: str, error_code: str | None = None):  # type:
     return response
 
 
-def message_by_sid(app, sid: str) -> OutboundMessage:  # type: ignore[no-untyped-def]
+def message_by_sid(app, sid: str) -> OutboundMessage:
     [found] = [m for m in messages(app) if m.twilio_sid == sid]
     return found
 
@@ -940,7 +940,7 @@ def test_a_failed_reply_keeps_its_error_code_and_raises_no_follow_up(app, texter
 def test_an_undelivered_confirmation_raises_one_follow_up_for_staff(app, texter, person, twilio):
     to_confirm_step(texter, person, twilio)
     texter.text("CONFIRM")
-    [confirmation] = [t for t in twilio.texts_to(person.mobile) if CONFIRMATION_TEXT in t.body]
+    [confirmation] = [t for t in twilio.texts_to(person.mobile) if prompt_of(t.body) == "choice_confirmation_opted_out"]
     assert message_by_sid(app, confirmation.sid).purpose == "choice_confirmation"
     receipt(app, confirmation.sid, "sent")
     receipt(app, confirmation.sid, "undelivered", "30003")
@@ -992,7 +992,7 @@ def test_texts_ask_twilio_for_receipts_at_the_public_url(database_url, twilio):
 
 
 @pytest.fixture
-def keep_log_level():  # type: ignore[no-untyped-def]
+def keep_log_level():
     """`flask text` turns the root logger down for the terminal; put it back for the tests after."""
     root = logging.getLogger()
     level = root.level
@@ -1006,23 +1006,33 @@ def test_flask_text_prints_the_replies(runner, twilio, keep_log_level):
     out = result.output
     assert "Texting the Opt-Out Line from 07700 900001" in out
     replies = re.findall(r"\[text to \+447700900001\] (.*)", out)
-    assert len(replies) == 4, out
-    assert "data opt-out line" in replies[0] and ORG in replies[0]
-    assert "STOP only stops our texts" in replies[3]
+    assert [prompt_of(reply) for reply in replies] == [
+        "help",
+        "about_1",
+        "about_2",
+        "about_3",
+    ], out
     assert out.rstrip().endswith("Stopped texting.")
     assert twilio.texts() == []  # the terminal phone has a stand-in of its own
 
 
-def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, make_person, keep_log_level, monkeypatch):
+def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, keep_log_level, monkeypatch):
     """The README's walk-through: OPT OUT, the NHS number, the date of birth, the code from the text, CONFIRM."""
-    someone = make_person(mobile="+447700900001", date_of_birth=BORN)
+    someone = create_person(app, mobile="+447700900001", date_of_birth=BORN)
     monkeypatch.setattr("ivr.records.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
     typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\n314159\nCONFIRM\n"
     result = runner.invoke(args=["text", "--from", "07700 900001"], input=typed)
     assert result.exit_code == 0, result.output
-    assert re.search(r"\[text to \+447700900001\] .*code is 314159", result.output), result.output
-    assert "Text CONFIRM to confirm" in result.output
-    assert RECORDED_OPT_OUT in result.output
+    replies = re.findall(r"\[text to \+447700900001\] (.*)", result.output)
+    assert [prompt_of(reply) for reply in replies] == [
+        "nhs_number_ask",
+        "date_of_birth_ask",
+        "one_time_code",
+        "code_sent",
+        "confirm_opted_out",
+        "recorded_opted_out",
+    ], result.output
+    assert value_of(replies[2], "one_time_code", "code") == "314159"
     [choice] = choices_of(app, someone)
     assert (choice.status, choice.channel) == ("opted_out", "sms")
 

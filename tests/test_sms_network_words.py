@@ -4,31 +4,19 @@ and no later text is sent to a number that has stopped ours."""
 import pytest
 
 from models import ChoiceEvent, ConversationStep
-from tests.conftest import latest_code, verify
-from tests.sms_helpers import (  # noqa: F401  (fixtures)
-    CONFIRM_OPT_OUT,
-    NHS_NUMBER_ASK,
-    SmsTexter,
-    choices_of,
-    follow_ups,
-    make_person,
-    make_texter,
-    messages,
-    steps,
-    text_blocks,
-    texter,
-    verify_by_text,
-)
+from tests.builders import create_person
+from tests.conftest import SmsTexter, latest_code, verify
+from tests.sms_helpers import choices_of, follow_ups, messages, steps, text_blocks, verify_by_text
 
 BLOCKING = ["STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT"]
 UNBLOCKING = ["START", "YES", "UNSTOP"]
 
 
-def blocked_numbers(app) -> dict[str, bool]:  # type: ignore[no-untyped-def]
+def blocked_numbers(app) -> dict[str, bool]:
     return {block.number_last_digits: block.blocked for block in text_blocks(app)}
 
 
-def count(app, model) -> int:  # type: ignore[no-untyped-def]
+def count(app, model) -> int:
     from sqlmodel import func, select
 
     with app.extensions["database"].transaction() as session:
@@ -36,12 +24,12 @@ def count(app, model) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def person(make_person):  # type: ignore[no-untyped-def]
-    return make_person(mobile="+447700900123")
+def person(app):
+    return create_person(app, mobile="+447700900123")
 
 
 @pytest.fixture
-def mobile(make_texter, person) -> SmsTexter:  # type: ignore[no-untyped-def]
+def mobile(make_texter, person) -> SmsTexter:
     """The person texting from their mobile on record."""
     return make_texter(person.mobile)
 
@@ -50,7 +38,9 @@ def mobile(make_texter, person) -> SmsTexter:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("word", BLOCKING)
-@pytest.mark.parametrize("form", [str.upper, str.lower, str.title, lambda w: f" {w}\n"], ids=["upper", "lower", "title", "spaced"])
+@pytest.mark.parametrize(
+    "form", [str.upper, str.lower, str.title, lambda w: f" {w}\n"], ids=["upper", "lower", "title", "spaced"]
+)
 def test_a_blocking_word_alone_blocks_the_number_and_gets_no_reply(app, twilio, texter, word, form):
     assert texter.text(form(word)) == []
     assert texter.answered_with == []
@@ -85,7 +75,7 @@ def test_advanced_opt_out_type_start_unblocks(app, twilio, texter):
     assert texter.text("please start again", OptOutType="START") == []
     assert blocked_numbers(app) == {"0001": False}
     texter.text("HELP")
-    texter.gets("data opt-out line")
+    texter.gets("help")
 
 
 def test_stop_twice_and_a_replayed_stop_raise_one_follow_up(app, texter):
@@ -101,7 +91,17 @@ def test_stop_twice_and_a_replayed_stop_raise_one_follow_up(app, texter):
 
 @pytest.mark.parametrize(
     "body",
-    ["stop sharing", "Stop sharing my data", "OPT OUT", "opt out", "opt-out", "Stop please", "please stop", "STOP STOP", "don't share"],
+    [
+        "stop sharing",
+        "Stop sharing my data",
+        "OPT OUT",
+        "opt out",
+        "opt-out",
+        "Stop please",
+        "please stop",
+        "STOP STOP",
+        "don't share",
+    ],
 )
 def test_words_that_are_not_the_networks_never_block(app, texter, body):
     texter.text(body)
@@ -113,7 +113,7 @@ def test_words_that_are_not_the_networks_never_block(app, texter, body):
 @pytest.mark.parametrize("body", ["stop sharing", "OPT OUT"])
 def test_stop_sharing_and_opt_out_start_a_data_opt_out(texter, body):
     texter.text(body)
-    texter.gets(NHS_NUMBER_ASK)
+    texter.gets("nhs_number_ask")
 
 
 # ---- after a number is blocked, nothing more is sent to it ----------------------------------------
@@ -138,13 +138,13 @@ def test_a_confirmation_from_a_voice_call_to_a_stopped_mobile_is_refused_and_sta
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     codes = len(twilio.texts_to(person.mobile))
 
     mobile.text("STOP")  # meanwhile, the mobile on record stops our texts
 
     caller.press("1")
-    caller.hears("has been recorded")
+    caller.hears("choice_recorded_opted_out")
     [choice] = choices_of(app, person)
     assert (choice.status, choice.channel) == ("opted_out", "voice")
     assert len(twilio.texts_to(person.mobile)) == codes  # nothing more reached the mobile
@@ -162,8 +162,8 @@ def test_no_code_is_sent_to_a_stopped_mobile(app, twilio, texter, mobile, person
     texter.text("CHECK")
     texter.text(person.nhs_number)
     texter.text(person.date_of_birth.strftime("%d/%m/%Y"))
-    texter.gets("asked its network to block our texts", "Our team will be in touch", "020 7946 0000")
-    texter.does_not_get("We have texted a 6-digit code")
+    assert texter.prompts == ["mobile_blocked"]
+    assert texter.value("mobile_blocked", "line_number") == "020 7946 0000"
     assert twilio.texts_to(person.mobile) == []
     assert all(m.status == "blocked" for m in messages(app, person.mobile))
     [unverified] = follow_ups(app, "unverified_caller")
@@ -195,7 +195,7 @@ def test_an_unblocking_word_lets_our_texts_through_again_and_gets_no_reply_from_
     assert blocked_numbers(app) == {"0001": False}
     assert count(app, ChoiceEvent) == 0
     texter.text("HELP")
-    texter.gets("data opt-out line")
+    texter.gets("help")
     assert len(follow_ups(app, "network_stop")) == 1
 
 
@@ -207,11 +207,11 @@ def test_an_unblocking_word_from_a_number_never_stopped_changes_nothing(app, tex
 
 def test_yes_at_the_confirm_step_is_the_networks_word_not_a_confirmation(app, twilio, mobile, person):
     verify_by_text(mobile, person, twilio, keyword="OPT OUT")
-    mobile.gets(CONFIRM_OPT_OUT)
+    mobile.gets("confirm_opted_out")
     assert mobile.text("YES") == []
     assert choices_of(app, person) == []
     mobile.text("CONFIRM")
-    mobile.gets("Done: you have opted out")
+    mobile.gets("recorded_opted_out")
 
 
 def test_stop_then_start_then_a_code_reaches_the_mobile_again(app, twilio, texter, mobile, person):
@@ -220,9 +220,9 @@ def test_stop_then_start_then_a_code_reaches_the_mobile_again(app, twilio, texte
     texter.text("CHECK")
     texter.text(person.nhs_number)
     texter.text(person.date_of_birth.strftime("%d/%m/%Y"))
-    texter.gets("We have texted a 6-digit code")
+    texter.gets("code_sent")
     texter.text(latest_code(twilio, person.mobile))
-    texter.gets("You have not recorded a choice")
+    texter.gets("current_none")
 
 
 def test_a_network_word_is_stored_as_a_step_of_the_texters_conversation(app, texter):

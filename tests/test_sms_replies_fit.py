@@ -26,9 +26,9 @@ from ivr.line.dialogue.turns import (
 from ivr.line.prompts import TEMPLATES_DIR, Prompts
 from ivr.records.gsm import is_gsm7, segments
 from ivr.settings import DEFAULT_ORG_NAME
-from tests.conftest import app_config
-from tests.db import create_person
-from tests.sms_helpers import SmsTexter, verify_by_text, written
+from tests.builders import create_person
+from tests.conftest import SmsTexter, app_config
+from tests.sms_helpers import verify_by_text, written
 
 LONG_ORG_NAME = "The Royal Borough of Kensington and Chelsea Social Council for Health, Care and Wellbeing"
 PROMPTS_DIR = TEMPLATES_DIR / "prompts" / "en"
@@ -64,7 +64,11 @@ def renderings(prompts: Prompts, channel: str, path: Path) -> list[str]:
 
 def test_there_are_templates_to_check():
     assert len(templates("sms")) >= 30
-    assert {p.stem for p in templates("text")} >= {"one_time_code", "choice_confirmation_opted_out", "choice_confirmation_allowed"}
+    assert {p.stem for p in templates("text")} >= {
+        "one_time_code",
+        "choice_confirmation_opted_out",
+        "choice_confirmation_allowed",
+    }
 
 
 @pytest.mark.parametrize("channel", ["sms", "text"])
@@ -115,7 +119,21 @@ def test_the_segment_count_is_right_for_the_edges():
 
 CONTEXT = Context(today=date(2026, 3, 14))
 _NODES = [td.IDLE, td.NHS_NUMBER, td.DATE_OF_BIRTH, td.CODE, td.CONFIRM]
-_BODIES = ["help", "about", "menu", "check", "opt out", "opt in", "confirm", "what?", "12", "9434765919", "01/03/1984", "123456", ""]
+_BODIES = [
+    "help",
+    "about",
+    "menu",
+    "check",
+    "opt out",
+    "opt in",
+    "confirm",
+    "what?",
+    "12",
+    "9434765919",
+    "01/03/1984",
+    "123456",
+    "",
+]
 _EVENTS = [
     IdentityMatched(7, "123"),
     IdentityMatched(7, None),
@@ -144,9 +162,18 @@ _EVENTS = [
 
 def _states() -> list[td.TextState]:
     return [
-        td.TextState(node=node, intent=intent, nhs_number="9434765919", person_id=7, verified=verified, current=current,
-                     current_since="2025-09-30" if current else None, invalid_entries=invalid, identity_failures=failures,
-                     mobile_ending="123")
+        td.TextState(
+            node=node,
+            intent=intent,
+            nhs_number="9434765919",
+            person_id=7,
+            verified=verified,
+            current=current,
+            current_since="2025-09-30" if current else None,
+            invalid_entries=invalid,
+            identity_failures=failures,
+            mobile_ending="123",
+        )
         for node in _NODES
         for intent in (td.CHECK, td.OPT_OUT, td.OPT_IN)
         for verified in (False, True)
@@ -175,7 +202,7 @@ def test_every_reply_the_sms_dialogue_can_give_has_a_template_that_fits():
 
 
 @pytest.fixture
-def long_name_app(database_url, twilio):  # type: ignore[no-untyped-def]
+def long_name_app(database_url, twilio):
     app = create_app(app_config(database_url, twilio, org_name=LONG_ORG_NAME))
     app.config["TESTING"] = True
     twilio.before_reading = app.extensions["outbox"].send_due
@@ -190,9 +217,9 @@ def test_texts_actually_sent_fit_with_a_long_organisation_name(long_name_app, tw
     for body in ("HELP", "hello?", "ABOUT", "MENU", "CONFIRM"):
         texter.text(body)
     verify_by_text(texter, person, twilio, keyword="OPT OUT")
-    texter.gets("Text CONFIRM")
+    texter.gets("confirm_opted_out")
     texter.text("CONFIRM")
-    texter.gets("Done")
+    texter.gets("recorded_opted_out")
     sent = twilio.texts()
     assert len(sent) >= 12
     assert any(LONG_ORG_NAME in text.body for text in sent)

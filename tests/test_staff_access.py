@@ -10,16 +10,8 @@ from werkzeug.routing import Rule
 
 from ivr.console.access import PUBLIC_ENDPOINTS
 from models.staff import STAFF_ROLES
-from tests.db import create_person
-from tests.staff_helpers import (
-    ClientRequest,
-    check_page,
-    check_security_headers,
-    create_conversation,
-    create_follow_up,
-)
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_follow_up, create_person
+from tests.staff_helpers import ClientRequest, check_page, check_security_headers
 
 # Routes that must be role-restricted, and the least role each needs; the walk below proves the rest.
 EXPECTED_ROLES = {
@@ -59,11 +51,6 @@ def _console_rules(app: Flask) -> list[Rule]:
     return rules
 
 
-def _create_person(app: Flask):  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        return create_person(session)
-
-
 def _path(rule: Rule, ids: dict[str, int]) -> str:
     values = {argument: ids.get(argument, 1) for argument in rule.arguments}
     if any(converter.__class__.__name__ == "PathConverter" for converter in rule._converters.values()):
@@ -79,7 +66,7 @@ def test_every_console_route_but_sign_in_and_assets_needs_a_signed_in_member_of_
     ids = {
         "conversation_id": create_conversation(app).id,
         "follow_up_id": create_follow_up(app).id,
-        "person_id": _create_person(app).id,
+        "person_id": create_person(app).id,
     }
     public = set()
     for rule in _console_rules(app):
@@ -104,7 +91,7 @@ def test_role_restricted_routes_refuse_lower_roles_with_403(app):
     ids = {
         "conversation_id": create_conversation(app).id,
         "follow_up_id": create_follow_up(app).id,
-        "person_id": _create_person(app).id,
+        "person_id": create_person(app).id,
     }
     signed_in = {}
     for role in STAFF_ROLES:
@@ -179,7 +166,7 @@ def test_every_console_page_has_the_security_headers(app, client_request):
     ids = {
         "conversation_id": create_conversation(app).id,
         "follow_up_id": create_follow_up(app).id,
-        "person_id": _create_person(app).id,
+        "person_id": create_person(app).id,
     }
     check_page(client_request.client.get("/staff/sign-in"))
     client_request.sign_in("admin")

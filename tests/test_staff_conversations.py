@@ -8,19 +8,12 @@ from sqlmodel import Session, select
 from ivr.console import conversations
 from ivr.console.conversations import ConversationFilter, PageKey, list_conversations
 from models import AuditEntry, ChoiceEvent
-from tests.db import create_person
-from tests.staff_helpers import (
-    create_conversation,
-    create_outbound_message,
-    create_step,
-)
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_outbound_message, create_person, create_step
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def _listed_ids(page) -> list[int]:  # type: ignore[no-untyped-def]
+def _listed_ids(page) -> list[int]:
     return [int(link["href"].rsplit("/", 1)[1]) for link in page.select("table a[href^='/staff/conversations/']")]
 
 
@@ -107,11 +100,31 @@ INVALID_FILTERS = [
     ({"channel": "fax"}, "Select channel from the list", "#channel"),
     ({"outcome": "<script>"}, "Select outcome from the list", "#outcome"),
     ({"caller_ending": "12"}, "Enter the last 3 or 4 digits of the caller's number", "#caller_ending"),
-    ({"caller_ending": "<img src=x onerror=alert(1)>"}, "Enter the last 3 or 4 digits of the caller's number", "#caller_ending"),
-    ({"started_from-day": "31", "started_from-month": "2", "started_from-year": "2026"}, "Start date must be a real date", "#started_from-day"),
-    ({"started_from-day": "1", "started_from-year": "2026"}, "Start date must include a month", "#started_from-month"),
-    ({"started_to-day": "1", "started_to-month": "1", "started_to-year": "99999"}, "End date must be a real date", "#started_to-day"),
-    ({"started_to-day": "x", "started_to-month": "1", "started_to-year": "2026"}, "End date must be a real date", "#started_to-day"),
+    (
+        {"caller_ending": "<img src=x onerror=alert(1)>"},
+        "Enter the last 3 or 4 digits of the caller's number",
+        "#caller_ending",
+    ),
+    (
+        {"started_from-day": "31", "started_from-month": "2", "started_from-year": "2026"},
+        "Start date must be a real date",
+        "#started_from-day",
+    ),
+    (
+        {"started_from-day": "1", "started_from-year": "2026"},
+        "Start date must include a month",
+        "#started_from-month",
+    ),
+    (
+        {"started_to-day": "1", "started_to-month": "1", "started_to-year": "99999"},
+        "End date must be a real date",
+        "#started_to-day",
+    ),
+    (
+        {"started_to-day": "x", "started_to-month": "1", "started_to-year": "2026"},
+        "End date must be a real date",
+        "#started_to-day",
+    ),
     (
         {"started_from-day": "2", "started_from-month": "1", "started_from-year": "2026",
          "started_to-day": "1", "started_to-month": "1", "started_to-year": "2026"},
@@ -159,9 +172,7 @@ def test_pages_go_older_and_newer_and_keep_the_filters(app, client_request, monk
     assert _listed_ids(top) == newest_first[:3]
     assert top.select_one("a[rel=prev]") is None
     # A page link that was tampered with starts again from the newest.
-    assert (
-        _listed_ids(client_request.get("staff.conversations", channel="voice", older="not-a-key")) == newest_first[:3]
-    )
+    assert _listed_ids(client_request.get("staff.conversations", channel="voice", older="not-a-key")) == newest_first[:3]
     assert (
         _listed_ids(client_request.get("staff.conversations", channel="voice", older="99999999999999999999-1"))
         == newest_first[:3]
@@ -288,10 +299,7 @@ def test_the_timeline_shows_each_step_masked_and_escaped(app, client_request):
     assert "Twilio status completed" in summary and "Duration 3 min 12 s" in summary
     assert "Outcome Choice recorded" in summary
     assert "NHS number *** *** *107" in summary
-    steps = [
-        [cell.get_text(" ", strip=True) for cell in row.select("td")]
-        for row in page.select("table")[0].select("tbody tr")
-    ]
+    steps = [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("table")[0].select("tbody tr")]
     assert len(steps) == 4
     assert steps[0][0].endswith("20 Nov 2026, 12:00:00") and steps[0][2].endswith("Welcome to the line.")
     assert steps[1][1].endswith("**********#")

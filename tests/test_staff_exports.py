@@ -8,13 +8,10 @@ from sqlmodel import Session, select
 from ivr.records.choices import record_choice
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus
-from tests.db import create_person
-from tests.staff_helpers import create_conversation
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_person
 
 
-def _download(client_request, url: str) -> tuple[list[dict[str, str]], str]:  # type: ignore[no-untyped-def]
+def _download(client_request, url: str) -> tuple[list[dict[str, str]], str]:
     response = client_request.client.post(url, data={"csrf_token": client_request.csrf_token()})
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     assert response.mimetype == "text/csv"
@@ -23,7 +20,7 @@ def _download(client_request, url: str) -> tuple[list[dict[str, str]], str]:  # 
     return list(csv.DictReader(io.StringIO(text))), text
 
 
-def _audit(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _audit(app) -> list[tuple[str, str]]:
     with Session(app.extensions["database"].engine) as session:
         return [(entry.action, entry.detail) for entry in session.exec(select(AuditEntry).order_by(AuditEntry.id)).all()]
 

@@ -5,17 +5,15 @@ from sqlmodel import Session, select
 
 from ivr.records import follow_ups
 from models import AuditEntry, FollowUp, FollowUpNote
-from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_follow_up, create_staff_user
 
 
-def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(app, action: str) -> list[AuditEntry]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
 
 
-def _listed_kinds(page) -> list[str]:  # type: ignore[no-untyped-def]
+def _listed_kinds(page) -> list[str]:
     return [row.select("td")[1].get_text(" ", strip=True).split(" ", 1)[1] for row in page.select("tbody tr")]
 
 

@@ -10,89 +10,81 @@ from sqlalchemy import update
 from ivr.console.overview import overview
 from models import ChoiceEvent, Conversation
 from models.time import UK, uk_today
+from tests.builders import create_conversation, create_follow_up, create_person, create_staff_user
 from tests.conftest import verify
-from tests.sms_helpers import (  # noqa: F401  (make_person, make_texter and texter are fixtures)
-    make_person,
-    make_texter,
-    texter,
-    verify_by_text,
-)
-from tests.staff_helpers import create_conversation, create_follow_up, create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
-
+from tests.sms_helpers import verify_by_text
 
 # ---- Making calls and texts ------------------------------------------------------------------
 
 
-def opt_out_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
+def opt_out_by_phone(make_caller, person, twilio):
     caller = make_caller()
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     caller.hang_up()
     return caller
 
 
-def allow_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
+def allow_by_phone(make_caller, person, twilio):
     caller = make_caller()
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("2")
     caller.press("1")
-    caller.hears("has been recorded")
+    caller.hears("choice_recorded_allowed")
     caller.hang_up()
     return caller
 
 
-def check_by_phone(make_caller, person, twilio):  # type: ignore[no-untyped-def]
+def check_by_phone(make_caller, person, twilio):
     caller = make_caller()
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
     caller.hang_up()
     return caller
 
 
-def hang_up_at_the_greeting(make_caller):  # type: ignore[no-untyped-def]
+def hang_up_at_the_greeting(make_caller):
     caller = make_caller()
     caller.dial()
-    caller.hears("press 1")
+    caller.hears("menu")
     caller.hang_up()
     return caller
 
 
-def hang_up_when_asked_for_the_nhs_number(make_caller):  # type: ignore[no-untyped-def]
+def hang_up_when_asked_for_the_nhs_number(make_caller):
     caller = make_caller()
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.hang_up()
     return caller
 
 
-def fail_verification(make_caller, person):  # type: ignore[no-untyped-def]
+def fail_verification(make_caller, person):
     """Three wrong dates of birth: the line gives up checking and tells staff."""
     caller = make_caller()
     caller.dial()
     caller.press("2")
     wrong = (person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y")
     for _ in range(3):
-        caller.hears("NHS number")
+        caller.hears("nhs_number_ask")
         caller.press(person.nhs_number + "#")
         caller.press("1")
         caller.press(wrong + "#")
-    caller.hears("We cannot check your identity on this call")
+    caller.hears("too_many_attempts")
     caller.hang_up()
     return caller
 
 
-def move_to_yesterday(app, caller) -> None:  # type: ignore[no-untyped-def]
+def move_to_yesterday(app, caller) -> None:
     """As if the call had been made late yesterday (UK time): it and any choice it recorded."""
     late_yesterday = datetime.combine(uk_today(), time(0), UK).astimezone(UTC) - timedelta(hours=1)
     with app.extensions["database"].transaction() as session:
@@ -110,7 +102,7 @@ def move_to_yesterday(app, caller) -> None:  # type: ignore[no-untyped-def]
 # ---- Reading the page ------------------------------------------------------------------------
 
 
-def table_rows(page, caption: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def table_rows(page, caption: str) -> dict[str, list[str]]:
     """A table's rows by their first cell, found by its caption (as read aloud: without the responsive headings)."""
     for found in page.select("table"):
         if found.caption and found.caption.get_text(" ", strip=True) == caption:
@@ -124,7 +116,7 @@ def table_rows(page, caption: str) -> dict[str, list[str]]:  # type: ignore[no-u
     raise AssertionError(f"no table captioned {caption!r}")
 
 
-def summary(page, list_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def summary(page, list_id: str) -> dict[str, str]:
     rows = page.select(f"#{list_id} .nhsuk-summary-list__row")
     return {
         row.select_one(".nhsuk-summary-list__key").get_text(strip=True): row.select_one(
@@ -134,12 +126,12 @@ def summary(page, list_id: str) -> dict[str, str]:  # type: ignore[no-untyped-de
     }
 
 
-def accessible_name(page, svg) -> str:  # type: ignore[no-untyped-def]
+def accessible_name(page, svg) -> str:
     assert svg["role"] == "img"
     return " ".join(page.find(id=ident).get_text(" ", strip=True) for ident in svg["aria-labelledby"].split())
 
 
-def bars(svg, group: str) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+def bars(svg, group: str) -> list[tuple[str, float]]:
     """Each bar of a series: what its tooltip says, and its height."""
     return [(rect.title.get_text(), float(rect["height"])) for rect in svg.select(f"g.{group} rect")]
 
@@ -190,16 +182,16 @@ def test_the_overview_renders_with_nothing_yet(client_request):
 
 
 def test_figures_count_calls_and_texts_made_today_and_over_the_last_30_days(
-    app, client_request, make_caller, make_person, make_texter, twilio
+    app, client_request, make_caller, make_texter, twilio
 ):
-    opt_out_by_phone(make_caller, make_person(mobile="+447700900201"), twilio)
-    fail_verification(make_caller, make_person(mobile="+447700900202"))
-    yesterday = allow_by_phone(make_caller, make_person(mobile="+447700900203"), twilio)
+    opt_out_by_phone(make_caller, create_person(app, mobile="+447700900201"), twilio)
+    fail_verification(make_caller, create_person(app, mobile="+447700900202"))
+    yesterday = allow_by_phone(make_caller, create_person(app, mobile="+447700900203"), twilio)
     move_to_yesterday(app, yesterday)
     texter = make_texter(from_number="+447700900204")
-    verify_by_text(texter, make_person(mobile="+447700900204"), twilio, keyword="OPT OUT")
+    verify_by_text(texter, create_person(app, mobile="+447700900204"), twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
-    texter.gets("Done: you have opted out.")
+    texter.gets("recorded_opted_out")
     # Before the 30 days: not counted anywhere.
     create_conversation(app, started_at=datetime.now(UTC) - timedelta(days=31))
     create_follow_up(app, kind="callback", status="resolved")
@@ -266,14 +258,14 @@ def test_the_activity_chart_draws_the_numbers_in_its_table(app, client_request, 
     assert chart.select_one("pattern#activity-chart-stripes") is not None
 
 
-def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, make_caller, make_person, twilio):
+def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, make_caller, twilio):
     hang_up_at_the_greeting(make_caller)
     hang_up_at_the_greeting(make_caller)
     hang_up_when_asked_for_the_nhs_number(make_caller)
-    fail_verification(make_caller, make_person(mobile="+447700900211"))
-    check_by_phone(make_caller, make_person(mobile="+447700900212"), twilio)
-    opt_out_by_phone(make_caller, make_person(mobile="+447700900213"), twilio)
-    move_to_yesterday(app, opt_out_by_phone(make_caller, make_person(mobile="+447700900214"), twilio))
+    fail_verification(make_caller, create_person(app, mobile="+447700900211"))
+    check_by_phone(make_caller, create_person(app, mobile="+447700900212"), twilio)
+    opt_out_by_phone(make_caller, create_person(app, mobile="+447700900213"), twilio)
+    move_to_yesterday(app, opt_out_by_phone(make_caller, create_person(app, mobile="+447700900214"), twilio))
     # Long ago: outside the 30 days.
     create_conversation(app, started_at=datetime.now(UTC) - timedelta(days=40), outcome="choice_recorded")
 
@@ -296,11 +288,11 @@ def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, 
     assert [text.get_text() for text in chart.find_all("text")][-4:] == ["7 (100%)", "5 (71%)", "3 (43%)", "2 (29%)"]
 
 
-def test_the_text_funnel_counts_texters_the_same_way(client_request, make_person, make_texter, twilio):
+def test_the_text_funnel_counts_texters_the_same_way(client_request, app, make_texter, twilio):
     make_texter(from_number="+447700900221").text("HELP")
     make_texter(from_number="+447700900222").text("CHECK")
     texter = make_texter(from_number="+447700900223")
-    verify_by_text(texter, make_person(mobile="+447700900223"), twilio, keyword="OPT OUT")
+    verify_by_text(texter, create_person(app, mobile="+447700900223"), twilio, keyword="OPT OUT")
     texter.text("CONFIRM")
 
     client_request.sign_in("viewer")

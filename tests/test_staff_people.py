@@ -7,36 +7,28 @@ from sqlmodel import Session, select
 from ivr.records.choices import record_choice
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus, Conversation
-from tests.db import create_person
-from tests.staff_helpers import create_conversation
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_conversation, create_person
 
 
-def _person(app, **fields):  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, **fields)
-
-
-def _actions(app) -> list[str]:  # type: ignore[no-untyped-def]
+def _actions(app) -> list[str]:
     with Session(app.extensions["database"].engine) as session:
         return [entry.action for entry in session.exec(select(AuditEntry).order_by(AuditEntry.id)).all()]
 
 
-def _cells(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _cells(page) -> list[list[str]]:
     for heading in page.select("td .nhsuk-table__heading"):
         heading.decompose()
     return [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("tbody tr")]
 
 
-def _search(client_request, query: str, expected_status: int = 302):  # type: ignore[no-untyped-def]
+def _search(client_request, query: str, expected_status: int = 302):
     """Type into the search box and press Search, as staff do: the form posts, with its CSRF token."""
     return client_request.post("staff.people", {"q": query}, _expected_status=expected_status)
 
 
 def test_a_full_nhs_number_with_spaces_finds_the_person_masked_and_the_search_is_audited(app, client_request):
     number = synthetic_nhs_number(8001)
-    ada = _person(app, nhs_number=number, given_name="Ada", family_name="Lovelace", date_of_birth=date(1984, 3, 1))
+    ada = create_person(app, nhs_number=number, given_name="Ada", family_name="Lovelace", date_of_birth=date(1984, 3, 1))
     client_request.sign_in("viewer")
     form = client_request.get("staff.people").select_one("form#people-search")
     assert form["method"] == "post"
@@ -59,7 +51,7 @@ def test_a_full_nhs_number_with_spaces_finds_the_person_masked_and_the_search_is
 
 def test_an_nhs_number_in_the_address_is_never_searched_for(app, client_request):
     number = synthetic_nhs_number(8002)
-    _person(app, nhs_number=number)
+    create_person(app, nhs_number=number)
     client_request.sign_in("viewer")
     for query in (number, f"{number[:3]}+{number[3:6]}+{number[6:]}", "943 476"):
         page = client_request.get("staff.people", q=query, _expected_status=400)
@@ -70,7 +62,7 @@ def test_an_nhs_number_in_the_address_is_never_searched_for(app, client_request)
 
 def test_a_search_results_link_works_only_for_the_member_of_staff_who_searched(app, client_request):
     number = synthetic_nhs_number(8003)
-    _person(app, nhs_number=number, given_name="Grace", family_name="Hopper")
+    create_person(app, nhs_number=number, given_name="Grace", family_name="Hopper")
     client_request.sign_in("viewer")
     results_url = _search(client_request, number).response.headers["Location"]
     client_request.sign_out()
@@ -87,9 +79,9 @@ def test_a_search_without_its_csrf_token_is_refused(app, client_request):
 
 
 def test_part_of_a_name_finds_people_and_an_unknown_one_finds_nobody(app, client_request):
-    _person(app, given_name="Mary", family_name="Seacole")
-    _person(app, given_name="Mary", family_name="Somerville")
-    _person(app, given_name="Alan", family_name="Turing")
+    create_person(app, given_name="Mary", family_name="Seacole")
+    create_person(app, given_name="Mary", family_name="Somerville")
+    create_person(app, given_name="Alan", family_name="Turing")
     client_request.sign_in("viewer")
     answer = _search(client_request, "mary s")
     assert answer.response.headers["Location"].endswith("?q=mary+s")  # a name may be in the address
@@ -108,7 +100,7 @@ def test_a_search_that_cannot_be_run_says_what_to_type(client_request):
 
 
 def test_a_persons_page_shows_their_choice_history_across_channels_and_their_conversations(app, client_request):
-    person = _person(app, given_name="<script>alert(1)</script>", family_name="Tull", mobile="+447700900321")
+    person = create_person(app, given_name="<script>alert(1)</script>", family_name="Tull", mobile="+447700900321")
     call = create_conversation(app, outcome="choice_recorded")
     with app.extensions["database"].transaction() as session:
         conversation = session.get(Conversation, call.id)
@@ -129,7 +121,7 @@ def test_a_persons_page_shows_their_choice_history_across_channels_and_their_con
 
 
 def test_a_manager_reveals_a_persons_nhs_number_and_mobile_on_purpose_and_it_is_audited(app, client_request):
-    person = _person(app, mobile="+447700900321")
+    person = create_person(app, mobile="+447700900321")
     client_request.sign_in("viewer")
     page = client_request.get("staff.person", person_id=person.id)
     assert page.find("button", string=lambda text: text and "Reveal" in text) is None

@@ -9,14 +9,12 @@ from sqlmodel import Session, func, select
 from ivr.console import people_import_pages
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, Person
-from tests.db import create_person
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_person
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 
 
-def _upload(client_request, raw: bytes, filename: str = "people.csv", expected_status: int = 302):  # type: ignore[no-untyped-def]
+def _upload(client_request, raw: bytes, filename: str = "people.csv", expected_status: int = 302):
     return client_request.post(
         "staff.import_people", {"people_file": (io.BytesIO(raw), filename)}, _expected_status=expected_status
     )
@@ -26,18 +24,18 @@ def _csv(*lines: str) -> bytes:
     return ("\n".join((HEADER, *lines)) + "\n").encode()
 
 
-def _cells(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _cells(page) -> list[list[str]]:
     for heading in page.select("td .nhsuk-table__heading"):
         heading.decompose()
     return [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("tbody tr")]
 
 
-def _people_count(app) -> int:  # type: ignore[no-untyped-def]
+def _people_count(app) -> int:
     with Session(app.extensions["database"].engine) as session:
         return session.exec(select(func.count()).select_from(Person)).one()
 
 
-def _audit(app) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(app) -> list[AuditEntry]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == "imported_people")).all())
 
@@ -152,7 +150,7 @@ def test_an_import_that_stops_part_way_says_how_far_it_got_and_to_upload_the_fil
     monkeypatch.setattr(people, "WRITE_BATCH", 1)
     own_batch, batches = people.import_batch, []
 
-    def failing_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_second(*args, **kwargs):
         batches.append(1)
         if len(batches) == 2:
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))

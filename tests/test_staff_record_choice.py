@@ -13,9 +13,7 @@ from ivr.db import make_engine
 from ivr.records.choices import ProxyRoleNotAllowed, check_proxy_role, current_choice, record_choice
 from models import AuditEntry, ChoiceEvent, ChoiceStatus
 from models.time import uk_today
-from tests.db import create_person
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_person
 
 LPA_OPT_OUT = {
     "status": "opted_out",
@@ -26,27 +24,22 @@ LPA_OPT_OUT = {
 PARENT_REFUSED = "A parent or guardian can only make the choice for a child under 13, and this person is 13 or older"
 
 
-def _person(app, **fields):  # type: ignore[no-untyped-def]
-    with app.extensions["database"].transaction() as session:
-        return create_person(session, **fields)
-
-
-def _events(app) -> list[ChoiceEvent]:  # type: ignore[no-untyped-def]
+def _events(app) -> list[ChoiceEvent]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(ChoiceEvent).order_by(ChoiceEvent.id)).all())
 
 
-def _audit(app, action: str = "recorded_choice") -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(app, action: str = "recorded_choice") -> list[AuditEntry]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
 
 
-def _register(app, person) -> ChoiceStatus | None:  # type: ignore[no-untyped-def]
+def _register(app, person) -> ChoiceStatus | None:
     with Session(app.extensions["database"].engine) as session:
         return current_choice(session, person.nhs_number).status
 
 
-def _history(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _history(page) -> list[list[str]]:
     for heading in page.select("td .nhsuk-table__heading"):
         heading.decompose()
     table = page.find("caption", string=lambda text: text and "Choice history" in text).find_parent("table")
@@ -61,7 +54,7 @@ def _years_before(day: date, years: int) -> date:
 
 
 def test_a_manager_records_an_opt_out_made_by_an_attorney_and_the_history_and_register_show_it(app, client_request):
-    person = _person(app, given_name="Ivy", family_name="Benson", date_of_birth=date(1930, 5, 2))
+    person = create_person(app, given_name="Ivy", family_name="Benson", date_of_birth=date(1930, 5, 2))
     manager = client_request.sign_in("manager")
     page = client_request.get("staff.person", person_id=person.id)
     button = page.find("a", string=lambda text: text and text.strip() == "Record a choice")
@@ -99,7 +92,7 @@ def test_a_manager_records_an_opt_out_made_by_an_attorney_and_the_history_and_re
 
 
 def test_a_choice_on_their_own_behalf_checked_by_letter_keeps_no_proxy_role(app, client_request):
-    person = _person(app)
+    person = create_person(app)
     client_request.sign_in("admin")
     choice = {**LPA_OPT_OUT, "status": "allowed", "on_behalf": "self", "source": "letter", "reason": "Letter of 3 May"}
     client_request.post("staff.record_choice", choice, person_id=person.id)
@@ -129,7 +122,7 @@ def test_a_choice_on_their_own_behalf_checked_by_letter_keeps_no_proxy_role(app,
 def test_each_mistake_shows_in_the_error_summary_keeps_what_was_typed_and_records_nothing(
     app, client_request, change, message
 ):
-    person = _person(app, date_of_birth=date(1984, 3, 1))
+    person = create_person(app, date_of_birth=date(1984, 3, 1))
     client_request.sign_in("manager")
     typed = {**LPA_OPT_OUT, **change}
     page = client_request.post("staff.record_choice", typed, person_id=person.id, _expected_status=400)
@@ -149,7 +142,7 @@ def test_each_mistake_shows_in_the_error_summary_keeps_what_was_typed_and_record
 
 
 def test_the_current_choice_again_is_said_to_be_current_and_nothing_is_recorded(app, client_request):
-    person = _person(app)
+    person = create_person(app)
     with app.extensions["database"].transaction() as session:
         record_choice(session, person, ChoiceStatus.OPTED_OUT, "voice")
     client_request.sign_in("manager")
@@ -160,7 +153,7 @@ def test_the_current_choice_again_is_said_to_be_current_and_nothing_is_recorded(
 
 
 def test_a_viewer_sees_no_button_and_may_not_record_a_choice(app, client_request):
-    person = _person(app)
+    person = create_person(app)
     client_request.sign_in("viewer")
     page = client_request.get("staff.person", person_id=person.id)
     assert page.find("a", string=lambda text: text and "Record a choice" in text) is None
@@ -177,8 +170,8 @@ def test_a_missing_person_is_not_found(client_request):
 
 def test_a_parent_or_guardian_may_choose_for_a_child_of_12_but_not_for_one_who_is_13_today(app, client_request):
     today = uk_today()
-    child = _person(app, date_of_birth=_years_before(today, 13) + timedelta(days=1))
-    teenager = _person(app, date_of_birth=_years_before(today, 13))
+    child = create_person(app, date_of_birth=_years_before(today, 13) + timedelta(days=1))
+    teenager = create_person(app, date_of_birth=_years_before(today, 13))
     client_request.sign_in("manager")
     by_parent = {**LPA_OPT_OUT, "on_behalf": "parent_or_guardian", "reason": "Mother phoned"}
 
@@ -210,7 +203,7 @@ def _choice_event_columns(url: str) -> set[str]:
 
 
 def test_migration_0006_adds_the_choice_source_and_takes_it_away_keeping_the_history(app, database_url):
-    person = _person(app)
+    person = create_person(app)
     with app.extensions["database"].transaction() as session:
         record_choice(session, person, ChoiceStatus.OPTED_OUT, "staff", reason="Letter", source="letter")
     app.extensions["database"].engine.dispose()

@@ -3,9 +3,7 @@
 from ivr.records.choices import record_choice
 from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceStatus
-from tests.db import create_person
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import create_person
 
 
 def test_a_manager_sees_each_register_run_with_its_counts_and_the_register_it_used(app, runner, client_request, tmp_path):

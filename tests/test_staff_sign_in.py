@@ -14,13 +14,12 @@ from ivr.console.access import SEEN_AT
 from ivr.records import staff_accounts
 from ivr.records.staff_accounts import SignInRefused
 from models import AuditEntry, StaffSignInAttempt, StaffUser
+from tests.builders import PASSWORD, create_staff_user, staff_password_hash
 from tests.conftest import app_config
-from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user, password_hash
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.staff_helpers import ClientRequest
 
 
-def _attempt(client_request, email: str, password: str):  # type: ignore[no-untyped-def]
+def _attempt(client_request, email: str, password: str):
     return client_request.post("staff.sign_in", {"email": email, "password": password}, _expected_status=200)
 
 
@@ -98,12 +97,12 @@ OFFICE = "198.51.100.7"
 OUTSIDER = "203.0.113.66"
 
 
-def _from(app, address: str) -> ClientRequest:  # type: ignore[no-untyped-def]
+def _from(app, address: str) -> ClientRequest:
     """A browser of its own, on another network."""
     return ClientRequest(app, app.test_client(), address=address)
 
 
-def _age_attempts(app, minutes: int) -> None:  # type: ignore[no-untyped-def]
+def _age_attempts(app, minutes: int) -> None:
     with app.extensions["database"].transaction() as session:
         for attempt in session.exec(select(StaffSignInAttempt)).all():
             attempt.at -= timedelta(minutes=minutes)
@@ -123,7 +122,7 @@ def test_an_outsider_failing_on_the_admin_account_does_not_keep_the_admin_out(ap
 
 
 def test_an_address_failing_across_many_accounts_is_locked_for_every_account(app, monkeypatch):
-    monkeypatch.setattr(staff_accounts, "_no_account_hash", password_hash)  # as slow as a wrong password, in tests
+    monkeypatch.setattr(staff_accounts, "_no_account_hash", staff_password_hash)  # as slow as a wrong password, in tests
     create_staff_user(app, email="colleague@example.org")
     outsider = _from(app, OUTSIDER)
     names = [f"guess{n}@example.org" for n in range(staff_accounts.ADDRESS_FAILURE_LIMIT)]
@@ -200,7 +199,7 @@ def test_with_no_proxy_in_front_a_forwarded_for_header_is_never_believed(databas
         app.extensions["database"].engine.dispose()
 
 
-def _burst(app, attempts: list[tuple[str, str]]) -> list[str]:  # type: ignore[no-untyped-def]
+def _burst(app, attempts: list[tuple[str, str]]) -> list[str]:
     """Wrong passwords for (email address, network address) pairs, all sent at once; what each got."""
     database, keyed_hash = app.extensions["database"], app.extensions["identity"].keyed_hash
     start = threading.Barrier(len(attempts))
@@ -218,7 +217,7 @@ def _burst(app, attempts: list[tuple[str, str]]) -> list[str]:  # type: ignore[n
 
 
 def test_failures_sent_together_cannot_slip_past_either_limit(app, monkeypatch):
-    monkeypatch.setattr(staff_accounts, "_no_account_hash", password_hash)
+    monkeypatch.setattr(staff_accounts, "_no_account_hash", staff_password_hash)
     create_staff_user(app, role="admin", email="admin@example.org")
     answers = _burst(app, [("admin@example.org", OUTSIDER)] * 12)
     assert answers.count("not recognised") == staff_accounts.FAILURE_LIMIT

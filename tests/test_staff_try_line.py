@@ -13,13 +13,11 @@ from app import create_app
 from ivr.records import choices
 from ivr.standins import demo
 from models import AuditEntry, ChoiceEvent, Conversation, OutboundMessage
+from tests.builders import create_person
 from tests.conftest import app_config
-from tests.db import create_person
+from tests.said import prompt_of, prompts_in, value_in, value_of
 from tests.staff_helpers import ClientRequest, Page
 
-pytest_plugins = ["tests.staff_fixtures"]
-
-GREETING = "Welcome to the data opt-out line of Kensington and Chelsea Social Council."
 ADA = demo.demo_people()[0]  # Ada Lovelace, with a mobile in the drama range
 
 
@@ -27,8 +25,40 @@ ADA = demo.demo_people()[0]  # Ada Lovelace, with a mobile in the drama range
 
 
 def said(page: Page) -> str:
-    """What the page says the line just said."""
+    """What the page says the line just said, with what it adds (the keys keyed so far, that the call ended)."""
     return page.text_of("[data-try-line-said]")
+
+
+def heard(page: Page) -> list[str]:
+    """The prompts the page says the line just said on the call (templates/prompts/en/voice/)."""
+    return prompts_in(
+        "voice", " ".join(p.get_text(" ", strip=True) for p in page.select("[data-try-line-said] > p.nhsuk-body-l"))
+    )
+
+
+def line_said(item: str) -> list[str]:
+    """The prompts in one turn of the transcript: what follows "The line:"."""
+    return prompts_in("voice", item.split("The line: ", 1)[1])
+
+
+def texts_shown(page: Page) -> list[str]:
+    """The prompts of the texts the page shows in full, just sent to test numbers (sms/ and text/)."""
+    return [prompt_of(strong.get_text(" ", strip=True)) for strong in page.select("[data-try-line-said] li strong")]
+
+
+def kept_texts(page: Page) -> list[str]:
+    """The bodies of the texts the page lists as the line keeps them (codes hidden)."""
+    bodies = []
+    for cell in page.select("table td"):
+        heading = cell.select_one(".nhsuk-table__heading")
+        if heading is not None and heading.get_text(strip=True) == "Text, as kept":
+            bodies.append(cell_value(cell))
+    return bodies
+
+
+def kept_codes(page: Page) -> list[str]:
+    """The codes in the one-time code texts the page lists, as kept."""
+    return [value_of(body, "one_time_code", "code") for body in kept_texts(page) if prompt_of(body) == "one_time_code"]
 
 
 def call_token(page: Page) -> str:
@@ -59,17 +89,27 @@ def conversations(app: Flask) -> list[Conversation]:
 
 def shown_code(page: Page) -> str:
     """The one-time code in the texts the page shows in full."""
-    found = re.search(r"opt-out line code is (\d{6})", shown_texts_of(page))
-    assert found, "no code shown"
-    return found.group(1)
+    codes = [
+        value_of(body, "one_time_code", "code")
+        for body in (
+            strong.get_text(" ", strip=True)
+            for strong in page.select("[data-try-line-said] + .nhsuk-inset-text li strong")
+        )
+        if prompt_of(body) == "one_time_code"
+    ]
+    assert codes, "no code shown"
+    return codes[-1]
 
 
-def shown_texts_of(page: Page) -> str:
-    """The texts the page shows in full, having just been sent to test numbers."""
-    return page.text_of("[data-try-line-said] + .nhsuk-inset-text").lower()
+def shown_texts_of(page: Page) -> list[str]:
+    """The prompts of the texts the page shows in full, having just been sent to test numbers."""
+    return [
+        prompt_of(strong.get_text(" ", strip=True))
+        for strong in page.select("[data-try-line-said] + .nhsuk-inset-text li strong")
+    ]
 
 
-def cell_value(cell) -> str:  # type: ignore[no-untyped-def]
+def cell_value(cell) -> str:
     """A table cell's value, without the heading a responsive table repeats in it for small screens."""
     for heading in cell.select(".nhsuk-table__heading"):
         heading.extract()
@@ -81,7 +121,7 @@ def transcript(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def demo_people(runner) -> None:  # type: ignore[no-untyped-def]
+def demo_people(runner) -> None:
     assert runner.invoke(args=["demo", "seed"]).exit_code == 0
 
 
@@ -98,24 +138,22 @@ def test_a_manager_calls_the_line_hears_the_greeting_and_follows_the_menu(app, c
 
     page = start_call(client_request)
     assert page.h1_text.startswith("Try the line Trial call from the test number 07700 900")
-    assert GREETING in said(page)
-    assert "To hear how your information is used, press 1" in said(page)
+    assert heard(page) == ["greeting", "menu"]
     assert page.select_one("[data-try-line-said]")["aria-live"] == "polite"
     keypad = [" ".join(button.get_text(" ", strip=True).split()) for button in page.select("button[name=keys]")]
     assert keypad == [f"Press {key}" for key in "123456789"] + ["Press * (star)", "Press 0", "Press # (hash)"]
 
     page = press(client_request, page, "1")
-    assert "This is called direct care" in said(page)
-    assert GREETING not in said(page)
+    assert heard(page) == ["about_direct_care", "about_next_options"]
     first, second = transcript(page)
-    assert first.startswith("The line: " + GREETING)
-    assert second.startswith("You: 1 The line:") and "direct care" in second
+    assert first.startswith("The line: ") and line_said(first) == ["greeting", "menu"]
+    assert second.startswith("You: 1 The line:") and line_said(second) == ["about_direct_care", "about_next_options"]
     (call,) = conversations(app)
     link = page.select_one(f"a[href='/staff/conversations/{call.id}']")
     assert link is not None and call.ended_at is None
 
     page = press(client_request, page, "*")
-    assert "This is called direct care" in said(page)
+    assert heard(page) == ["about_direct_care", "about_next_options"]
 
 
 def test_a_call_comes_only_from_a_number_the_page_offers(app, client_request, demo_people):
@@ -134,7 +172,7 @@ def test_a_call_comes_only_from_a_number_the_page_offers(app, client_request, de
 def test_keys_at_a_number_entry_wait_for_hash_as_twilio_collects_them(app, client_request):
     client_request.sign_in("manager")
     page = press(client_request, start_call(client_request), "2")
-    assert "Please key in your 10 digit NHS number" in said(page)
+    assert heard(page) == ["nhs_number_ask"]
     turns = len(transcript(page))
 
     page = press(client_request, page, "9")
@@ -143,7 +181,7 @@ def test_keys_at_a_number_entry_wait_for_hash_as_twilio_collects_them(app, clien
     assert len(transcript(page)) == turns, "the line has been sent nothing yet"
 
     page = press(client_request, page, ADA.nhs_number[3:] + "#")
-    assert "If that is right, press 1" in said(page)
+    assert heard(page) == ["nhs_number_read_back"]
     assert "You have keyed" not in said(page)
     assert len(transcript(page)) == turns + 1
     assert transcript(page)[-1].startswith("You: **********")
@@ -158,19 +196,20 @@ def test_a_verified_opt_out_with_a_test_person_using_the_code_shown_on_the_page(
 
     page = press(client_request, start_call(client_request), "2")
     page = press(client_request, page, nhs_number + "#")
-    assert "If that is right, press 1" in said(page)
+    assert heard(page) == ["nhs_number_read_back"]
     page = press(client_request, page, "1")
     page = press(client_request, page, born.replace(" ", "") + "#")
-    assert "We have sent a 6 digit code by text to your mobile ending 0 0 1" in said(page)
+    assert heard(page) == ["code_ask"]
+    assert value_in("voice", said(page), "code_ask", "mobile_ending") == "0 0 1"
     code = shown_code(page)
-    texts = page.text_of("table")  # the texts the line sent, as kept: the code hidden
-    assert "opt-out line code is ******" in texts and code not in texts
+    assert kept_codes(page) == ["******"]  # the texts the line sent, as kept: the code hidden
+    assert code not in page.text_of("table")
 
     page = press(client_request, page, code + "#")
-    assert "To opt out, press 1" in said(page)
+    assert heard(page) == ["current_none", "choose_ask"]
     page = press(client_request, page, "1")
     page = press(client_request, page, "1")
-    assert "Your choice to opt out has been recorded" in said(page)
+    assert heard(page) == ["choice_recorded_opted_out", "after_choice_options"]
     with Session(app.extensions["database"].engine) as session:
         assert choices.current_choice(session, ADA.nhs_number).status.value == "opted_out"
         (event,) = session.exec(select(ChoiceEvent).where(ChoiceEvent.nhs_number == ADA.nhs_number)).all()
@@ -179,7 +218,7 @@ def test_a_verified_opt_out_with_a_test_person_using_the_code_shown_on_the_page(
         purposes = session.exec(select(OutboundMessage.purpose).where(OutboundMessage.conversation_id == call.id)).all()
         audit = session.exec(select(AuditEntry).where(AuditEntry.action == "made_trial_call")).one()
     assert sorted(purposes) == ["choice_confirmation", "one_time_code"]
-    assert "your choice to opt out" in shown_texts_of(page)
+    assert "choice_confirmation_opted_out" in shown_texts_of(page)
     assert audit.target_id == str(call.id) and audit.staff_user_id == client_request.user.id
     assert audit.detail == "the test number " + page.h1_text.split("test number ")[1]
 
@@ -198,9 +237,9 @@ def test_without_a_twilio_account_a_test_persons_code_is_still_shown(database_ur
         for keys in (ADA.nhs_number + "#", "1", ADA.date_of_birth.strftime("%d%m%Y") + "#"):
             page = press(client_request, page, keys)
         code = shown_code(page)
-        assert "opt-out line code is ******." in page.text_of("table") and "not_sent" in page.text_of("table")
+        assert kept_codes(page) == ["******"] and "not_sent" in page.text_of("table")
         page = press(client_request, page, code + "#")
-        assert "To opt out, press 1" in said(page)
+        assert heard(page) == ["current_none", "choose_ask"]
         assert twilio.texts() == []
     finally:
         app.extensions["database"].engine.dispose()
@@ -214,27 +253,27 @@ def test_a_real_persons_code_goes_to_them_and_is_never_shown(app, client_request
     page = press(client_request, page, person.nhs_number + "#")
     page = press(client_request, page, "1")
     page = press(client_request, page, person.date_of_birth.strftime("%d%m%Y") + "#")
-    assert "mobile ending 4 5 6" in said(page)
+    assert value_in("voice", said(page), "code_ask", "mobile_ending") == "4 5 6"
 
     (text,) = twilio.texts_to("+447911123456")
     code = re.search(r"\d{6}", text.body).group(0)
     html = page.response.get_data(as_text=True)
     assert code not in html
     assert page.select_one("[data-try-line-said] + .nhsuk-inset-text") is None
-    assert "opt-out line code is ******" in page.text_of("table")
+    assert kept_codes(page) == ["******"]
 
 
 def test_staying_silent_and_speaking_take_the_gathers_other_paths(app, client_request):
     client_request.sign_in("manager")
     page = start_call(client_request)
     page = act(client_request, page, "staff.say_trial_words", words="how is my information used")
-    assert "This is called direct care" in said(page)
+    assert heard(page) == ["about_direct_care", "about_next_options"]
 
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
-    assert "Sorry, we did not hear anything." in said(page)
+    assert heard(page) == ["sorry_no_input", "about_direct_care", "about_next_options"]
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
-    assert "We have not heard from you, so we will end the call now." in said(page)
+    assert heard(page) == ["no_response_goodbye"]
     assert "The call has ended." in said(page)
     assert not page.select("button[name=keys]") and page.select_one("input[name=call]") is None
     (call,) = conversations(app)
@@ -259,11 +298,11 @@ def test_a_transfer_rings_nobody_and_the_manager_says_how_it_ended(database_url,
     client_request.sign_in("manager")
     try:
         page = press(client_request, start_call(client_request), "0")
-        assert "Please hold while we put you through" in said(page)
+        assert heard(page) == ["transferring"]
         assert "The line is ringing 020 7946 0123" in page.text_of("main")
         assert not page.select("button[name=keys]")
         page = act(client_request, page, "staff.end_trial_transfer", answered="no")
-        assert "Sorry, nobody from our team is free to take your call." in said(page)
+        assert heard(page) == ["transfer_failed", "callback_offer"]
     finally:
         app.extensions["database"].engine.dispose()
 
@@ -288,7 +327,7 @@ def test_typed_keys_and_words_are_checked(client_request):
     assert wrong.select_one("#keys")["value"] == "1a"
     empty = client_request.post("staff.say_trial_words", {"call": call_token(page), "words": " "}, _expected_status=400)
     assert empty.error_summary == ["Enter the words to say"]
-    assert GREETING in said(empty), "the call carries on where it was"
+    assert heard(empty) == ["greeting", "menu"], "the call carries on where it was"
 
 
 def test_each_tab_keeps_its_own_call_and_an_altered_call_is_refused(app, client_request):
@@ -297,8 +336,8 @@ def test_each_tab_keeps_its_own_call_and_an_altered_call_is_refused(app, client_
     second = start_call(client_request)
     first = press(client_request, first, "1")
     second = press(client_request, second, "3")
-    assert "This is called direct care" in said(first)
-    assert "NHS number" in said(second)
+    assert heard(first) == ["about_direct_care", "about_next_options"]
+    assert heard(second) == ["nhs_number_ask"]
     assert [len(transcript(page)) for page in (first, second)] == [2, 2]
     assert len(conversations(app)) == 2
 
@@ -353,7 +392,7 @@ def test_a_request_the_line_refuses_is_reported_and_changes_nothing(app, client_
     refused = press(client_request, page, "1", _expected_status=502)
     assert "The line refused the request" in refused.text_of("#refused")
     assert "403" in refused.text_of("#refused")
-    assert GREETING in said(refused) and refused.select("button[name=keys]"), "the call is where it was"
+    assert heard(refused) == ["greeting", "menu"] and refused.select("button[name=keys]"), "the call is where it was"
     assert len(transcript(refused)) == 1
 
     refused_start = start_call(client_request, _expected_status=502)
@@ -380,11 +419,11 @@ def test_a_manager_texts_the_line_and_reads_its_replies(app, client_request, twi
     client_request.sign_in("manager")
     page = client_request.post("staff.text_the_line", {"texter": "test", "message": "HELP"}, _expected_status=200)
     assert page.h1_text.startswith("Try the line Trial texts from the test number 07700 900")
-    assert "Text ABOUT, CHECK, OPT OUT or OPT IN" in said(page)
+    assert texts_shown(page) == ["help"]
     thread = page.select_one("input[name=thread]")["value"]
 
     page = client_request.post("staff.text_the_line", {"thread": thread, "message": "about"}, _expected_status=200)
-    assert "uses your health information to care for you" in said(page)
+    assert texts_shown(page) == ["about_1", "about_2", "about_3"]
     assert transcript(page)[0].startswith("You texted: HELP The line:")
     sent = len(twilio.texts())
     assert sent > 1

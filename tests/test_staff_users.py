@@ -9,9 +9,8 @@ from werkzeug.security import check_password_hash
 from ivr.records import staff_accounts
 from ivr.records.staff_accounts import StaffChangeRefused
 from models import AuditEntry, StaffUser
-from tests.staff_helpers import PASSWORD, ClientRequest, create_staff_user
-
-pytest_plugins = ["tests.staff_fixtures"]
+from tests.builders import PASSWORD, create_staff_user
+from tests.staff_helpers import ClientRequest
 
 NEW_PASSWORD = "correct horse battery staple"
 STAFF_USER_POSTS = (
@@ -22,37 +21,37 @@ STAFF_USER_POSTS = (
 )
 
 
-def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(app, action: str) -> list[AuditEntry]:
     with Session(app.extensions["database"].engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
 
 
-def _all_audit_details(app) -> str:  # type: ignore[no-untyped-def]
+def _all_audit_details(app) -> str:
     with Session(app.extensions["database"].engine) as session:
         return " ".join(session.exec(select(AuditEntry.detail)).all())
 
 
-def _stored(app, staff_user_id: int) -> StaffUser:  # type: ignore[no-untyped-def]
+def _stored(app, staff_user_id: int) -> StaffUser:
     with Session(app.extensions["database"].engine) as session:
         user = session.get(StaffUser, staff_user_id)
         assert user is not None
         return user
 
 
-def _signed_in(app, role: str, **fields: object) -> ClientRequest:  # type: ignore[no-untyped-def]
+def _signed_in(app, role: str, **fields: object) -> ClientRequest:
     """Another member of staff, in a browser of their own."""
     member = ClientRequest(app, app.test_client())
     member.sign_in(role, **fields)
     return member
 
 
-def _summary(page) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _summary(page) -> dict[str, str]:
     keys = [key.get_text(" ", strip=True) for key in page.select("dl .nhsuk-summary-list__key")]
     values = [value.get_text(" ", strip=True) for value in page.select("dl .nhsuk-summary-list__value")]
     return dict(zip(keys, values, strict=True))
 
 
-def _listed(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _listed(page) -> list[list[str]]:
     """The table's rows as seen on a wide screen (without the headings repeated in each cell for phones)."""
     for heading in page.select("td .nhsuk-table__heading"):
         heading.decompose()
@@ -62,7 +61,7 @@ def _listed(page) -> list[list[str]]:  # type: ignore[no-untyped-def]
     ]
 
 
-def _empty_password_boxes(page) -> bool:  # type: ignore[no-untyped-def]
+def _empty_password_boxes(page) -> bool:
     boxes = page.select("input[type=password]")
     return bool(boxes) and all(not box.get("value") for box in boxes)
 
@@ -479,7 +478,7 @@ def test_guessing_your_current_password_counts_as_failed_sign_ins(app, client_re
 WEAK_PASSWORDS = ["aaaaaaaaaaaa", "password1234", "qwertyuiop12", "Password1234!", "abcdefghijklmnop", "111122223333"]
 
 
-def _refused_for_the_password(page) -> str:  # type: ignore[no-untyped-def]
+def _refused_for_the_password(page) -> str:
     """The error shown against the password box (as the NHS.UK design shows a field's error), and in the summary."""
     message = page.text_of("#password-error").removeprefix("Error:").strip()
     assert message in page.error_summary

@@ -213,7 +213,9 @@ def test_three_unreadable_entries_tell_staff():
     assert turn.state.node == td.IDLE and turn.state.nhs_number is None
 
 
-@pytest.mark.parametrize("written", ["01/03/1984", "1/3/1984", "1 March 1984", "1st of March 1984", "March 1, 1984", "01-03-1984"])
+@pytest.mark.parametrize(
+    "written", ["01/03/1984", "1/3/1984", "1 March 1984", "1st of March 1984", "March 1, 1984", "01-03-1984"]
+)
 def test_a_date_of_birth_written_as_people_text_it_is_matched(written):
     turn = text(at(td.DATE_OF_BIRTH, intent=td.CHECK, nhs_number=NHS_NUMBER), written)
     assert turn.effect == MatchIdentity(NHS_NUMBER, BORN)
@@ -258,7 +260,11 @@ def test_no_mobile_on_record_tells_staff():
 
 @pytest.mark.parametrize(
     ("event", "prompt"),
-    [(CodeNotSent(locked=True), "identity_locked"), (CodeNotSent(blocked=True), "mobile_blocked"), (CodeNotSent(), "code_not_sent")],
+    [
+        (CodeNotSent(locked=True), "identity_locked"),
+        (CodeNotSent(blocked=True), "mobile_blocked"),
+        (CodeNotSent(), "code_not_sent"),
+    ],
 )
 def test_a_code_that_cannot_be_sent(event, prompt):
     turn = td.respond(at(td.DATE_OF_BIRTH, intent=td.CHECK, person_id=7), event, CONTEXT)

@@ -7,15 +7,12 @@ from sqlmodel import select
 
 from ivr.line.dialogue.rules import spoken_date
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
+from tests.builders import create_choice
 from tests.conftest import verify
+from tests.said import prompt_of, value_of
 
-ORG = "Kensington and Chelsea Social Council"
-OPTED_OUT_TEXT = (
-    ORG + ": your choice to opt out of research and planning use was recorded on {on}. To change it, call us."
-)
-ALLOWED_TEXT = (
-    ORG + ": your choice to allow research and planning use was recorded on {on}. To change it, call us."
-)
+OPTED_OUT_TEXT = "choice_confirmation_opted_out"
+ALLOWED_TEXT = "choice_confirmation_allowed"
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -52,21 +49,14 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def arrange_choice(db_session, person: Person, status: ChoiceStatus, at: datetime) -> ChoiceEvent:
-    """A choice made earlier (by staff), at a known time."""
-    event = ChoiceEvent(
-        nhs_number=person.nhs_number, person_id=person.id, status=status.value, channel="staff", recorded_at=at
-    )
-    db_session.add(event)
-    db_session.flush()
-    db_session.add(CurrentChoice(nhs_number=person.nhs_number, status=status.value, choice_event_id=event.id, updated_at=at))
-    db_session.commit()
-    return event
-
-
-def texts_after_codes(twilio, person: Person) -> list[str]:
-    """The bodies of texts to the person that are not one-time codes."""
-    return [t.body for t in twilio.texts_to(person.mobile) if "opt-out line code" not in t.body]
+def texts_after_codes(twilio, person: Person) -> list[tuple[str, str]]:
+    """The texts to the person that are not one-time codes: (prompt name, the date it says the choice was made)."""
+    found = []
+    for text in twilio.texts_to(person.mobile):
+        name = prompt_of(text.body)
+        if name != "one_time_code":
+            found.append((name, value_of(text.body, name, "on")))
+    return found
 
 
 def set_choice(caller, person, twilio, key: str) -> None:
@@ -74,7 +64,7 @@ def set_choice(caller, person, twilio, key: str) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("To opt out, press 1", "To allow your information to be used for research and planning, press 2")
+    caller.hears("choose_ask")
     caller.press(key)
 
 
@@ -85,12 +75,7 @@ def test_checking_with_no_choice_recorded(caller, person, twilio, db_session):
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
-    caller.hears(
-        "You have not recorded a choice, so your information may be used for research and planning",
-        "It is always used for your care.",
-        "To change your choice, press 2.",
-    )
-    caller.does_not_hear("since")
+    assert caller.prompts == ["current_none", "after_check_options"]
     assert history(db_session, person) == []
     assert conversation_of(db_session, caller).outcome == "checked"
     assert conversation_of(db_session, caller).person_id == person.id
@@ -100,7 +85,7 @@ def test_checking_after_opting_out_says_opted_out_with_the_date(make_caller, per
     first = make_caller()
     set_choice(first, person, twilio, "1")
     first.press("1")
-    first.hears("Your choice to opt out has been recorded")
+    first.hears("choice_recorded_opted_out")
     (event,) = history(db_session, person)
     first.hang_up()
 
@@ -109,31 +94,26 @@ def test_checking_after_opting_out_says_opted_out_with_the_date(make_caller, per
     second.press("3")
     verify(second, person, twilio)
     on = spoken_date(aware(event.recorded_at).date())
-    second.hears(
-        f"You have opted out, since {on}.",
-        "Your confidential information is used only for your care, not for research or planning.",
-    )
+    second.hears("current_opted_out")
+    assert second.value("current_opted_out", "since") == on
     assert conversation_of(db_session, second).outcome == "checked"
 
 
-def test_checking_an_earlier_choice_gives_its_date(caller, person, twilio, db_session):
-    arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+def test_checking_an_earlier_choice_gives_its_date(app, caller, person, twilio, db_session):
+    create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
-    caller.hears("You have opted out, since 3 May 2024.")
+    assert caller.value("current_opted_out", "since") == "3 May 2024"
 
 
-def test_checking_an_allowed_choice(caller, person, twilio, db_session):
-    arrange_choice(db_session, person, ChoiceStatus.ALLOWED, datetime(2025, 11, 23, 9, 0, tzinfo=UTC))
+def test_checking_an_allowed_choice(app, caller, person, twilio, db_session):
+    create_choice(app, person=person, status=ChoiceStatus.ALLOWED, recorded_at=datetime(2025, 11, 23, 9, 0, tzinfo=UTC))
     caller.dial()
     caller.press("3")
     verify(caller, person, twilio)
-    caller.hears(
-        "You have chosen to allow your information to be used for research and planning, since 23 November 2025.",
-        "It is always used for your care.",
-    )
-    caller.does_not_hear("opted out", "not recorded a choice")
+    assert caller.prompts == ["current_allowed", "after_check_options"]
+    assert caller.value("current_allowed", "since") == "23 November 2025"
 
 
 # ---- setting ------------------------------------------------------------------------------------
@@ -143,21 +123,14 @@ def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
     caller.press("1")
-    caller.hears(
-        "You have chosen to opt out.",
-        "Your confidential information will not be used for research or planning, but it will still be used for your care.",
-        "To confirm, press 1. To go back, press 2.",
-    )
+    assert caller.prompts == ["confirm_opt_out"]
     assert history(db_session, person) == []  # nothing until confirmed
     before = datetime.now(UTC)
     caller.press("1")
     after = datetime.now(UTC)
-    caller.hears(
-        "Thank you. Your choice to opt out has been recorded, and we will send you a text to confirm it.",
-        "To check your choice, press 3.",
-    )
+    assert caller.prompts == ["choice_recorded_opted_out", "after_choice_options"]
 
     conversation = conversation_of(db_session, caller)
     (event,) = history(db_session, person)
@@ -173,7 +146,7 @@ def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation
     assert conversation.outcome == "choice_recorded"
 
     on = spoken_date(aware(event.recorded_at).date())
-    assert texts_after_codes(twilio, person) == [OPTED_OUT_TEXT.format(on=on)]
+    assert texts_after_codes(twilio, person) == [(OPTED_OUT_TEXT, on)]
     with reading(db_session) as session:
         message = session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "choice_confirmation")).one()
     assert message.to_number == person.mobile and message.conversation_id == conversation.id
@@ -181,28 +154,27 @@ def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation
 
 def test_allowing_is_read_back_recorded_and_texted_in_allow_words(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "2")
-    caller.hears(
-        "You have chosen to allow your information to be used for research and planning, as well as for your care.",
-        "To confirm, press 1.",
-    )
+    assert caller.prompts == ["confirm_allow"]
     caller.press("1")
-    caller.hears("Thank you. Your choice to allow your information to be used has been recorded")
+    caller.hears("choice_recorded_allowed")
     (event,) = history(db_session, person)
     assert (event.status, event.channel) == ("allowed", "voice")
     assert current(db_session, person).status == "allowed"
     on = spoken_date(aware(event.recorded_at).date())
-    assert texts_after_codes(twilio, person) == [ALLOWED_TEXT.format(on=on)]
+    assert texts_after_codes(twilio, person) == [(ALLOWED_TEXT, on)]
 
 
-def test_choosing_the_current_choice_records_nothing_and_sends_nothing(caller, person, twilio, db_session):
-    earlier = arrange_choice(db_session, person, ChoiceStatus.OPTED_OUT, datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+def test_choosing_the_current_choice_records_nothing_and_sends_nothing(app, caller, person, twilio, db_session):
+    recorded_at = datetime(2024, 5, 3, 10, 30, tzinfo=UTC)
+    earlier = create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=recorded_at)
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("You have opted out, since 3 May 2024.", "To opt out, press 1")
+    assert caller.prompts == ["current_opted_out", "choose_ask"]
+    assert caller.value("current_opted_out", "since") == "3 May 2024"
     caller.press("1")
-    caller.hears("That is already your choice, so nothing has changed.")
-    caller.does_not_hear("has been recorded", "To confirm")
+    caller.hears("choice_unchanged")
+    caller.does_not_hear("choice_recorded_opted_out", "confirm_opt_out")
 
     assert [e.id for e in history(db_session, person)] == [earlier.id]
     assert current(db_session, person).choice_event_id == earlier.id
@@ -212,10 +184,9 @@ def test_choosing_the_current_choice_records_nothing_and_sends_nothing(caller, p
 
 def test_going_back_at_confirmation_records_nothing(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
-    caller.hears("You have chosen to opt out")
+    caller.hears("confirm_opt_out")
     caller.press("2")
-    caller.hears("You have not recorded a choice", "To opt out, press 1")
-    caller.does_not_hear("has been recorded")
+    assert caller.prompts == ["current_none", "choose_ask"]
     caller.hang_up()
 
     assert history(db_session, person) == []
@@ -228,7 +199,7 @@ def test_going_back_then_choosing_the_other_choice_records_only_that(caller, per
     set_choice(caller, person, twilio, "1")
     caller.press("2")
     caller.press("2")
-    caller.hears("You have chosen to allow")
+    caller.hears("confirm_allow")
     caller.press("1")
     assert [e.status for e in history(db_session, person)] == ["allowed"]
 
@@ -237,14 +208,14 @@ def test_changing_from_opted_out_to_allowed_on_a_later_call_keeps_both_in_order(
     first = make_caller()
     set_choice(first, person, twilio, "1")
     first.press("1")
-    first.hears("Your choice to opt out has been recorded")
+    first.hears("choice_recorded_opted_out")
     first.hang_up()
 
     second = make_caller()
     set_choice(second, person, twilio, "2")
-    second.hears("You have chosen to allow")
+    second.hears("confirm_allow")
     second.press("1")
-    second.hears("Your choice to allow your information to be used has been recorded")
+    second.hears("choice_recorded_allowed")
 
     events = history(db_session, person)
     assert [(e.status, e.channel) for e in events] == [("opted_out", "voice"), ("allowed", "voice")]
@@ -256,23 +227,22 @@ def test_changing_from_opted_out_to_allowed_on_a_later_call_keeps_both_in_order(
     latest = current(db_session, person)
     assert (latest.status, latest.choice_event_id) == ("allowed", events[1].id)
     assert aware(latest.updated_at) == aware(events[1].recorded_at)
-    bodies = texts_after_codes(twilio, person)
-    assert len(bodies) == 2
-    assert bodies[0].startswith(ORG + ": your choice to opt out")
-    assert bodies[1].startswith(ORG + ": your choice to allow")
+    assert [name for name, _ in texts_after_codes(twilio, person)] == [
+        OPTED_OUT_TEXT,
+        ALLOWED_TEXT,
+    ]
 
 
 def test_changing_on_the_same_call_after_recording(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
     caller.press("1")
-    caller.hears("To check your choice, press 3", "For the main menu, press 9")
+    caller.hears("after_choice_options")
     caller.press("9")
     caller.press("2")  # already verified on this call: straight to the choice
-    caller.hears("You have opted out, since", "To opt out, press 1")
-    caller.does_not_hear("NHS number")
+    assert caller.prompts == ["current_opted_out", "choose_ask"]
     caller.press("2")
     caller.press("1")
-    caller.hears("Your choice to allow your information to be used has been recorded")
+    caller.hears("choice_recorded_allowed")
     assert [e.status for e in history(db_session, person)] == ["opted_out", "allowed"]
     assert current(db_session, person).status == "allowed"
     assert len(texts_after_codes(twilio, person)) == 2
@@ -283,30 +253,33 @@ def test_speech_works_at_choose_and_confirm(caller, person, twilio, db_session):
     caller.speak("I want to opt out")  # at the menu, this means set or change
     verify(caller, person, twilio)
     caller.speak("opt out")
-    caller.hears("You have chosen to opt out", "To confirm, press 1")
+    caller.hears("confirm_opt_out")
     caller.speak("yes")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     caller.press("9")
     caller.press("2")
     caller.speak("Allow.")
-    caller.hears("You have chosen to allow")
+    caller.hears("confirm_allow")
     caller.speak("Yes please")
-    caller.hears("Your choice to allow your information to be used has been recorded")
-    assert [(e.status, e.channel) for e in history(db_session, person)] == [("opted_out", "voice"), ("allowed", "voice")]
+    caller.hears("choice_recorded_allowed")
+    assert [(e.status, e.channel) for e in history(db_session, person)] == [
+        ("opted_out", "voice"),
+        ("allowed", "voice"),
+    ]
 
 
 def test_speech_that_is_not_understood_at_confirm_records_nothing(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
     caller.speak("what was that about bananas")
-    caller.hears("Sorry, we did not understand that.", "You have chosen to opt out", "To confirm, press 1")
+    assert caller.prompts == ["sorry_not_understood", "confirm_opt_out"]
     assert history(db_session, person) == []
 
 
 def test_saying_no_thats_not_right_at_confirmation_records_nothing(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
-    caller.hears("You have chosen to opt out", "To confirm, press 1. To go back, press 2.")
+    caller.hears("confirm_opt_out")
     caller.speak("No, that's not right")
-    caller.does_not_hear("has been recorded")
+    caller.does_not_hear("choice_recorded_opted_out")
     assert history(db_session, person) == []
     assert texts_after_codes(twilio, person) == []
 
@@ -318,10 +291,10 @@ def test_dates_are_said_and_texted_as_the_date_in_the_uk(caller, person, twilio,
     monkeypatch.setattr(ivr.records.choices, "utcnow", lambda: datetime(2025, 6, 30, 23, 30, tzinfo=UTC))
     set_choice(caller, person, twilio, "1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
-    assert texts_after_codes(twilio, person) == [OPTED_OUT_TEXT.format(on="1 July 2025")]
+    caller.hears("choice_recorded_opted_out")
+    assert texts_after_codes(twilio, person) == [(OPTED_OUT_TEXT, "1 July 2025")]
     caller.press("3")
-    caller.hears("You have opted out, since 1 July 2025.")
+    assert caller.value("current_opted_out", "since") == "1 July 2025"
 
 
 def test_after_recording_three_checks_the_new_choice_without_verifying_again(caller, person, twilio, db_session):
@@ -331,8 +304,8 @@ def test_after_recording_three_checks_the_new_choice_without_verifying_again(cal
     caller.press("3")
     (event,) = history(db_session, person)
     on = spoken_date(aware(event.recorded_at).date())
-    caller.hears(f"You have opted out, since {on}.", "To change your choice, press 2.")
-    caller.does_not_hear("NHS number", "code")
+    assert caller.prompts == ["current_opted_out", "after_check_options"]
+    assert caller.value("current_opted_out", "since") == on
     assert len(twilio.texts_to(person.mobile)) == codes_sent
     # a check after a recorded choice does not hide that the choice was recorded
     assert conversation_of(db_session, caller).outcome == "choice_recorded"
@@ -340,7 +313,7 @@ def test_after_recording_three_checks_the_new_choice_without_verifying_again(cal
 
 def test_a_dropped_call_at_the_confirm_prompt_records_nothing(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     assert caller.hang_up(57) == 204
 
     assert history(db_session, person) == []
@@ -365,7 +338,7 @@ def test_a_retried_confirmation_records_one_choice_and_sends_one_text(caller, pe
 def test_a_choice_is_only_offered_after_verification(caller, person, twilio, db_session):
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press("1")  # not a valid NHS number: no way round the check
-    caller.hears("That is not a valid NHS number")
+    caller.hears("nhs_number_invalid")
     assert history(db_session, person) == []

@@ -8,28 +8,26 @@ from flask import Flask
 from app import create_app
 from tests.conftest import app_config, verify
 
-NHS_NUMBER_PROMPT = "Please key in your 10 digit NHS number"
-SORRY = "Sorry, we did not understand that."
-MENU_OPTIONS = ("To hear how your information is used, press 1", "To set or change your choice, press 2")
-
-# A phrase only each information section says, in the order the line should say them.
+# The information sections, in the order the line should say them.
 SECTIONS = (
-    "This is called direct care",
-    "purposes beyond your own care",
-    "never shared with insurance companies",
-    "anonymised or combined",
-    "You can change your mind at any time",
-    "your care will not change",
-    "national data opt-out",
+    "about_direct_care",
+    "about_secondary_uses",
+    "about_never",
+    "about_anonymised",
+    "about_your_choice",
+    "about_care_unaffected",
+    "about_national",
 )
 
 
-def menu_words(greeting_and_menu: str) -> str:
-    """The menu as the line says it, without the greeting that comes before it on the first turn."""
-    return greeting_and_menu.split("the choices you make.", 1)[1].strip()
+def says(caller, name: str, *facts: str) -> None:
+    """Prompt `name`, in the last answer, says each of `facts`: the test of that prompt's own words."""
+    words = caller.words_of(name)
+    for fact in facts:
+        assert fact in words, f"{name} no longer says {fact!r}: {words!r}"
 
 
-def hear_section(caller, number: int):  # type: ignore[no-untyped-def]
+def hear_section(caller, number: int):
     """Dial, ask how information is used, and press 1 until the `number`-th section (from 1)."""
     caller.dial()
     caller.press("1")
@@ -42,7 +40,7 @@ def hear_section(caller, number: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def other_org_app(database_url, twilio) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def other_org_app(database_url, twilio) -> Iterator[Flask]:
     app = create_app(app_config(database_url, twilio, org_name="Northwick Park Care Trust"))
     app.config["TESTING"] = True
     yield app
@@ -51,56 +49,51 @@ def other_org_app(database_url, twilio) -> Iterator[Flask]:  # type: ignore[no-u
 
 def test_greeting_names_the_organisation_and_says_the_call_is_not_recorded(caller):
     caller.dial()
-    caller.hears("Welcome", "Kensington and Chelsea Social Council", "This call is not recorded")
+    assert caller.prompts == ["greeting", "menu"]
+    assert caller.value("greeting", "org_name") == "Kensington and Chelsea Social Council"
+    says(caller, "greeting", "This call is not recorded")  # the greeting's own words: what it promises
 
 
 def test_greeting_names_whichever_organisation_runs_the_line(make_caller, other_org_app):
     caller = make_caller(app_=other_org_app)
     caller.dial()
-    caller.hears("Northwick Park Care Trust", "This call is not recorded")
-    caller.does_not_hear("Kensington")
+    assert caller.value("greeting", "org_name") == "Northwick Park Care Trust"
+    assert "Kensington" not in caller.last.text
 
 
 def test_main_menu_offers_information_choice_check_someone_and_repeat(caller):
     heard = caller.dial()
-    caller.hears(
-        "To hear how your information is used, press 1",
-        "To set or change your choice, press 2",
-        "To check your choice, press 3",
-        "To speak to someone, press 0",
-        "To hear this again, press star",
-    )
+    caller.hears("menu")
+    says(caller, "menu", "press 1", "press 2", "press 3", "press 0", "press star")  # the menu's own words
     assert heard.gather is not None and heard.gather["numDigits"] == "1"
 
 
 def test_pressing_1_at_the_menu_starts_explaining_how_information_is_used(caller):
     caller.dial()
     caller.press("1")
-    caller.hears(SECTIONS[0], "To hear the next part, press 1")
-    caller.does_not_hear(SORRY)
+    assert caller.prompts == [SECTIONS[0], "about_next_options"]
 
 
 def test_pressing_2_at_the_menu_checks_who_i_am_then_lets_me_set_my_choice(caller, person, twilio):
     caller.dial()
     caller.press("2")
-    caller.hears(NHS_NUMBER_PROMPT)
+    caller.hears("nhs_number_ask")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice", "To opt out, press 1")
+    assert caller.prompts == ["current_none", "choose_ask"]
 
 
 def test_pressing_3_at_the_menu_checks_who_i_am_then_tells_me_my_choice(caller, person, twilio):
     caller.dial()
     caller.press("3")
-    caller.hears(NHS_NUMBER_PROMPT)
+    caller.hears("nhs_number_ask")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice", "To change your choice, press 2")
-    caller.does_not_hear("To opt out, press 1")
+    assert caller.prompts == ["current_none", "after_check_options"]
 
 
 def test_pressing_0_at_the_menu_offers_a_call_back_when_nobody_can_take_the_call(caller):
     caller.dial()
     heard = caller.press("0")
-    caller.hears("we can call you back", "To ask for a call back, press 1")
+    assert caller.prompts == ["callback_offer"]
     assert heard.dial is None and not heard.hung_up
 
 
@@ -108,17 +101,16 @@ def test_pressing_0_at_the_menu_offers_a_call_back_when_nobody_can_take_the_call
 
 
 def test_star_at_the_menu_says_the_menu_again(caller):
-    first = caller.dial().text
+    caller.dial()
     caller.press("*")
-    assert caller.last.text == menu_words(first)
-    caller.hears(*MENU_OPTIONS)
+    assert caller.prompts == ["menu"]
 
 
 def test_star_in_an_information_section_says_that_section_again(caller):
     section = hear_section(caller, 3).text
     caller.press("*")
     assert caller.last.text == section
-    caller.hears(SECTIONS[2])
+    assert caller.prompts == [SECTIONS[2], "about_next_options"]
 
 
 def test_star_at_the_nhs_number_prompt_asks_for_the_nhs_number_again(caller):
@@ -126,7 +118,7 @@ def test_star_at_the_nhs_number_prompt_asks_for_the_nhs_number_again(caller):
     asked = caller.press("2").text
     caller.press("*")
     assert caller.last.text == asked
-    caller.hears(NHS_NUMBER_PROMPT)
+    assert caller.prompts == ["nhs_number_ask"]
 
 
 def test_star_at_the_code_prompt_says_the_code_prompt_again_without_sending_another_code(caller, person, twilio):
@@ -137,7 +129,7 @@ def test_star_at_the_code_prompt_says_the_code_prompt_again_without_sending_anot
     asked = caller.press(person.date_of_birth.strftime("%d%m%Y") + "#").text
     caller.press("*")
     assert caller.last.text == asked
-    caller.hears("Please key in the code")
+    assert caller.prompts == ["code_ask"]
     assert len(twilio.texts_to(person.mobile)) == 1
 
 
@@ -153,37 +145,36 @@ def test_the_menu_listens_for_speech_as_well_as_keys(caller):
 @pytest.mark.parametrize(
     ("spoken", "expected"),
     [
-        ("two", NHS_NUMBER_PROMPT),
+        ("two", "nhs_number_ask"),
         ("how is my information used", SECTIONS[0]),
-        ("operator", "we can call you back"),
+        ("operator", "callback_offer"),
     ],
 )
 def test_saying_what_i_want_at_the_menu_works_like_pressing_its_key(caller, spoken, expected):
     caller.dial()
     caller.speak(spoken)
     caller.hears(expected)
-    caller.does_not_hear(SORRY)
+    caller.does_not_hear("sorry_not_understood")
 
 
 def test_saying_repeat_at_the_menu_says_the_menu_again(caller):
-    first = caller.dial().text
+    caller.dial()
     caller.speak("repeat")
-    assert caller.last.text == menu_words(first)
+    assert caller.prompts == ["menu"]
 
 
 def test_saying_opt_out_at_the_menu_leads_to_setting_my_choice(caller, person, twilio):
     caller.dial()
     caller.speak("opt out")
     verify(caller, person, twilio)
-    caller.hears("To opt out, press 1", "To allow your information to be used")
+    caller.hears("choose_ask")
 
 
 def test_saying_check_my_choice_at_the_menu_leads_to_hearing_my_choice(caller, person, twilio):
     caller.dial()
     caller.speak("check my choice")
     verify(caller, person, twilio)
-    caller.hears("You have not recorded a choice", "To change your choice, press 2")
-    caller.does_not_hear("To opt out, press 1")
+    assert caller.prompts == ["current_none", "after_check_options"]
 
 
 # ---- Not understood --------------------------------------------------------------------------
@@ -191,15 +182,16 @@ def test_saying_check_my_choice_at_the_menu_leads_to_hearing_my_choice(caller, p
 
 @pytest.mark.parametrize(("how", "what"), [("press", "7"), ("speak", "banana bread")])
 def test_something_the_menu_does_not_understand_gets_an_apology_and_the_menu_again(caller, how, what):
-    first = caller.dial().text
+    caller.dial()
     getattr(caller, how)(what)
-    assert caller.last.text == f"{SORRY} {menu_words(first)}"
+    assert caller.prompts == ["sorry_not_understood", "menu"]
 
 
 def test_a_key_an_information_section_does_not_use_gets_an_apology_and_the_section_again(caller):
     section = hear_section(caller, 2).text
     caller.press("5")
-    assert caller.last.text == f"{SORRY} {section}"
+    assert caller.prompts == ["sorry_not_understood", SECTIONS[1], "about_next_options"]
+    assert caller.last.text.endswith(section)
 
 
 # ---- How information is used -----------------------------------------------------------------
@@ -208,25 +200,24 @@ def test_a_key_an_information_section_does_not_use_gets_an_apology_and_the_secti
 def test_information_sections_play_in_order_pressing_1_for_each_next_one(caller):
     caller.dial()
     caller.press("1")
-    for number, phrase in enumerate(SECTIONS):
-        caller.hears(phrase)
-        for later in SECTIONS[number + 1 :]:
-            caller.does_not_hear(later)
+    for number, section in enumerate(SECTIONS):
         if number < len(SECTIONS) - 1:
-            caller.hears("To hear the next part, press 1")
+            assert caller.prompts == [section, "about_next_options"]
             caller.press("1")
-    caller.hears("That is everything", "To set or change your choice now, press 2")
-    caller.does_not_hear("To hear the next part")
+    assert caller.prompts == [SECTIONS[-1], "about_end_options"]
+
+
+# The sections' own words: each says the facts of the privacy notice.
 
 
 def test_direct_care_section_says_information_is_shared_only_with_those_who_provide_care(caller):
     hear_section(caller, 1)
-    caller.hears("share it only with the people who provide your care", "direct care")
+    says(caller, "about_direct_care", "share it only with the people who provide your care", "direct care")
 
 
 def test_secondary_uses_section_lists_the_five_purposes(caller):
     hear_section(caller, 2)
-    caller.hears(
+    says(caller, "about_secondary_uses",
         "improving the quality of care",
         "research into new treatments",
         "preventing illness",
@@ -237,27 +228,28 @@ def test_secondary_uses_section_lists_the_five_purposes(caller):
 
 def test_information_is_never_shared_with_insurers_or_used_for_marketing(caller):
     hear_section(caller, 3)
-    caller.hears("never shared with insurance companies", "never used for marketing")
+    says(caller, "about_never", "never shared with insurance companies", "never used for marketing")
 
 
 def test_research_and_planning_use_only_anonymised_or_combined_information(caller):
     hear_section(caller, 4)
-    caller.hears("anonymised or combined", "cannot be identified")
+    says(caller, "about_anonymised", "anonymised or combined", "cannot be identified")
 
 
 def test_the_choice_is_mine_and_i_can_change_my_mind_at_any_time(caller):
     hear_section(caller, 5)
-    caller.hears("You can choose", "you can opt out", "You can change your mind at any time")
+    says(caller, "about_your_choice", "You can choose", "you can opt out", "You can change your mind at any time")
 
 
 def test_opting_out_does_not_change_my_care(caller):
     hear_section(caller, 6)
-    caller.hears("If you opt out, your care will not change")
+    says(caller, "about_care_unaffected", "If you opt out, your care will not change")
 
 
 def test_the_line_says_its_choice_is_the_organisations_and_points_to_the_national_data_opt_out(caller):
     hear_section(caller, 7)
-    caller.hears(
+    assert caller.value("about_national", "org_name") == "Kensington and Chelsea Social Council"
+    says(caller, "about_national",
         "kept by Kensington and Chelsea Social Council",
         "every health and care organisation in England",
         "national data opt-out",
@@ -268,36 +260,33 @@ def test_the_line_says_its_choice_is_the_organisations_and_points_to_the_nationa
 def test_pressing_9_in_an_information_section_returns_to_the_main_menu(caller):
     hear_section(caller, 4)
     caller.press("9")
-    caller.hears(*MENU_OPTIONS)
-    caller.does_not_hear(SECTIONS[3], SORRY)
+    assert caller.prompts == ["menu"]
 
 
 def test_pressing_9_after_the_last_section_returns_to_the_main_menu(caller):
     hear_section(caller, len(SECTIONS))
     caller.press("9")
-    caller.hears(*MENU_OPTIONS)
+    assert caller.prompts == ["menu"]
 
 
 def test_pressing_2_after_the_last_section_goes_straight_to_checking_who_i_am(caller):
     hear_section(caller, len(SECTIONS))
-    caller.hears("To set or change your choice now, press 2")
+    caller.hears("about_end_options")
     caller.press("2")
-    caller.hears(NHS_NUMBER_PROMPT)
+    assert caller.prompts == ["nhs_number_ask"]
 
 
 # ---- Silence ---------------------------------------------------------------------------------
 
 
 def test_silence_repeats_the_menu_twice_then_ends_the_call_politely(caller):
-    first = caller.dial().text
-    menu = menu_words(first)
+    caller.dial()
     for _ in range(2):
         heard = caller.stay_silent()
-        assert heard.text == f"Sorry, we did not hear anything. {menu}"
+        assert caller.prompts == ["sorry_no_input", "menu"]
         assert not heard.hung_up
     heard = caller.stay_silent()
-    caller.hears("We have not heard from you, so we will end the call now", "Goodbye")
-    caller.does_not_hear("press 1")
+    assert caller.prompts == ["no_response_goodbye"]
     assert heard.hung_up and heard.gather is None
 
 
@@ -305,7 +294,7 @@ def test_silence_at_the_nhs_number_prompt_repeats_that_prompt(caller):
     caller.dial()
     caller.press("2")
     caller.stay_silent()
-    caller.hears("did not hear anything", NHS_NUMBER_PROMPT)
+    assert caller.prompts == ["sorry_no_input", "nhs_number_ask"]
     assert not caller.last.hung_up
 
 
@@ -315,5 +304,5 @@ def test_answering_after_a_silence_gives_the_full_two_repeats_again(caller):
     caller.stay_silent()
     caller.press("*")
     caller.stay_silent()
-    caller.hears("did not hear anything")
+    caller.hears("sorry_no_input")
     assert not caller.last.hung_up

@@ -53,7 +53,7 @@ def transfer_app(database_url, twilio) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def transfer_caller(make_caller, transfer_app):  # type: ignore[no-untyped-def]
+def transfer_caller(make_caller, transfer_app):
     return make_caller(app_=transfer_app)
 
 
@@ -70,10 +70,7 @@ def expect_gather(heard) -> None:
 def test_zero_at_the_main_menu_offers_a_call_back(caller, db_session):
     caller.dial()
     heard = caller.press("0")
-    caller.hears(
-        "Nobody from our team can take calls on this line right now, but we can call you back.",
-        "To ask for a call back, press 1.",
-    )
+    assert caller.prompts == ["callback_offer"]
     expect_gather(heard)
     assert heard.dial is None
     assert follow_ups(db_session) == []
@@ -83,10 +80,12 @@ def test_call_back_on_the_calling_number(caller, db_session):
     caller.dial()
     caller.press("0")
     caller.press("1")
-    caller.hears("We will call you back on the number you are calling from, ending 5 5 5.", "If that is right, press 1.")
+    assert caller.prompts == ["callback_confirm_number"]
+    assert caller.value("callback_confirm_number", "caller_ending") == "5 5 5"
     assert follow_ups(db_session) == []  # nothing until confirmed
     heard = caller.press("1")
-    caller.hears("A member of our team will call you back on the number ending 5 5 5, within 2 working days.")
+    caller.hears("callback_recorded")
+    assert caller.value("callback_recorded", "number_ending") == "5 5 5"
     expect_gather(heard)
 
     (follow_up,) = follow_ups(db_session)
@@ -104,9 +103,9 @@ def test_call_back_on_a_number_the_caller_keys_in(caller, db_session):
     caller.press("0")
     caller.press("1")
     caller.press("2")
-    caller.hears("Please key in the phone number we should call, starting with 0, then press hash.")
+    assert caller.prompts == ["callback_number_ask"]
     caller.press("02079460999#")
-    caller.hears("call you back on the number ending 9 9 9")
+    assert caller.value("callback_recorded", "number_ending") == "9 9 9"
     (follow_up,) = follow_ups(db_session)
     assert (follow_up.kind, follow_up.phone) == ("callback", "+442079460999")
     assert conversation_of(db_session, caller).outcome == "callback_requested"
@@ -118,11 +117,11 @@ def test_an_invalid_callback_number_is_asked_for_again(caller, db_session):
     caller.press("1")
     caller.press("2")
     heard = caller.press("12345#")
-    caller.hears("That is not a phone number we can call.", "Please key in the phone number we should call")
+    assert caller.prompts == ["callback_number_invalid", "callback_number_ask"]
     expect_gather(heard)
     assert follow_ups(db_session) == []
     caller.press("07700900777#")
-    caller.hears("ending 7 7 7")
+    assert caller.value("callback_recorded", "number_ending") == "7 7 7"
     (follow_up,) = follow_ups(db_session)
     assert follow_up.phone == "+447700900777"
 
@@ -135,7 +134,7 @@ def test_three_invalid_callback_numbers_return_to_the_menu_without_a_follow_up(c
     caller.press("1#")
     caller.press("12#")
     heard = caller.press("123#")
-    caller.hears("We could not take a phone number.", "To set or change your choice, press 2")
+    assert caller.prompts == ["callback_number_gave_up", "menu"]
     expect_gather(heard)
     assert follow_ups(db_session) == []
     assert conversation_of(db_session, caller).outcome is None
@@ -147,10 +146,9 @@ def test_a_withheld_caller_is_asked_to_key_in_a_number(make_caller, db_session, 
     caller.dial()
     caller.press("0")
     caller.press("1")
-    caller.hears("Please key in the phone number we should call")
-    caller.does_not_hear("calling from")
+    assert caller.prompts == ["callback_number_ask"]
     caller.press("07700900321#")
-    caller.hears("call you back on the number ending 3 2 1")
+    assert caller.value("callback_recorded", "number_ending") == "3 2 1"
     (follow_up,) = follow_ups(db_session)
     assert (follow_up.kind, follow_up.phone) == ("callback", "+447700900321")
     conversation = conversation_of(db_session, caller)
@@ -161,9 +159,9 @@ def test_a_withheld_caller_is_asked_to_key_in_a_number(make_caller, db_session, 
 def test_zero_then_hash_at_the_nhs_number_prompt_offers_a_call_back(caller, db_session):
     caller.dial()
     caller.press("2")
-    caller.hears("If you do not have it to hand, press 0 then hash to speak to someone.")
+    caller.hears("nhs_number_ask")
     caller.press("0#")
-    caller.hears("we can call you back", "To ask for a call back, press 1.")
+    assert caller.prompts == ["callback_offer"]
     caller.press("1")
     caller.press("1")
     (follow_up,) = follow_ups(db_session, "callback")
@@ -173,7 +171,7 @@ def test_zero_then_hash_at_the_nhs_number_prompt_offers_a_call_back(caller, db_s
 def test_asking_for_a_person_by_voice_offers_a_call_back(caller):
     caller.dial()
     caller.speak("can I talk to a real person")
-    caller.hears("we can call you back")
+    assert caller.prompts == ["callback_offer"]
 
 
 def test_a_retried_callback_request_raises_one_follow_up(caller, db_session):
@@ -192,7 +190,7 @@ def test_a_retried_callback_request_raises_one_follow_up(caller, db_session):
 def test_zero_at_the_main_menu_transfers_to_staff(transfer_caller, db_session):
     transfer_caller.dial()
     heard = transfer_caller.press("0")
-    transfer_caller.hears("Please hold while we put you through to a member of our team.")
+    assert transfer_caller.prompts == ["transferring"]
     assert heard.dial == STAFF_NUMBER
     assert heard.dial_action
     assert heard.gather is None and not heard.hung_up
@@ -203,11 +201,11 @@ def test_zero_at_the_main_menu_transfers_to_staff(transfer_caller, db_session):
 
 def test_menu_says_zero_for_someone_and_the_transfer_answers(transfer_caller, db_session):
     transfer_caller.dial()
-    transfer_caller.hears("To speak to someone, press 0.")
+    transfer_caller.hears("menu")
     transfer_caller.press("0")
     heard = transfer_caller.end_dial(answered=True)
     assert heard.hung_up
-    transfer_caller.hears("Goodbye")
+    transfer_caller.hears("goodbye")
     assert conversation_of(db_session, transfer_caller).outcome == "transferred"
 
 
@@ -215,13 +213,13 @@ def test_an_unanswered_transfer_offers_a_call_back(transfer_caller, db_session):
     transfer_caller.dial()
     transfer_caller.press("0")
     heard = transfer_caller.end_dial(answered=False)
-    transfer_caller.hears("Sorry, nobody from our team is free to take your call.", "To ask for a call back, press 1.")
+    assert transfer_caller.prompts == ["transfer_failed", "callback_offer"]
     expect_gather(heard)
     assert heard.dial is None
     transfer_caller.press("1")
-    transfer_caller.hears("ending 5 5 5")
+    assert transfer_caller.value("callback_confirm_number", "caller_ending") == "5 5 5"
     heard = transfer_caller.press("1")
-    transfer_caller.hears("A member of our team will call you back on the number ending 5 5 5")
+    assert transfer_caller.value("callback_recorded", "number_ending") == "5 5 5"
     expect_gather(heard)
     (follow_up,) = follow_ups(db_session, "callback")
     assert follow_up.phone == CALLER_NUMBER
@@ -233,14 +231,14 @@ def test_any_failed_transfer_offers_a_call_back(transfer_caller, dial_status):
     transfer_caller.dial()
     transfer_caller.press("0")
     heard = transfer_caller._post(transfer_caller.last.dial_action, {"DialCallStatus": dial_status})
-    transfer_caller.hears("nobody from our team is free", "To ask for a call back, press 1.")
+    assert transfer_caller.prompts == ["transfer_failed", "callback_offer"]
     expect_gather(heard)
 
 
 def test_zero_then_hash_at_the_nhs_number_prompt_transfers_to_staff(transfer_caller, db_session):
     transfer_caller.dial()
     transfer_caller.press("2")
-    transfer_caller.hears("NHS number")
+    transfer_caller.hears("nhs_number_ask")
     heard = transfer_caller.press("0#")
     assert heard.dial == STAFF_NUMBER
     assert conversation_of(db_session, transfer_caller).outcome == "transferred"
@@ -251,7 +249,7 @@ def test_zero_at_the_date_of_birth_prompt_transfers_to_staff(transfer_caller, pe
     transfer_caller.press("2")
     transfer_caller.press(person.nhs_number + "#")
     transfer_caller.press("1")
-    transfer_caller.hears("date of birth")
+    transfer_caller.hears("date_of_birth_ask")
     heard = transfer_caller.press("0#")
     assert heard.dial == STAFF_NUMBER
 
@@ -317,7 +315,7 @@ def test_a_non_final_status_does_not_close_the_call(caller, db_session, status):
     assert conversation.outcome is None
     # and the call goes on
     caller.press("0")
-    caller.hears("we can call you back")
+    assert caller.prompts == ["callback_offer"]
 
 
 @pytest.mark.parametrize("status", ["busy", "failed", "no-answer", "canceled"])

@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from ivr.db import SQLITE_BUSY_SECONDS
 from ivr.line.dialogue import turns as dialogue
 from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS
-from tests.conftest import ACCOUNT_SID
-from tests.sms_helpers import TEXTER_NUMBER, SmsTexter, post_signed
+from tests.conftest import ACCOUNT_SID, TEXTER_NUMBER, SmsTexter
+from tests.sms_helpers import post_signed
 
 ANSWERED_WITHIN = 8.0  # seconds: Twilio waits 15, and the line promises well within that
 
@@ -51,7 +51,7 @@ def apology(app: Flask, channel: str) -> str:
     return app.extensions["prompts"].render(channel, dialogue.Prompt("unavailable"))
 
 
-def timed(action):  # type: ignore[no-untyped-def]
+def timed(action):
     started = time.monotonic()
     result = action()
     return result, time.monotonic() - started
@@ -62,7 +62,7 @@ def test_a_caller_hears_the_apology_in_good_time_while_another_writer_holds_the_
 ):
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
 
     with write_lock_held(database_url):
         _, took = timed(lambda: caller.press("9434765919#"))
@@ -76,7 +76,7 @@ def test_a_caller_hears_the_apology_in_good_time_while_another_writer_holds_the_
     again = make_caller()
     again.dial()
     again.press("2")
-    again.hears("NHS number")
+    again.hears("nhs_number_ask")
 
 
 def test_a_texter_gets_the_apology_in_good_time_while_another_writer_holds_the_database(app, twilio, database_url):
@@ -110,7 +110,6 @@ def test_status_callbacks_are_answered_in_good_time_while_another_writer_holds_t
     assert text_took < ANSWERED_WITHIN, f"the text's status callback waited {text_took:.1f} s"
 
 
-
 def test_only_webhooks_wait_less_for_sqlite_lock_and_commands_still_wait_their_full_time(app, caller, database_url):
     """A webhook's wait for SQLite's lock ends with its deadline; commands and staff pages wait 30 s as
     before, even on the pooled connection a webhook had just used."""
@@ -119,7 +118,7 @@ def test_only_webhooks_wait_less_for_sqlite_lock_and_commands_still_wait_their_f
     database = app.extensions["database"]
     waits: dict[object, int] = {}  # connection -> its wait for the lock in ms, as the webhook's transaction began
 
-    def began(connection):  # type: ignore[no-untyped-def]
+    def began(connection):
         dbapi_connection = connection.connection.dbapi_connection
         waits[dbapi_connection] = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0]
 

@@ -16,12 +16,13 @@ from twilio.request_validator import RequestValidator
 from app import create_app
 from ivr.standins.demo import synthetic_nhs_number
 from models import ChoiceEvent, Conversation, ConversationStep, OutboundMessage
+from tests.builders import create_person
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, app_config, latest_code, verify
-from tests.db import create_person
+from tests.said import prompt_of, prompts_in
 
 ROUTES = ["/twilio/voice", "/twilio/voice/step?turn=0", "/twilio/voice/status"]
 VERBS = {"Gather", "Redirect", "Dial", "Hangup"}
-_serials = itertools.count(700_000, 10)  # NHS numbers of people made here, apart from tests/db.py's
+_serials = itertools.count(700_000, 10)  # NHS numbers of people made here, apart from tests/builders.py's
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
@@ -39,12 +40,12 @@ def call_params(call_sid: str | None = None, **extra: str) -> dict[str, str]:
     }
 
 
-def count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
+def count(app, model, *where) -> int:
     with app.extensions["database"].transaction() as session:
         return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
-def conversation(app, sid: str) -> Conversation | None:  # type: ignore[no-untyped-def]
+def conversation(app, sid: str) -> Conversation | None:
     with app.extensions["database"].transaction() as session:
         return session.exec(select(Conversation).where(Conversation.twilio_sid == sid)).first()
 
@@ -100,11 +101,11 @@ def test_forged_steps_of_a_real_call_change_nothing(app, client, caller):
     assert count(app, ConversationStep) == 1
     # The genuine caller carries on where they were.
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
 
 
 @pytest.fixture
-def public_app(database_url, twilio):  # type: ignore[no-untyped-def]
+def public_app(database_url, twilio):
     app = create_app(app_config(database_url, twilio, public_base_url="https://line.example.org"))
     app.config["TESTING"] = True
     yield app
@@ -176,9 +177,9 @@ def test_behind_a_proxy_a_whole_call_works_signed_for_the_public_url(public_app,
     caller = make_caller(app_=public_app)
     caller.base_url = caller.current_url = "https://line.example.org/"
     caller.dial()
-    caller.hears("press 2")
+    caller.hears("menu")
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     assert conversation(public_app, caller.call_sid).turn == 2
 
 
@@ -228,7 +229,7 @@ QUERY_ANY = st.one_of(ODD_VALUES.filter(lambda v: len(v) < 200), st.text(_TEXT_C
 
 
 @st.composite
-def webhook_requests(draw, query_values=QUERY_SAFE):  # type: ignore[no-untyped-def]
+def webhook_requests(draw, query_values=QUERY_SAFE):
     """(start, route, query, form): where the call is, then a Twilio-shaped request where any field may be
     missing or anything at all. `start`: the call under way so far, a new call, or a verified caller at the
     confirm step."""
@@ -251,13 +252,13 @@ def webhook_requests(draw, query_values=QUERY_SAFE):  # type: ignore[no-untyped-
 class _Calls:
     """The call each example acts on: the test's caller, or a new one."""
 
-    def __init__(self, app, caller, make_caller, twilio) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, caller, make_caller, twilio) -> None:
         self.app = app
         self.caller = caller
         self.make_caller = make_caller
         self.twilio = twilio
 
-    def for_start(self, start: str):  # type: ignore[no-untyped-def]
+    def for_start(self, start: str):
         if start == "same call":
             if self.caller.last is None:
                 self.caller.dial()
@@ -270,16 +271,16 @@ class _Calls:
             caller.press("2")
             verify(caller, person, self.twilio)
             caller.press("1")
-            caller.hears("To confirm, press 1")
+            caller.hears("confirm_opt_out")
         return caller
 
 
 @pytest.fixture
-def calls(app, caller, make_caller, twilio):  # type: ignore[no-untyped-def]
+def calls(app, caller, make_caller, twilio):
     return _Calls(app, caller, make_caller, twilio)
 
 
-def _post_signed(app, client, calls, webhook):  # type: ignore[no-untyped-def]
+def _post_signed(app, client, calls, webhook):
     start, route, query, form = webhook
     form, query = dict(form), dict(query)
     caller = calls.for_start(start)
@@ -337,9 +338,9 @@ def test_a_retried_confirmation_records_one_choice_and_sends_one_text(app, calle
     caller.press("2")
     verify(caller, person, twilio)
     caller.press("1")
-    caller.hears("To confirm, press 1")
+    caller.hears("confirm_opt_out")
     caller.press("1")
-    first = caller.hears("has been recorded")
+    first = caller.hears("choice_recorded_opted_out")
     replayed = caller.replay_last()
     assert replayed == first
     replayed_again = caller.replay_last()
@@ -347,20 +348,20 @@ def test_a_retried_confirmation_records_one_choice_and_sends_one_text(app, calle
 
     assert count(app, ChoiceEvent) == 1
     texts = twilio.texts_to(person.mobile)
-    confirmations = [text for text in texts if "recorded on" in text.body]
+    confirmations = [text for text in texts if prompt_of(text.body) == "choice_confirmation_opted_out"]
     assert len(confirmations) == 1, [text.body for text in texts]
     assert len(texts) == 2  # the code and the confirmation, nothing more
     assert count(app, OutboundMessage) == 2
     # The call carries on from where it was.
     caller.press("3")
-    caller.hears("opted out")
+    caller.hears("current_opted_out")
 
 
 # ---- The database is down --------------------------------------------------------------------
 
 
 @pytest.fixture
-def app_without_database(twilio):  # type: ignore[no-untyped-def]
+def app_without_database(twilio):
     app = create_app(app_config("postgresql+psycopg://postgres@127.0.0.1:1/x", twilio))
     app.config["TESTING"] = True
     yield app
@@ -376,7 +377,7 @@ def test_with_the_database_down_a_caller_hears_an_apology_and_the_call_ends(app_
     assert response.mimetype == "text/xml"
     root = assert_sensible_twiml(response.get_data(as_text=True))
     said = " ".join(element.text or "" for element in root.iter("Say"))
-    assert "cannot do this right now" in said
+    assert prompts_in("voice", said) == ["unavailable"]
     assert [element.tag for element in root][-1] == "Hangup"
 
 
@@ -395,17 +396,17 @@ def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller
     caplog.set_level(logging.DEBUG)
     caller.dial()
     caller.press("2")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.press(person.nhs_number + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
-    caller.hears("code")
+    caller.hears("code_ask")
     code = latest_code(twilio, person.mobile)
     caller.press(code + "#")
     caller.press("1")
     caller.press("1")
-    caller.hears("Your choice to opt out has been recorded")
+    caller.hears("choice_recorded_opted_out")
     caller.hang_up()
 
     secrets = {
@@ -424,7 +425,7 @@ def test_identifiers_never_reach_the_conversation_record_or_the_logs(app, caller
     for message in messages:
         assert code not in message.body and code not in message.masked_body
 
-    read_back = [step for step in steps if "You keyed" in step.said]
+    read_back = [step for step in steps if "nhs_number_read_back" in prompts_in("voice", step.said)]
     assert len(read_back) == 1
     assert "*** *** *" + person.nhs_number[-3:] in read_back[0].said
     entered = {step.node: step.heard for step in steps}
@@ -478,7 +479,7 @@ def test_a_step_after_the_call_ended_hangs_up_and_revives_nothing(app, caller, p
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     assert caller.hang_up() == 204
     ended = conversation(app, caller.call_sid)
     assert ended.ended_at is not None and person.nhs_number not in ended.state
@@ -505,24 +506,24 @@ def test_a_step_after_the_call_ended_hangs_up_and_revives_nothing(app, caller, p
 
 # ---- NUL bytes -------------------------------------------------------------------------------
 
-APOLOGY = "cannot do this right now"
+APOLOGY = "unavailable"
 
 
 def test_nul_bytes_in_any_field_of_a_call_are_taken_out_and_the_call_carries_on(app, make_caller, person, twilio):
     caller = make_caller(from_number="+44770090\x000555", call_sid="CA" + uuid.uuid4().hex[:16] + "\x00" + "0" * 15)
     caller.to_number = "+4420794\x0060000"
     caller.dial()
-    caller.hears("To set or change your choice")
+    caller.hears("menu")
     caller.speak("chec\x00k my choice")
-    caller.hears("NHS number")
+    caller.hears("nhs_number_ask")
     caller.does_not_hear(APOLOGY)
     caller.press(person.nhs_number[:4] + "\x00" + person.nhs_number[4:] + "#")
-    caller.hears("You keyed")
+    caller.hears("nhs_number_read_back")
     caller.press("1")
     caller.press(person.date_of_birth.strftime("%d%m%Y") + "\x00#")
-    caller.hears("code")
+    caller.hears("code_ask")
     caller.press(latest_code(twilio, person.mobile) + "#")
-    caller.hears("You have not recorded a choice")
+    caller.hears("current_none")
     [call] = [c for c in conversations_of(app) if c.channel == "voice"]
     assert "\x00" not in call.twilio_sid and call.caller_last_digits == "0555"
     assert caller.hang_up() == 204
@@ -545,15 +546,17 @@ def test_nul_bytes_in_any_field_of_a_text_are_taken_out_and_the_conversation_car
         return [sent.body for sent in twilio.texts_to("+447700900001")[before:]]
 
     client, url = app.test_client(), "http://localhost/twilio/sms"
-    assert "Text ABOUT, CHECK" in " ".join(text("HE\x00LP"))
-    assert "NHS number" in " ".join(text("CHE\x00CK"))
-    assert "date of birth" in " ".join(text(person.nhs_number[:3] + "\x00" + person.nhs_number[3:]))
-    assert "6-digit code" in " ".join(text(person.date_of_birth.strftime("%d/%m/%Y") + "\x00"))
-    assert "You have not recorded a choice" in " ".join(text(latest_code(twilio, person.mobile) + "\x00"))
+    assert [prompt_of(reply) for reply in text("HE\x00LP")] == ["help"]
+    assert [prompt_of(reply) for reply in text("CHE\x00CK")] == ["nhs_number_ask"]
+    assert [prompt_of(reply) for reply in text(person.nhs_number[:3] + "\x00" + person.nhs_number[3:])] == [
+        "date_of_birth_ask"
+    ]
+    assert "code_sent" in [prompt_of(reply) for reply in text(person.date_of_birth.strftime("%d/%m/%Y") + "\x00")]
+    assert [prompt_of(reply) for reply in text(latest_code(twilio, person.mobile) + "\x00")] == ["current_none"]
     [thread] = [c for c in conversations_of(app) if c.channel == "sms"]
     assert thread.caller_last_digits == "0001"
 
 
-def conversations_of(app) -> list[Conversation]:  # type: ignore[no-untyped-def]
+def conversations_of(app) -> list[Conversation]:
     with app.extensions["database"].transaction() as session:
         return list(session.exec(select(Conversation).order_by(Conversation.id)).all())

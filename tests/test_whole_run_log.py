@@ -3,8 +3,8 @@ reached the run's log, as the service writes it (tests/run_log.py; collected in 
 
 import pytest
 
+from tests.builders import IDENTIFIERS_USED
 from tests.conftest import RUN_LOG, WHOLE_RUN
-from tests.db import IDENTIFIERS_USED
 
 
 def test_no_identifier_any_test_used_reached_the_log_of_the_whole_run(request: pytest.FixtureRequest) -> None:

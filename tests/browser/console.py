@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.sync_api import ConsoleMessage, Page, Request, Response, Route, expect
 
 from models import StaffUser
-from tests.staff_helpers import PASSWORD
+from tests.builders import PASSWORD
 
 AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]

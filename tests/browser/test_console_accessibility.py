@@ -15,11 +15,11 @@ from ivr.records import audit, follow_ups
 from ivr.records.choices import record_choice
 from models import ChoiceStatus, Conversation
 from tests.browser.console import PageWatch, assert_accessible, axe_violations, check_pages_are_accessible, sign_in
-from tests.db import create_person
-from tests.staff_helpers import (
+from tests.builders import (
     create_conversation,
     create_follow_up,
     create_outbound_message,
+    create_person,
     create_staff_user,
     create_step,
 )

@@ -10,8 +10,7 @@ from playwright.sync_api import Page, expect
 
 from ivr.standins.local_twilio import LocalTwilio
 from tests.browser.console import sign_in, sign_out
-from tests.sms_helpers import SmsTexter
-from tests.staff_helpers import (
+from tests.builders import (
     PASSWORD,
     create_conversation,
     create_follow_up,
@@ -19,6 +18,7 @@ from tests.staff_helpers import (
     create_staff_user,
     create_step,
 )
+from tests.conftest import SmsTexter
 
 SCRIPT = "<script>window.__xss=1</script>"
 IMAGE = '<img src=x onerror="window.__xss=1">'
