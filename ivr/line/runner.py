@@ -24,7 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from ivr.db import Database
 from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
-from ivr.line.flows import SMS_FLOW, Flow, Inbound
+from ivr.line.flows import Flow, Inbound
 from ivr.line.prompts import Prompts
 from ivr.records.follow_ups import raise_follow_up
 from ivr.records.identity import Identity
@@ -163,7 +163,7 @@ class Line:
                 return Handled(render(found.answer) if isinstance(found.answer, Reply) else found.answer)
             conversation = found.conversation
             turn_run = _TurnRun(self, connection, conversation, inbound, flow)
-            if flow.threads_by_sender and inbound.caller is None:
+            if flow.replies_by_text and inbound.caller is None:  # no number to text a reply to
                 turn_run.record_unanswerable_text()
                 return Handled("")
             if found.opened:
@@ -180,13 +180,13 @@ class Line:
             turn_run.save(rendered)
             return Handled(rendered)
 
-    def record_network_word(self, inbound: Inbound, blocked: bool, word: str) -> Handled:
+    def record_network_word(self, inbound: Inbound, flow: Flow, blocked: bool, word: str) -> Handled:
         """A texter sent STOP (or START) to the network: keep it, tell staff, and never read it as a choice."""
         with self.database.writer.begin() as connection:
-            found = self._text_thread(connection, inbound, SMS_FLOW)
+            found = self._text_thread(connection, inbound, flow)
             if found.conversation is None:
                 return Handled("")
-            turn_run = _TurnRun(self, connection, found.conversation, inbound, SMS_FLOW)
+            turn_run = _TurnRun(self, connection, found.conversation, inbound, flow)
             turn_run.record_network_word(blocked, word)
             return Handled("")
 

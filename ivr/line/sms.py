@@ -55,7 +55,7 @@ def incoming_text() -> Response:
     network_word = _network_word(body, request.form.get("OptOutType", ""))
     line = _line()
     if network_word is not None:
-        line.record_network_word(inbound, blocked=network_word in NETWORK_BLOCK_WORDS, word=network_word)
+        line.record_network_word(inbound, SMS_FLOW, blocked=network_word in NETWORK_BLOCK_WORDS, word=network_word)
         return _no_reply()
     line.handle(inbound, SMS_FLOW)  # the replies leave through the outbox worker
     return _no_reply()
