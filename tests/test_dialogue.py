@@ -592,3 +592,44 @@ def test_a_whole_conversation_runs_with_scripted_services():
     assert said[-2:] == ["choice_recorded_opted_out", "after_choice_options"]
     assert outcomes == ["choice_recorded"]
     assert state.node == d.AFTER_CHOICE and state.current == d.OPTED_OUT and state.nhs_number is None
+
+
+# ---- Speech the caller may use anywhere ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("words", ["help", "what are my options", "I didn't catch that", "pardon", "sorry what"])
+@pytest.mark.parametrize("node", [d.MENU, d.CONFIRM_CHOICE, d.NHS_NUMBER_CONFIRM])
+def test_asking_for_help_or_to_hear_it_again_repeats_the_step_without_sorry(words, node):
+    state = verified(node, chosen=d.OPTED_OUT) if node == d.CONFIRM_CHOICE else at(node, nhs_number=NHS_NUMBER)
+    turn = d.respond(state, Speech(words), NO_TRANSFER)
+    assert turn.say == d.respond(state, Keys("*"), NO_TRANSFER).say
+    assert "sorry_not_understood" not in names(turn)
+    assert turn.state == state and turn.effect is None
+
+
+@pytest.mark.parametrize("words", ["customer service", "can I talk to an agent"])
+def test_asking_for_customer_service_reaches_staff(words):
+    turn = d.respond(State(), Speech(words), WITH_TRANSFER)
+    assert turn.state.node == d.TRANSFER
+
+
+@pytest.mark.parametrize("words", ["nine nine nine zero zero zero one two three four", "999 000 1234", "nine four"])
+@pytest.mark.parametrize("node", [d.MENU, d.NHS_NUMBER_CONFIRM, d.CHOOSE])
+def test_a_number_said_aloud_at_a_menu_is_never_a_key(words, node):
+    state = verified(node) if node == d.CHOOSE else at(node, nhs_number=NHS_NUMBER)
+    turn = d.respond(state, Speech(words), NO_TRANSFER)
+    assert names(turn)[0] == "use_the_keypad"
+    assert turn.state == state and turn.effect is None
+
+
+@pytest.mark.parametrize("node", [d.NHS_NUMBER, d.DATE_OF_BIRTH, d.CODE, d.CALLBACK_NUMBER])
+def test_any_digit_said_where_a_number_is_keyed_asks_for_the_keypad(node):
+    state = at(node, intent="set", nhs_number=NHS_NUMBER, person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(state, Speech("one"), NO_TRANSFER)
+    assert names(turn)[0] == "use_the_keypad"
+    assert turn.state == state and turn.effect is None
+
+
+def test_one_number_word_at_a_menu_is_still_its_key():
+    turn = d.respond(State(), Speech("two please"), NO_TRANSFER)
+    assert turn.state.node == d.NHS_NUMBER

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from ivr.standins.demo import synthetic_nhs_number
-from models import Conversation, FollowUp, IdentityAttempt, OneTimeCode, Person, utcnow
+from models import Conversation, ConversationStep, FollowUp, IdentityAttempt, OneTimeCode, Person, utcnow
 from tests.builders import create_person
 from tests.conftest import latest_code
 
@@ -91,6 +91,22 @@ def test_an_nhs_number_with_a_wrong_check_digit_is_asked_for_again_at_once(calle
     caller.press(with_wrong_check_digit(person.nhs_number) + "#")
     assert caller.prompts == ["nhs_number_invalid", NHS_NUMBER_PROMPT]
     assert identity_attempts(db_session) == []
+
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def test_an_nhs_number_said_aloud_is_asked_for_on_the_keypad_and_kept_hidden(caller, person, db_session):
+    caller.dial()
+    caller.press("2")
+    assert "speech" in caller.last.gather["input"].split()  # heard, so it can be answered
+    spoken = " ".join(DIGIT_NAMES[int(digit)] for digit in person.nhs_number)
+    caller.speak(spoken)
+    assert caller.prompts == ["use_the_keypad", NHS_NUMBER_PROMPT]
+    assert identity_attempts(db_session) == []
+    stored = [step.heard or "" for step in db_session.exec(select(ConversationStep)).all()]
+    db_session.commit()
+    assert stored and not any(name in heard for heard in stored for name in DIGIT_NAMES[1:])
 
 
 def test_an_nhs_number_with_too_few_digits_is_asked_for_again(caller, person):

@@ -123,7 +123,11 @@ def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
         if expect.hints:
             options["hints"] = ", ".join(expect.hints)
     else:
-        options.update(input="dtmf", finish_on_key="#", timeout=NUMBER_TIMEOUT_SECONDS)
+        # Speech is heard here only to answer it: a number said aloud is asked for on the keypad, and
+        # "operator" or "main menu" work as they do everywhere.
+        options.update(
+            input="dtmf speech", finish_on_key="#", timeout=NUMBER_TIMEOUT_SECONDS, speech_timeout="auto"
+        )
     gather = Gather(**options)
     gather.say(words, voice=VOICE, language=LANGUAGE)
     return gather

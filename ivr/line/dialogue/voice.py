@@ -87,10 +87,47 @@ class State(ConversationState):
 # ---- Speech ----------------------------------------------------------------------------------
 
 _NUMBER_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "nine": "9"}
+# Digits as speech recognition writes them: a run of two or more is a number being spoken, never a key.
+_DIGIT_WORDS = frozenset({"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"})
 Options = tuple[tuple[str, tuple[str, ...]], ...]
 _GLOBAL_WORDS: Options = (
-    ("*", ("repeat", "say that again", "again", "pardon", "sorry what")),
-    ("0", ("operator", "someone", "somebody", "person", "human", "agent", "adviser", "advisor", "staff")),
+    (
+        "*",
+        (
+            "repeat",
+            "say that again",
+            "again",
+            "pardon",
+            "sorry what",
+            "come again",
+            "didn't catch",
+            "did not catch",
+            "didn't hear",
+            "did not hear",
+            # Asking for help gets the step's options again, without an apology.
+            "help",
+            "options",
+            "what can i say",
+            "what do i do",
+        ),
+    ),
+    (
+        "0",
+        (
+            "operator",
+            "someone",
+            "somebody",
+            "person",
+            "human",
+            "agent",
+            "adviser",
+            "advisor",
+            "staff",
+            "customer service",
+            "customer services",
+            "receptionist",
+        ),
+    ),
     ("9", ("main menu", "menu", "start again", "go back")),
 )
 _NEGATIONS = ("no", "not", "don't", "dont", "do not", "never", "nope", "isn't", "wrong", "incorrect", "cancel")
@@ -111,9 +148,22 @@ class SpeechWords:
     decisive: Options = ()
 
 
+def _plain(text: str) -> str:
+    """Spoken words as speech recognition gives them, in lower case with spaces around, punctuation gone."""
+    plain = text.lower().replace("\u2019", "'")
+    return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", plain).strip()) + " "
+
+
+def spoken_digits(text: str, at_least: int = 2) -> bool:
+    """Whether the caller is saying a number ("nine nine nine, zero zero zero", or "999 000"): `at_least`
+    digits, as words or figures, which the line takes only from the keypad."""
+    said = _plain(text).split()
+    return sum(len(word) if word.isdigit() else word in _DIGIT_WORDS for word in said) >= at_least
+
+
 def keys_for_speech(text: str, words: SpeechWords) -> str | None:
     """The key a spoken answer stands for, or None when it cannot be taken safely."""
-    said = " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", text.lower()).strip()) + " "
+    said = _plain(text)
 
     def first_match(options: Options) -> str | None:
         for key, phrases in options:
@@ -122,7 +172,8 @@ def keys_for_speech(text: str, words: SpeechWords) -> str | None:
         return None
 
     key = first_match(words.decisive)
-    if key is None and words.negated is not None and any(f" {word} " in said for word in _NEGATIONS):
+    asks_again = first_match(_GLOBAL_WORDS[:1]) is not None  # "I did not catch that" is no denial
+    if key is None and words.negated is not None and not asks_again and any(f" {word} " in said for word in _NEGATIONS):
         key = words.negated
     key = key or first_match(words.options) or first_match(_GLOBAL_WORDS)
     if key is None:
@@ -170,6 +221,10 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
     if step is None:
         return _ask(replace(state, node=MENU), context)
     if isinstance(event, Speech):
+        # Where a number is keyed, any digit said is part of one; at a menu, two or more are.
+        if spoken_digits(event.text, at_least=1 if step.identifier else 2):
+            # A number said aloud is never a key: the caller is asked for the keypad, and nothing changes.
+            return _ask_again(state, context, (Prompt("use_the_keypad"),))
         key = keys_for_speech(event.text, step.speech)
         if key is None:
             return _not_understood(state, context)
