@@ -447,3 +447,45 @@ def test_any_text_at_any_step_gets_an_answer_and_no_stray_effect(state, body):
         assert normalise_nhs_number(turn.effect.nhs_number) == turn.effect.nhs_number
         assert date(1900, 1, 1) <= turn.effect.date_of_birth <= CONTEXT.today
     td.TextState.from_json_dict(turn.state.to_json_dict())
+
+
+# ---- Plain yes and no at the read-back; other ways to ask for the menu and help -----------------------
+
+CONFIRMING = replace(VERIFIED, node=td.CONFIRM, intent=td.OPT_OUT)
+
+
+@pytest.mark.parametrize("body", ["yep", "Yes, that's right", "correct", "Yeah"])
+def test_a_plain_yes_at_the_read_back_records_the_choice(body):
+    turn = text(CONFIRMING, body)
+    assert turn.effect == RecordChoice(7, td.OPTED_OUT)
+
+
+@pytest.mark.parametrize("body", ["no", "Nope", "not right", "No thanks"])
+def test_a_plain_no_at_the_read_back_cancels_and_changes_nothing(body):
+    turn = text(CONFIRMING, body)
+    assert said(turn) == ["confirm_cancelled"]
+    assert turn.effect is None and turn.state.node == td.IDLE and turn.state.intent is None
+
+
+@pytest.mark.parametrize("body", ["no I want to opt in", "yes but", "maybe", "yes please opt me in instead"])
+def test_anything_less_plain_at_the_read_back_is_asked_again(body):
+    turn = text(CONFIRMING, body)
+    assert said(turn) == ["confirm_help"]
+    assert turn.effect is None and turn.state == CONFIRMING
+
+
+@pytest.mark.parametrize("body", ["yep", "no"])
+def test_yes_and_no_away_from_a_read_back_change_nothing(body):
+    turn = text(VERIFIED, body)
+    assert turn.effect is None and said(turn) == ["help"]
+
+
+@pytest.mark.parametrize("body", ["start again", "Restart", "go back"])
+def test_start_again_leaves_the_step_like_menu(body):
+    turn = text(at(td.DATE_OF_BIRTH, intent=td.CHECK, nhs_number=NHS_NUMBER), body)
+    assert said(turn) == ["menu"] and turn.state.node == td.IDLE and turn.state.nhs_number is None
+
+
+@pytest.mark.parametrize("body", ["?", " ? ", "what can I text"])
+def test_a_question_mark_or_what_can_i_text_gets_help(body):
+    assert said(text(td.TextState(), body)) == ["help"]

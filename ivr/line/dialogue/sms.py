@@ -52,9 +52,13 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (ABOUT, ("about", "info")),
     (CHECK, ("check", "status")),
     (CONFIRM_WORD, ("confirm",)),
-    (MENU, ("menu",)),
-    (HELP, ("help",)),
+    (MENU, ("menu", "start again", "restart", "go back")),
+    (HELP, ("help", "what can i text")),
 )
+# At the read-back, a whole message that plainly says yes or no (a lone YES never arrives: it is a network
+# word). Anything else there is asked again: a guess never changes a choice.
+_YES_AT_CONFIRM = frozenset({"yep", "yeah", "yes please", "yes that's right", "yes thats right", "that's right", "correct"})
+_NO_AT_CONFIRM = frozenset({"no", "nope", "no thanks", "no thank you", "not right", "that's not right", "wrong"})
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,17 @@ class TextState(ConversationState):
     node: str = IDLE  # intent: check, opt_out or opt_in, what the texter asked for
 
 
-def keyword_of(body: str) -> str | None:
-    """The keyword a message starts with ("Opt-out please" is OPT OUT), or None."""
+def _words(body: str) -> str:
+    """A message in lower case, punctuation gone, one space between words."""
     plain = body.lower().replace("-", " ").replace("\u2019", "'").replace("\u2018", "'")  # phones curl apostrophes
-    words = " " + " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split()) + " "
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split())
+
+
+def keyword_of(body: str) -> str | None:
+    """The keyword a message starts with ("Opt-out please" is OPT OUT), or None; a lone "?" asks for help."""
+    if body.strip() == "?":
+        return HELP
+    words = f" {_words(body)} "
     for name, phrases in _KEYWORDS:
         if any(words.startswith(f" {phrase} ") for phrase in phrases):
             return name
@@ -109,7 +120,9 @@ def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
     if word in (CHECK, OPT_OUT, OPT_IN):
         return rules.go_where_intent_leads(replace(_fresh(state), intent=word), context, TEXT)
     if state.node == CONFIRM:
-        if word == CONFIRM_WORD:
+        if word is None and _words(body) in _NO_AT_CONFIRM:
+            return _reply(_fresh(state), Prompt("confirm_cancelled"))
+        if word == CONFIRM_WORD or (word is None and _words(body) in _YES_AT_CONFIRM):
             recording = rules.record_choice(state, OPTED_OUT if state.intent == OPT_OUT else ALLOWED)
             if recording is not None:
                 return recording
