@@ -26,6 +26,7 @@ from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
 from ivr.line.prompts import Prompts
+from ivr.line.understanding.model import understand as understand_words
 from ivr.records.follow_ups import raise_follow_up
 from ivr.records.identity import Identity
 from ivr.records.identity_format import mask_free_text
@@ -135,6 +136,7 @@ class Line:
         transfer_number: str | None,
         today: Callable[[], date] = uk_today,
         trust_sms_sender: bool = False,
+        understand: Callable[[str], t.Heard] | None = understand_words,
     ) -> None:
         self.database = database
         self.identity = identity
@@ -144,6 +146,7 @@ class Line:
         self.today = today
         # SMS_TRUST_SENDER_NUMBER: a text from the mobile on record proves who it is from, with no code.
         self.trust_sms_sender = trust_sms_sender
+        self.understand = understand  # the intent model, for words that are neither keys nor keywords
 
     def handle(self, inbound: Inbound, flow: Flow, render: Callable[[Reply], str] = lambda reply: "") -> Handled:
         """Run one turn of either channel; a retried webhook for a turn already taken gets the answer it got
@@ -318,7 +321,9 @@ class _TurnRun:
         self.line_number = format_for_people(inbound.line_id) if inbound.line_id else ""
 
     def run(self, state: t.ConversationState, event: t.Event) -> Reply:
-        context = t.Context(today=self.line.today(), transfer_available=bool(self.line.transfer_number))
+        context = t.Context(
+            today=self.line.today(), transfer_available=bool(self.line.transfer_number), understand=self.line.understand
+        )
         state_before = state
         turn = self.flow.respond(state, event, context)
         said = list(turn.say)

@@ -4,7 +4,7 @@ state every conversation keeps, whatever its channel."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -95,6 +95,7 @@ class Keys:
 @dataclass(frozen=True)
 class Speech:
     text: str
+    confidence: float | None = None  # speech recognition's own, 0 to 1, when it gave one
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,31 @@ class RaiseFollowUp:
 
 Effect = MatchIdentity | SendCode | CheckCode | RecordChoice | RequestCallback | RaiseFollowUp
 
+# ---- Understanding ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the intent model made of words: its likeliest intent, and how sure it was (0 to 1)."""
+
+    intent: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Understood:
+    """What the line took from a person's own words, for staff and for improving the examples.
+
+    `intent` is the model's (or the keyword's, with no `confidence`); `taken` says whether the line acted
+    on it; `asked` why not ("unsure", "hedged", "elsewhere", "unplaced"), as the dialogue judged it.
+    """
+
+    intent: str
+    confidence: float | None
+    taken: bool
+    asked: str = ""
+
+
 # ---- Turns -----------------------------------------------------------------------------------
 
 
@@ -265,6 +291,7 @@ class Turn(Generic[S]):
     state: S
     effect: Effect | None = None
     outcome: str | None = None
+    understood: Understood | None = None  # what the line took from the person's words, when they used words
 
 
 @dataclass(frozen=True)
@@ -273,3 +300,6 @@ class Context:
 
     today: date
     transfer_available: bool = False
+    # The intent model's guess for words nobody keyed (ivr/line/understanding); None understands keys and
+    # exact keywords only.
+    understand: Callable[[str], Heard] | None = None

@@ -1,0 +1,125 @@
+"""The intent model: what a sentence someone said or texted most likely asks for, and how sure it is.
+
+It ships with the project and runs offline. At start-up it learns from the example file beside it
+(examples.en.tsv): TF-IDF over character 2-5-grams within words and word 1-2-grams, then a logistic
+regression (scikit-learn). Learning takes about half a second and happens once per process; after that
+one sentence takes about a millisecond. bench/understanding.py measures it on held_out.en.tsv, which it
+never learns from. The model only guesses: what a guess may lead to is decided by the dialogue
+(ivr/line/dialogue/meaning.py), and no guess ever changes a choice.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.line.dialogue.meaning import INTENTS, normalise
+from ivr.line.dialogue.turns import Heard
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE / "examples.en.tsv"
+HELD_OUT = HERE / "held_out.en.tsv"
+CHANNELS = ("voice", "sms", "any")
+REGULARISATION = 20.0  # logistic regression's C: sharp enough to tell "opt out" from "opt in" on few examples
+
+
+@dataclass(frozen=True)
+class Example:
+    intent: str
+    channel: str  # voice, sms or any
+    text: str
+
+
+class ExampleFileError(ValueError):
+    """A line of an example file that cannot be learned from, with where it is."""
+
+
+def load_examples(path: Path = EXAMPLES) -> list[Example]:
+    """The examples of an intent<TAB>channel<TAB>utterance file; '#' lines are comments."""
+    examples = []
+    with path.open(encoding="utf-8", newline="") as file:
+        for number, row in enumerate(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if not row or not "".join(row).strip() or row[0].startswith("#"):
+                continue
+            if len(row) != 3:
+                raise ExampleFileError(f"{path.name} line {number}: expected intent, channel and utterance, tab-separated")
+            intent, channel, text = (cell.strip() for cell in row)
+            if intent not in INTENTS:
+                raise ExampleFileError(f"{path.name} line {number}: {intent!r} is not an intent ({', '.join(INTENTS)})")
+            if channel not in CHANNELS:
+                raise ExampleFileError(f"{path.name} line {number}: {channel!r} is not a channel ({', '.join(CHANNELS)})")
+            if not normalise(text):
+                raise ExampleFileError(f"{path.name} line {number}: the utterance is empty")
+            examples.append(Example(intent, channel, text))
+    return examples
+
+
+def grams(text: str) -> list[str]:
+    """Character 2-5-grams within each word (padded with spaces) and word 1-2-grams, from one pass: the
+    characters survive typos and speech-recognition slips ("often out"), the words carry "not" and "back in"."""
+    words = text.split()
+    found: list[str] = []
+    for word in words:
+        padded = f" {word} "
+        for size in range(2, 6):
+            found.extend(padded[i : i + size] for i in range(len(padded) - size + 1))
+    found.extend("w:" + word for word in words)
+    found.extend(f"w:{first} {second}" for first, second in zip(words, words[1:], strict=False))
+    return found
+
+
+class IntentModel:
+    """A fitted pipeline: `classify(text)` is the model's best intent and its probability."""
+
+    def __init__(self, examples: Iterable[Example]) -> None:
+        # Imported here: scikit-learn takes about a second to import, paid only by a process that listens.
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from threadpoolctl import threadpool_limits
+
+        rows = list(examples)
+        if len({row.intent for row in rows}) < 2:
+            raise ExampleFileError("the examples need at least two intents to learn from")
+        self.pipeline: Any = Pipeline(
+            [
+                ("tfidf", TfidfVectorizer(analyzer=grams, sublinear_tf=True)),
+                ("model", LogisticRegression(C=REGULARISATION, max_iter=3000)),
+            ]
+        )
+        # One thread: on a small machine shared by web workers, more threads make the fit slower, not faster.
+        with threadpool_limits(1):
+            self.pipeline.fit([normalise(row.text) for row in rows], [row.intent for row in rows])
+        self.intents: tuple[str, ...] = tuple(str(name) for name in self.pipeline.classes_)
+        self.classify("warm up")  # the first call costs a few milliseconds more than the rest
+
+    def classify(self, text: str) -> Heard:
+        said = normalise(text)
+        if not said:
+            return Heard("unknown", 1.0)
+        probabilities = self.pipeline.predict_proba([said])[0]
+        best = int(probabilities.argmax())
+        return Heard(self.intents[best], round(float(probabilities[best]), 3))
+
+
+_shared: IntentModel | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_model() -> IntentModel:
+    """The process's one model, learned from the example file the first time it is asked for."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = IntentModel(load_examples())
+    return _shared
+
+
+def understand(text: str) -> Heard:
+    """The shared model's guess: what the dialogue is handed as its `Context.understand`."""
+    return shared_model().classify(text)
