@@ -27,10 +27,12 @@ from ivr.line.dialogue.turns import (
     Start,
 )
 from ivr.line.dialogue.voice import State
+from ivr.line.understanding.model import understand
 
 TODAY = date(2026, 3, 3)
-NO_TRANSFER = Context(today=TODAY, transfer_available=False)
-WITH_TRANSFER = Context(today=TODAY, transfer_available=True)
+# The line's own intent model, as the runner hands it to the dialogue.
+NO_TRANSFER = Context(today=TODAY, transfer_available=False, understand=understand)
+WITH_TRANSFER = Context(today=TODAY, transfer_available=True, understand=understand)
 NHS_NUMBER = "9434765919"  # a valid check digit
 BORN = date(1984, 3, 1)
 PERSON_ID = 42

@@ -26,9 +26,11 @@ from ivr.line.dialogue.turns import (
     Text,
     Turn,
 )
+from ivr.line.dialogue.meaning import starts_with_yes
+from ivr.line.understanding.model import understand
 from ivr.records.identity_format import normalise_nhs_number
 
-CONTEXT = Context(today=date(2026, 3, 14))
+CONTEXT = Context(today=date(2026, 3, 14), understand=understand)  # the line's own intent model
 NHS_NUMBER = "9434765919"  # valid check digit
 BORN = date(1984, 3, 1)
 
@@ -149,14 +151,19 @@ def test_menu_at_any_step_abandons_it(state):
 
 
 def test_unrecognised_text_when_idle_gets_help():
-    turn = text(td.TextState(), "hello, what is this?")
+    turn = text(td.TextState(), "the bus was late again this morning")
     assert said(turn) == ["help"]
+
+
+def test_asking_what_the_line_is_about_in_own_words_gets_the_information():
+    turn = text(td.TextState(), "hello, what is this?")
+    assert said(turn) == ["about_1", "about_2", "about_3"]
 
 
 @pytest.mark.parametrize("node", [td.NHS_NUMBER, td.DATE_OF_BIRTH, td.CODE, td.CONFIRM])
 def test_free_text_mid_flow_gets_that_steps_help_not_an_error(node):
     state = next(s for s in STEPS if s.node == node)
-    turn = text(state, "what does this mean?")
+    turn = text(state, "the bus was late again this morning")
     expected = {
         td.NHS_NUMBER: "nhs_number_help",
         td.DATE_OF_BIRTH: "date_of_birth_help",
@@ -442,7 +449,8 @@ def test_any_text_at_any_step_gets_an_answer_and_no_stray_effect(state, body):
     turn = text(state, body)
     assert turn.say or turn.effect is not None
     if isinstance(turn.effect, RecordChoice):
-        assert state.node == td.CONFIRM and td.keyword_of(body) == td.CONFIRM_WORD
+        # Only a clear yes to the read-back records: CONFIRM, or words that open with a plain yes.
+        assert state.node == td.CONFIRM and (td.keyword_of(body) == td.CONFIRM_WORD or starts_with_yes(body))
     if isinstance(turn.effect, MatchIdentity):
         assert normalise_nhs_number(turn.effect.nhs_number) == turn.effect.nhs_number
         assert date(1900, 1, 1) <= turn.effect.date_of_birth <= CONTEXT.today

@@ -146,6 +146,33 @@ _CONFIRM_NEGATIONS = _NEGATIONS | {
 _CONFIRM_HEDGES = re.compile(r"(?:^| )(?:maybe|perhaps|not sure|think so|i guess|suppose|\?)(?= |$)")
 
 
+_YES_FIRST = re.compile(
+    r"^(?:(?:oh|um|er|erm|ok|okay) )*(?:yes|yeah|yep|yup|aye|correct|that's (?:right|correct)|thats (?:right|correct)|"
+    r"that is (?:right|correct)|confirm)\b"
+)
+
+
+def starts_with_yes(text: str) -> bool:
+    """Whether words open with a plain yes ("yes, I want to opt out")."""
+    return bool(_YES_FIRST.match(normalise(text)))
+
+
+def directions(text: str) -> frozenset[str]:
+    """Which ways words name a choice: opt_out, opt_in, both or neither ("yes opt me in" names opt_in)."""
+    said = normalise(text)
+    found = set()
+    for direction, pattern in _DECISIVE:
+        if pattern.search(said):
+            found.add(direction)
+            said = pattern.sub(" ", said)
+    words = said.split()
+    if any(_OUT_WORD.match(word) for word in words):
+        found.add(OPT_OUT)
+    if any(_IN_WORD.match(word) or (word == "in" and i > 0 and words[i - 1] in _IN_AFTER) for i, word in enumerate(words)):
+        found.add(OPT_IN)
+    return frozenset(found)
+
+
 def _negation(word: str) -> bool:
     return word in _NEGATIONS or word.endswith("n't")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ivr.line.dialogue import rules
-from ivr.line.dialogue.rules import current_choice_prompt
+from ivr.line.dialogue import meaning, rules
+from ivr.line.dialogue.rules import current_choice_prompt, perform
 from ivr.line.dialogue.turns import (
     ALLOWED,
     CODE,
@@ -20,14 +20,17 @@ from ivr.line.dialogue.turns import (
     IDENTIFIER_AT,
     NHS_NUMBER,
     OPTED_OUT,
+    CallbackRequested,
     ChoiceRecorded,
     Context,
     ConversationState,
     Event,
     Expect,
     Prompt,
+    RequestCallback,
     Text,
     Turn,
+    Understood,
 )
 from ivr.records.identity_format import normalise_nhs_number, parse_written_date_of_birth
 
@@ -43,6 +46,7 @@ OPT_IN = "opt_in"
 CONFIRM_WORD = "confirm"
 MENU = "menu"
 HELP = "help"
+HUMAN = "human"
 
 # The line's keywords, matched at the start of a message in any case. The network's own words
 # (STOP, START, OPTOUT ...) never reach this table: the SMS adapter deals with them first.
@@ -54,6 +58,7 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (CONFIRM_WORD, ("confirm",)),
     (MENU, ("menu", "start again", "restart", "go back")),
     (HELP, ("help", "what can i text")),
+    (HUMAN, ("call me", "call back", "ring me")),
 )
 # At the read-back, a whole message that plainly says yes or no (a lone YES never arrives: it is a network
 # word). Anything else there is asked again: a guess never changes a choice.
@@ -64,6 +69,7 @@ _NO_AT_CONFIRM = frozenset({"no", "nope", "no thanks", "no thank you", "not righ
 @dataclass(frozen=True)
 class TextState(ConversationState):
     node: str = IDLE  # intent: check, opt_out or opt_in, what the texter asked for
+    callback_requested: bool = False  # staff have been asked to call this number back, once a conversation
 
 
 def _words(body: str) -> str:
@@ -92,6 +98,8 @@ def respond(state: TextState, event: Event, context: Context) -> Turn[TextState]
     """The SMS dialogue's one entry point: the replies to send and what happens next."""
     if isinstance(event, Text):
         return _on_text(state, event.body, context)
+    if isinstance(event, CallbackRequested):
+        return _reply(replace(state, callback_requested=True), Prompt("callback_requested"))
     if isinstance(event, ChoiceRecorded):
         recorded = replace(rules.with_choice_recorded(state, event), node=IDLE, intent=None)
         name = f"recorded_{event.current}" if event.changed else f"already_{event.current}"
@@ -109,33 +117,117 @@ def _reply(state: TextState, *prompts: Prompt, outcome: str | None = None) -> Tu
 # ---- Texts ---------------------------------------------------------------------------------
 
 
+# What the intent model's guess may be taken as, by where the texter is; repeat, help, the menu and a person
+# are taken everywhere (meaning.ANYWHERE).
+_TAKES = frozenset({meaning.ABOUT, meaning.CHECK, meaning.OPT_OUT, meaning.OPT_IN})
+_TAKES_AT_CONFIRM = _TAKES | {meaning.CONFIRM, meaning.DENY}
+_ASKED_BY_NAME = frozenset({meaning.ABOUT, meaning.CHECK, meaning.OPT_OUT, meaning.OPT_IN, meaning.HUMAN})
+_KEYWORD = Understood("keyword", None, True)
+
+
 def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    guess = state.guess
+    state = replace(state, guess=None)
     word = keyword_of(body)
-    if word == MENU:
-        return _reply(_fresh(state), Prompt("menu"))
-    if word == HELP:
-        return _reply(state, Prompt("help"))
-    if word == ABOUT:
-        return _reply(state, Prompt("about_1"), Prompt("about_2"), Prompt("about_3"))
-    if word in (CHECK, OPT_OUT, OPT_IN):
-        return rules.go_where_intent_leads(replace(_fresh(state), intent=word), context, TEXT)
+    if word is not None:
+        return replace(_on_intent(state, word, body, context), understood=_KEYWORD)
+    plain = _words(body)
+    if state.node == CONFIRM and plain in _NO_AT_CONFIRM | _YES_AT_CONFIRM:
+        answer = meaning.DENY if plain in _NO_AT_CONFIRM else meaning.CONFIRM
+        return replace(_on_intent(state, answer, body, context), understood=_KEYWORD)
+    if state.node in (NHS_NUMBER, DATE_OF_BIRTH, CODE) and _has_digits(body):
+        return _on_identifier(state, body, context)  # an identifier is read as one, never guessed at
+    if guess is not None and plain in _YES_AT_CONFIRM:
+        return replace(_on_intent(state, guess, body, context), understood=_KEYWORD)
+    heard = context.understand(body) if context.understand is not None and plain else None
+    judged = meaning.judge(body, heard, _TAKES_AT_CONFIRM if state.node == CONFIRM else _TAKES)
+    understood = Understood(
+        heard.intent if heard is not None else meaning.UNKNOWN,
+        heard.confidence if heard is not None else None,
+        judged.intent is not None,
+        judged.asked,
+    )
+    intent = judged.intent
+    if intent is not None and guess is not None and intent in (meaning.CONFIRM, meaning.DENY):
+        # The answer to "Did you want to ...?": yes is what was guessed; no leaves the texter where they were.
+        if intent == meaning.DENY:
+            return replace(_ask(state, context), understood=understood)
+        intent = guess
+    if intent is not None:
+        return replace(_on_intent(state, intent, body, context), understood=understood)
     if state.node == CONFIRM:
-        if word is None and _words(body) in _NO_AT_CONFIRM:
-            return _reply(_fresh(state), Prompt("confirm_cancelled"))
-        if word == CONFIRM_WORD or (word is None and _words(body) in _YES_AT_CONFIRM):
-            recording = rules.record_choice(state, OPTED_OUT if state.intent == OPT_OUT else ALLOWED)
-            if recording is not None:
-                return recording
-        return _reply(state, Prompt("confirm_help"))
-    if word == CONFIRM_WORD:
+        turn = _reply(state, Prompt("confirm_help"))  # at the read-back, only CONFIRM or a plain yes or no
+    elif judged.asked == "hedged":
+        turn = _reply(state, Prompt("nothing_changed"))
+    elif judged.asked == "unsure" and judged.guess in _ASKED_BY_NAME:
+        turn = _reply(replace(state, guess=judged.guess), Prompt(f"did_you_mean_{judged.guess}"))
+    else:
+        turn = _not_understood(state, body, context)
+    return replace(turn, understood=understood)
+
+
+def _on_intent(state: TextState, intent: str, body: str, context: Context) -> Turn[TextState]:
+    """What a keyword, or an intent the line may act on, leads to. None of them records a choice but a
+    yes to the read-back (CONFIRM), from the verified texter."""
+    if intent == MENU:
+        return _reply(_fresh(state), Prompt("menu"))
+    if intent == HELP:
+        return _reply(state, Prompt("help"))
+    if intent == meaning.REPEAT:
+        return _ask(state, context) if state.node != CONFIRM else _reply(state, Prompt("confirm_help"))
+    if intent == ABOUT:
+        return _reply(state, Prompt("about_1"), Prompt("about_2"), Prompt("about_3"))
+    if intent == HUMAN:
+        if state.callback_requested:
+            return _reply(state, Prompt("callback_requested"))
+        return perform(state, RequestCallback(None), "callback_requested")
+    if state.node == CONFIRM:
+        return _at_confirm(state, intent, body, context)
+    if intent in (CHECK, OPT_OUT, OPT_IN):
+        return rules.go_where_intent_leads(replace(_fresh(state), intent=intent), context, TEXT)
+    if intent == CONFIRM_WORD:
         return _reply(state, Prompt("nothing_to_confirm"))
+    return _not_understood(state, body, context)
+
+
+def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> Turn[TextState]:
+    pending = state.intent  # opt_out or opt_in, read back and waiting for CONFIRM
+    if intent == meaning.DENY:
+        return _reply(_fresh(state), Prompt("confirm_cancelled"))
+    says = meaning.directions(body)
+    other_way = bool(says) and says != {pending}
+    clear = keyword_of(body) == CONFIRM_WORD or _words(body) in _YES_AT_CONFIRM or meaning.starts_with_yes(body)
+    if intent == CONFIRM_WORD and clear and not other_way:
+        recording = rules.record_choice(state, OPTED_OUT if pending == OPT_OUT else ALLOWED)
+        if recording is not None:
+            return recording
+    if intent == pending and meaning.starts_with_yes(body) and not other_way:
+        # "Yes, opt me out" to the read-back of an opt-out: a plain yes, in its own words.
+        return _at_confirm(state, CONFIRM_WORD, body, context)
+    if intent in (CHECK, OPT_OUT, OPT_IN) and intent != pending:
+        return rules.go_where_intent_leads(replace(_fresh(state), intent=intent), context, TEXT)
+    return _reply(state, Prompt("confirm_help"))
+
+
+def _not_understood(state: TextState, body: str, context: Context) -> Turn[TextState]:
+    """Words the line could not place: what the step asks for, said again."""
+    if state.node == NHS_NUMBER:
+        return _reply(state, Prompt("nhs_number_help"))
+    if state.node == DATE_OF_BIRTH:
+        return _reply(state, Prompt("date_of_birth_help"))
+    if state.node == CODE:
+        return _reply(state, Prompt("code_help", {"mobile_ending": state.mobile_ending or ""}))
+    if state.node == CONFIRM:
+        return _reply(state, Prompt("confirm_help"))
+    return _reply(state, Prompt("help"))
+
+
+def _on_identifier(state: TextState, body: str, context: Context) -> Turn[TextState]:
     if state.node == NHS_NUMBER:
         return _on_nhs_number(state, body, context)
     if state.node == DATE_OF_BIRTH:
         return _on_date_of_birth(state, body, context)
-    if state.node == CODE:
-        return _on_code(state, body, context)
-    return _reply(state, Prompt("help"))
+    return _on_code(state, body, context)
 
 
 def _fresh(state: TextState) -> TextState:

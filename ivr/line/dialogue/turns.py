@@ -58,6 +58,7 @@ class ConversationState:
     codes_sent: int = 0  # in this conversation, however they were asked for
     follow_up_raised: bool = False  # staff have been told once this conversation could not be verified
     mobile_ending: str | None = None
+    guess: str | None = None  # an intent just asked back by name ("Did you want to opt out?"), for a yes or no
 
     def to_json_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in _field_names(type(self))}

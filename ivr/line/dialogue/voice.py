@@ -9,10 +9,10 @@ rules (rules.py), kept alike with the SMS line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
-from ivr.line.dialogue import rules
+from ivr.line.dialogue import meaning, rules
 from ivr.line.dialogue.rules import current_choice_prompt, perform
 from ivr.line.dialogue.turns import (
     ALLOWED,
@@ -28,6 +28,7 @@ from ivr.line.dialogue.turns import (
     DialEnded,
     Event,
     Expect,
+    Heard,
     Keys,
     Prompt,
     RequestCallback,
@@ -35,6 +36,7 @@ from ivr.line.dialogue.turns import (
     Speech,
     Start,
     Turn,
+    Understood,
 )
 from ivr.records.identity_format import (
     is_valid_nhs_number,
@@ -78,6 +80,7 @@ MAX_SILENCES = 2  # a prompt is repeated twice, then the call ends
 class State(ConversationState):
     node: str = MENU
     chosen: str | None = None  # the choice read back, waiting for its confirmation
+    wants: str | None = None  # the choice the caller named ("opt me out"), read back once they are verified
     about_section: int = 0
     silences: int = 0
     caller_ending: str | None = None  # last digits of the calling number, None when withheld
@@ -86,72 +89,44 @@ class State(ConversationState):
 
 # ---- Speech ----------------------------------------------------------------------------------
 
-_NUMBER_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "nine": "9"}
 # Digits as speech recognition writes them: a run of two or more is a number being spoken, never a key.
 _DIGIT_WORDS = frozenset({"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"})
-Options = tuple[tuple[str, tuple[str, ...]], ...]
-_GLOBAL_WORDS: Options = (
-    (
-        "*",
-        (
-            "repeat",
-            "say that again",
-            "again",
-            "pardon",
-            "sorry what",
-            "come again",
-            "didn't catch",
-            "did not catch",
-            "didn't hear",
-            "did not hear",
-            # Asking for help gets the step's options again, without an apology.
-            "help",
-            "options",
-            "what can i say",
-            "what do i do",
-        ),
+_KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0", "star": "*"}
+# Said as a whole answer, these are keywords: they are taken at once, before the intent model is asked,
+# wherever the step takes their intent.
+_KEYWORDS: dict[str, str] = {
+    **dict.fromkeys(("about", "information", "explain", "tell me more", "more", "next", "continue"), meaning.ABOUT),
+    **dict.fromkeys(("check", "status", "check my choice"), meaning.CHECK),
+    **dict.fromkeys(("opt out", "optout", "opt me out", "out"), meaning.OPT_OUT),
+    **dict.fromkeys(("opt in", "opt me in", "allow", "share", "in"), meaning.OPT_IN),
+    **dict.fromkeys(("yes", "yeah", "yep", "correct", "right", "confirm", "that's right", "yes that's right"), meaning.CONFIRM),
+    **dict.fromkeys(("no", "nope", "not right", "wrong", "incorrect", "that's wrong"), meaning.DENY),
+    **dict.fromkeys(("repeat", "again", "say that again", "pardon", "come again", "sorry what", "what"), meaning.REPEAT),
+    **dict.fromkeys(("help", "options", "what are my options", "what can i say"), meaning.HELP),
+    **dict.fromkeys(("menu", "main menu", "start again", "go back", "back"), meaning.MENU),
+    **dict.fromkeys(
+        ("operator", "agent", "person", "someone", "human", "adviser", "advisor", "customer service", "customer services"),
+        meaning.HUMAN,
     ),
-    (
-        "0",
-        (
-            "operator",
-            "someone",
-            "somebody",
-            "person",
-            "human",
-            "agent",
-            "adviser",
-            "advisor",
-            "staff",
-            "customer service",
-            "customer services",
-            "receptionist",
-        ),
-    ),
-    ("9", ("main menu", "menu", "start again", "go back")),
-)
-_NEGATIONS = ("no", "not", "don't", "dont", "do not", "never", "nope", "isn't", "wrong", "incorrect", "cancel")
-UNCLEAR = "?"  # a negated answer whose meaning is not safe to guess: ask again
-
-
-@dataclass(frozen=True)
-class SpeechWords:
-    """What spoken answers mean at one step.
-
-    `decisive` phrases are matched first, negations or not ("don't share" means opt out); then,
-    where `negated` is set, any negation ("not right", "don't allow") means that key, or UNCLEAR;
-    then the other `options`, in order; then the words that work everywhere.
-    """
-
-    options: Options = ()
-    negated: str | None = None
-    decisive: Options = ()
+}
+_POLITE = re.compile(r"^(?:(?:um|er|erm|oh|uh) )*(.*?)(?: please| thanks| thank you)*$")
+# Wherever a menu is asked: hear it again (help is the options again, without an apology), a person, the menu.
+_ANYWHERE_KEYS = {meaning.REPEAT: "*", meaning.HELP: "*", meaning.HUMAN: "0", meaning.MENU: "9"}
+# A guess asked back by name ("Did you want to opt out?"); other guesses are simply asked again.
+_ASKED_BY_NAME = frozenset({meaning.ABOUT, meaning.CHECK, meaning.OPT_OUT, meaning.OPT_IN, meaning.HUMAN})
+_DIRECTION = {meaning.OPT_OUT: OPTED_OUT, meaning.OPT_IN: ALLOWED}
+_YES_NO = {meaning.CONFIRM: "1", meaning.DENY: "2"}
+_OFFER = {meaning.CONFIRM: "1", meaning.DENY: "9"}  # a call back: yes, or no and the menu
+_OFFER_WORDS = dict.fromkeys(("call back", "callback", "call me", "call me back", "ring me", "ring me back"), "1")
+_AFTER = {meaning.OPT_OUT: "2", meaning.OPT_IN: "2", meaning.CHECK: "3"}
+_AFTER_WORDS = dict.fromkeys(("change", "change my choice", "set"), "2")
 
 
 def _plain(text: str) -> str:
-    """Spoken words as speech recognition gives them, in lower case with spaces around, punctuation gone."""
-    plain = text.lower().replace("\u2019", "'")
-    return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", plain).strip()) + " "
+    """Spoken words as speech recognition gives them, normalised, without "um" before or "please" after."""
+    said = meaning.normalise(text).replace("?", " ").strip()
+    matched = _POLITE.match(" ".join(said.split()))
+    return matched.group(1) if matched else said
 
 
 def spoken_digits(text: str, at_least: int = 2) -> bool:
@@ -161,42 +136,23 @@ def spoken_digits(text: str, at_least: int = 2) -> bool:
     return sum(len(word) if word.isdigit() else word in _DIGIT_WORDS for word in said) >= at_least
 
 
-def keys_for_speech(text: str, words: SpeechWords) -> str | None:
-    """The key a spoken answer stands for, or None when it cannot be taken safely."""
-    said = _plain(text)
-
-    def first_match(options: Options) -> str | None:
-        for key, phrases in options:
-            if any(f" {phrase} " in said for phrase in phrases):
-                return key
-        return None
-
-    key = first_match(words.decisive)
-    asks_again = first_match(_GLOBAL_WORDS[:1]) is not None  # "I did not catch that" is no denial
-    if key is None and words.negated is not None and not asks_again and any(f" {word} " in said for word in _NEGATIONS):
-        key = words.negated
-    key = key or first_match(words.options) or first_match(_GLOBAL_WORDS)
-    if key is None:
-        key = next((_NUMBER_WORDS[word] for word in said.split() if word in _NUMBER_WORDS), None)
-    return None if key == UNCLEAR else key
-
-
-_YES_NO = SpeechWords((("1", ("yes", "yeah", "yep", "correct", "right", "confirm", "that's right")),), negated="2")
-_OFFER_WORDS = SpeechWords((("1", ("call back", "callback", "call me", "yes")),), negated="9")
-_AFTER_WORDS = SpeechWords((("2", ("change", "opt out", "opt in", "set")), ("3", ("check",))))
-
-
 # ---- Steps -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Step:
     """One step of a call, whole: what it says on arrival and waits for, what it accepts and where that
-    leads, what spoken answers mean here, and what a number keyed here holds (stored masked)."""
+    leads, what spoken answers mean here, and what a number keyed here holds (stored masked).
+
+    `means` gives the key each intent stands for here (an intent not in it is not taken here, except
+    repeat, help, a person and the menu, which work everywhere); `words` are this step's own keywords,
+    said as a whole answer ("keep it", "next").
+    """
 
     arrive: Callable[[State, Context], Turn[State]]
     accept: Callable[[State, Event, Context], Turn[State]]
-    speech: SpeechWords = SpeechWords()
+    means: Mapping[str, str] = field(default_factory=dict)
+    words: Mapping[str, str] = field(default_factory=dict)
     identifier: str | None = None
 
 
@@ -216,23 +172,99 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
         return _with_prefix(_ask(started, context), Prompt("greeting"))
     if isinstance(event, Silence):
         return _on_silence(state, context)
-    state = replace(state, silences=0)
+    guess = state.guess
+    state = replace(state, silences=0, guess=None)
     step = STEPS.get(state.node)
     if step is None:
         return _ask(replace(state, node=MENU), context)
     if isinstance(event, Speech):
-        # Where a number is keyed, any digit said is part of one; at a menu, two or more are.
-        if spoken_digits(event.text, at_least=1 if step.identifier else 2):
-            # A number said aloud is never a key: the caller is asked for the keypad, and nothing changes.
-            return _ask_again(state, context, (Prompt("use_the_keypad"),))
-        key = keys_for_speech(event.text, step.speech)
-        if key is None:
-            return _not_understood(state, context)
-        event = Keys(key)
+        return _on_speech(state, event, step, context, guess)
     checked = rules.on_check_result(state, event, context, CALL)
     if checked is not None:
         return checked
     return step.accept(state, event, context)
+
+
+def _on_speech(state: State, event: Speech, step: Step, context: Context, guess: str | None) -> Turn[State]:
+    """Words instead of keys: a step's own words and the keywords first, then the intent model's guess,
+    judged (meaning.py). Whatever the words, the most they do is what a key at this step does."""
+    # Where a number is keyed, any digit said is part of one; at a menu, two or more are.
+    if spoken_digits(event.text, at_least=1 if step.identifier else 2):
+        # A number said aloud is never a key: the caller is asked for the keypad, and nothing changes.
+        return _ask_again(state, context, (Prompt("use_the_keypad"),))
+    said = _plain(event.text)
+    if said in step.words:
+        return _understood(step.accept(state, Keys(step.words[said]), context), Understood("keyword", None, True))
+    intent = _KEYWORDS.get(said)
+    if intent is not None:
+        judged = meaning.Meaning(intent if intent in step.means or intent in meaning.ANYWHERE else None, Heard(intent, 1.0))
+        keyword = True
+    elif said in _KEY_WORDS:
+        return _understood(step.accept(state, Keys(_KEY_WORDS[said]), context), Understood("keyword", None, True))
+    else:
+        heard = context.understand(event.text) if context.understand is not None and said else None
+        judged = meaning.judge(event.text, heard, frozenset(step.means), event.confidence)
+        keyword = False
+    turn = _act_on(state, step, judged, event.text, context, guess)
+    heard_as = judged.heard.intent if judged.heard is not None else meaning.UNKNOWN
+    confidence = None if keyword or judged.heard is None else judged.heard.confidence
+    return _understood(turn, Understood(heard_as, confidence, judged.intent is not None, judged.asked))
+
+
+def _understood(turn: Turn[State], understood: Understood) -> Turn[State]:
+    return replace(turn, understood=understood)
+
+
+def _act_on(
+    state: State, step: Step, judged: meaning.Meaning, text: str, context: Context, guess: str | None
+) -> Turn[State]:
+    intent = judged.intent
+    if intent is None:
+        if judged.asked == "hedged":
+            # "I don't want to opt out", "not sure": nothing is done, and nothing is suggested.
+            return _ask_again(state, context, (Prompt("nothing_changed"),))
+        key = step.means.get(judged.guess or "")
+        if judged.asked == "unsure" and judged.guess in _ASKED_BY_NAME and key is not None and not step.identifier:
+            asked = Prompt(f"did_you_mean_{judged.guess}", {"key": key})
+            return Turn((asked,), Expect("menu", hints=("yes", "no")), replace(state, guess=judged.guess))
+        return _not_understood(state, context)
+    if guess is not None and intent in (meaning.CONFIRM, meaning.DENY):
+        # The answer to "Did you want to ...?": yes does what the guess does here; no asks the step again.
+        if intent == meaning.DENY:
+            return _ask(state, context)
+        intent = guess
+    if intent in meaning.CHOICES and state.node == CONFIRM_CHOICE:
+        return _choice_at_confirmation(state, intent, text, context)
+    if intent == meaning.CONFIRM and state.node == CONFIRM_CHOICE and not _clear_yes(state, text):
+        return _ask(state, context)  # a choice is recorded on a key, or a yes said plainly: never on a guess
+    key = step.means.get(intent) or _ANYWHERE_KEYS.get(intent)
+    if key is None:
+        return _not_understood(state, context)
+    if intent in meaning.CHOICES:
+        state = replace(state, wants=_DIRECTION[intent])  # carried through the identity check to the read-back
+    return step.accept(state, Keys(key), context)
+
+
+def _clear_yes(state: State, text: str) -> bool:
+    """A yes to the read-back that may record the choice: a keyword ("yes", "that's right"), or words that
+    open with one; and never naming the other way ("yes, opt me in" to an opt-out)."""
+    keyword = _KEYWORDS.get(_plain(text)) == meaning.CONFIRM
+    return (keyword or meaning.starts_with_yes(text)) and not _other_way(state.chosen, text)
+
+
+def _other_way(chosen: str | None, text: str) -> bool:
+    """Whether words say the other way from the choice read back ("yes opt me in" to an opt-out)."""
+    said = meaning.directions(text)
+    return bool(said) and said != {meaning.OPT_OUT if chosen == OPTED_OUT else meaning.OPT_IN}
+
+
+def _choice_at_confirmation(state: State, intent: str, text: str, context: Context) -> Turn[State]:
+    """"Opt me out" at the read-back of an opt-out is a yes only with a yes in it; the other way goes back."""
+    if _DIRECTION[intent] != state.chosen:
+        return _ask(replace(state, node=CHOOSE, chosen=None), context)
+    if meaning.starts_with_yes(text) and not _other_way(state.chosen, text):
+        return STEPS[CONFIRM_CHOICE].accept(state, Keys("1"), context)
+    return _ask(state, context)
 
 
 def _ask(state: State, context: Context) -> Turn[State]:
@@ -292,7 +324,7 @@ def _otherwise(state: State, key: str, context: Context) -> Turn[State]:
 
 
 def _back_to_menu(state: State) -> State:
-    return replace(state, node=MENU, intent=None, nhs_number=None, chosen=None, invalid_entries=0)
+    return replace(state, node=MENU, intent=None, nhs_number=None, chosen=None, wants=None, invalid_entries=0)
 
 
 def _entered_digits(event: Event) -> str | None:
@@ -324,8 +356,18 @@ def _number_entry(
 # The shared rules, as a call says them.
 def _go_verified(state: State, context: Context) -> Turn[State]:
     if state.intent == "set":
-        return _ask(replace(state, node=CHOOSE), context)
+        return _to_choice(state, context)
     return replace(_ask(replace(state, node=CHECKED), context), outcome="checked")
+
+
+def _to_choice(state: State, context: Context) -> Turn[State]:
+    """A verified caller who named a choice hears it read back; one who did not is asked which."""
+    if state.wants is None:
+        return _ask(replace(state, node=CHOOSE, intent="set"), context)
+    if state.wants == state.current:
+        unchanged = replace(state, node=AFTER_CHOICE, intent="set", wants=None)
+        return _ask_again(unchanged, context, (Prompt("choice_unchanged"),))
+    return _ask(replace(state, node=CONFIRM_CHOICE, intent="set", chosen=state.wants, wants=None), context)
 
 
 def _offer_new_code(state: State, context: Context, reason: Prompt) -> Turn[State]:
@@ -361,13 +403,8 @@ def _on_menu(state: State, event: Event, context: Context) -> Turn[State]:
 STEPS[MENU] = Step(
     arrive=_says("menu", hints=("check my choice", "opt out", "how is my information used", "operator")),
     accept=_on_menu,
-    speech=SpeechWords(
-        (
-            ("3", ("check", "status", "what is my choice", "current choice")),
-            ("2", ("opt out", "opt in", "optout", "change", "set", "register", "make a choice", "choice")),
-            ("1", ("how", "information", "explain", "about", "used", "use")),
-        )
-    ),
+    means={meaning.ABOUT: "1", meaning.OPT_OUT: "2", meaning.OPT_IN: "2", meaning.CHECK: "3"},
+    words=dict.fromkeys(("change", "change my choice", "set", "make a choice", "choice", "register"), "2"),
 )
 
 
@@ -394,7 +431,8 @@ def _on_about(state: State, event: Event, context: Context) -> Turn[State]:
 STEPS[ABOUT] = Step(
     arrive=_arrive_about,
     accept=_on_about,
-    speech=SpeechWords((("1", ("next", "continue", "more", "yes")), ("2", ("opt out", "change", "set", "choice")))),
+    means={meaning.ABOUT: "1", meaning.CONFIRM: "1", meaning.OPT_OUT: "2", meaning.OPT_IN: "2"},
+    words=dict.fromkeys(("change", "change my choice", "set", "choice"), "2"),
 )
 
 
@@ -436,7 +474,7 @@ def _on_nhs_number_confirm(state: State, event: Event, context: Context) -> Turn
     return _otherwise(state, key, context)
 
 
-STEPS[NHS_NUMBER_CONFIRM] = Step(arrive=_arrive_nhs_number_confirm, accept=_on_nhs_number_confirm, speech=_YES_NO)
+STEPS[NHS_NUMBER_CONFIRM] = Step(arrive=_arrive_nhs_number_confirm, accept=_on_nhs_number_confirm, means=_YES_NO)
 
 
 def _on_date_of_birth(state: State, event: Event, context: Context) -> Turn[State]:
@@ -490,7 +528,7 @@ def _on_cannot_verify(state: State, event: Event, context: Context) -> Turn[Stat
     return _otherwise(state, key, context)
 
 
-STEPS[CANNOT_VERIFY] = Step(arrive=_arrive_cannot_verify, accept=_on_cannot_verify, speech=_OFFER_WORDS)
+STEPS[CANNOT_VERIFY] = Step(arrive=_arrive_cannot_verify, accept=_on_cannot_verify, means=_OFFER, words=_OFFER_WORDS)
 
 
 # ---- The choice: read out, chosen, confirmed ------------------------------------------------------
@@ -499,7 +537,7 @@ STEPS[CANNOT_VERIFY] = Step(arrive=_arrive_cannot_verify, accept=_on_cannot_veri
 def _on_checked(state: State, event: Event, context: Context) -> Turn[State]:
     key = _key(event)
     if key == "2":
-        return _ask(replace(state, node=CHOOSE, intent="set"), context)
+        return _to_choice(state, context)
     return _otherwise(state, key, context)
 
 
@@ -508,7 +546,8 @@ STEPS[CHECKED] = Step(
         (current_choice_prompt(state), Prompt("after_check_options")), Expect("menu", hints=("change", "main menu")), state
     ),
     accept=_on_checked,
-    speech=_AFTER_WORDS,
+    means=_AFTER,
+    words=_AFTER_WORDS,
 )
 
 
@@ -516,6 +555,7 @@ def _on_choose(state: State, event: Event, context: Context) -> Turn[State]:
     key = _key(event)
     if key in ("1", "2"):
         chosen = OPTED_OUT if key == "1" else ALLOWED
+        state = replace(state, wants=None)
         if chosen == state.current:
             return _ask_again(replace(state, node=AFTER_CHOICE), context, (Prompt("choice_unchanged"),))
         return _ask(replace(state, node=CONFIRM_CHOICE, chosen=chosen), context)
@@ -529,18 +569,8 @@ STEPS[CHOOSE] = Step(
         (current_choice_prompt(state), Prompt("choose_ask")), Expect("menu", hints=("opt out", "allow", "keep")), state
     ),
     accept=_on_choose,
-    speech=SpeechWords(
-        (
-            ("9", ("keep", "leave", "no change", "as it is")),
-            ("1", ("opt out", "opt me out", "optout", "out")),
-            ("2", ("allow", "opt in", "share", "in")),
-        ),
-        negated=UNCLEAR,
-        decisive=(
-            ("9", ("keep it", "no change", "leave it", "as it is")),
-            ("1", ("don't share", "dont share", "do not share", "don't allow", "dont allow", "do not allow", "stop sharing")),
-        ),
-    ),
+    means={meaning.OPT_OUT: "1", meaning.OPT_IN: "2", meaning.CHECK: "*"},
+    words=dict.fromkeys(("keep", "keep it", "leave it", "no change", "as it is", "keep it as it is", "leave it as it is"), "9"),
 )
 
 
@@ -564,19 +594,21 @@ def _on_confirm_choice(state: State, event: Event, context: Context) -> Turn[Sta
     return _otherwise(state, key, context)
 
 
-STEPS[CONFIRM_CHOICE] = Step(arrive=_arrive_confirm_choice, accept=_on_confirm_choice, speech=_YES_NO)
+STEPS[CONFIRM_CHOICE] = Step(arrive=_arrive_confirm_choice, accept=_on_confirm_choice, means=_YES_NO)
 
 
 def _on_after(state: State, event: Event, context: Context) -> Turn[State]:
     key = _key(event)
     if key == "2" and state.verified:
-        return _ask(replace(state, node=CHOOSE, intent="set"), context)
+        return _to_choice(state, context)
     if key == "3" and state.verified:
         return replace(_ask(replace(state, node=CHECKED, intent="check"), context), outcome="checked")
     return _otherwise(state, key, context)
 
 
-STEPS[AFTER_CHOICE] = Step(arrive=_says("after_choice_options", hints=("main menu",)), accept=_on_after, speech=_AFTER_WORDS)
+STEPS[AFTER_CHOICE] = Step(
+    arrive=_says("after_choice_options", hints=("main menu",)), accept=_on_after, means=_AFTER, words=_AFTER_WORDS
+)
 
 
 # ---- A person: transfer or call back ----------------------------------------------------------
@@ -613,7 +645,10 @@ def _on_callback_offer(state: State, event: Event, context: Context) -> Turn[Sta
 
 
 STEPS[CALLBACK_OFFER] = Step(
-    arrive=_says("callback_offer", hints=("call back", "main menu")), accept=_on_callback_offer, speech=_OFFER_WORDS
+    arrive=_says("callback_offer", hints=("call back", "main menu")),
+    accept=_on_callback_offer,
+    means=_OFFER,
+    words=_OFFER_WORDS,
 )
 
 
@@ -641,7 +676,7 @@ STEPS[CALLBACK_CONFIRM_NUMBER] = Step(
         state,
     ),
     accept=_on_callback_confirm_number,
-    speech=_YES_NO,
+    means=_YES_NO,
 )
 
 
@@ -671,5 +706,5 @@ STEPS[CALLBACK_NUMBER] = Step(
 )
 
 STEPS[CALLBACK_DONE] = Step(
-    arrive=_says("after_callback_options", hints=("main menu",)), accept=_on_after, speech=_AFTER_WORDS
+    arrive=_says("after_callback_options", hints=("main menu",)), accept=_on_after, means=_AFTER, words=_AFTER_WORDS
 )
