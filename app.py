@@ -13,6 +13,7 @@ from ivr.db import Database
 from ivr.line import sms, voice
 from ivr.line.prompts import Prompts
 from ivr.line.runner import Line
+from ivr.line.understanding.model import shared_model
 from ivr.logs import configure_logging, track_requests
 from ivr.records.identity import Identity
 from ivr.records.outbox import Outbox
@@ -57,4 +58,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     console.init_app(app, csrf_exempt=(voice.bp, sms.bp))
     cli.register(app, create_app)
+    return app
+
+
+def serve_app() -> Flask:
+    """The app as production serves it (ivr/operations/production.py): each worker learns the intent model
+    before its first request, so no caller waits while it does."""
+    app = create_app()
+    shared_model()
     return app

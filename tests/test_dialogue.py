@@ -635,3 +635,39 @@ def test_any_digit_said_where_a_number_is_keyed_asks_for_the_keypad(node):
 def test_one_number_word_at_a_menu_is_still_its_key():
     turn = d.respond(State(), Speech("two please"), NO_TRANSFER)
     assert turn.state.node == d.NHS_NUMBER
+
+
+# ---- What the line took from the caller's words, for staff -----------------------------------------
+
+
+def test_words_the_model_placed_are_kept_with_the_intent_and_how_sure_it_was():
+    turn = d.respond(State(), Speech("could you opt me out please"), NO_TRANSFER)
+    assert turn.understood is not None
+    assert turn.understood.intent == "opt_out" and turn.understood.taken
+    assert turn.understood.confidence is not None and 0.6 <= turn.understood.confidence <= 1
+
+
+def test_words_the_line_could_not_place_are_kept_as_not_taken():
+    turn = d.respond(State(), Speech("banana sandwich"), NO_TRANSFER)
+    assert turn.understood is not None and not turn.understood.taken and turn.understood.asked == "unplaced"
+
+
+def test_a_keyword_is_kept_as_one_and_a_key_press_keeps_nothing():
+    spoken = d.respond(State(), Speech("repeat"), NO_TRANSFER)
+    assert spoken.understood is not None and spoken.understood.confidence is None and spoken.understood.taken
+    assert d.respond(State(), Keys("1"), NO_TRANSFER).understood is None
+
+
+def test_without_the_model_only_keys_and_keywords_are_understood():
+    keywords_only = t.Context(today=TODAY)
+    assert names(d.respond(State(), Speech("could you opt me out please"), keywords_only))[0] == "sorry_not_understood"
+    assert d.respond(State(), Speech("opt out"), keywords_only).state.node == d.NHS_NUMBER
+
+
+def test_a_choice_named_at_the_menu_is_read_back_after_the_check_and_never_recorded_without_a_yes():
+    turn = d.respond(State(), Speech("I'd like to opt out please"), NO_TRANSFER)
+    assert turn.state.node == d.NHS_NUMBER and turn.state.wants == d.OPTED_OUT
+    verified_now = replace(turn.state, node=d.CODE, person_id=PERSON_ID, mobile_ending="123")
+    turn = d.respond(verified_now, t.CodeAccepted(current=None, current_since=None), NO_TRANSFER)
+    assert turn.state.node == d.CONFIRM_CHOICE and turn.state.chosen == d.OPTED_OUT
+    assert turn.effect is None

@@ -20,6 +20,7 @@ SAMPLE = {
     "on": "3 March 2025",
     "line_number": "020 7946 0000",
     "code": "123456",
+    "key": "2",
 }
 PROMPTS = Prompts(DEFAULT_ORG_NAME)
 

@@ -270,7 +270,7 @@ def test_speech_works_at_choose_and_confirm(caller, person, twilio, db_session):
 
 def test_speech_that_is_not_understood_at_confirm_records_nothing(caller, person, twilio, db_session):
     set_choice(caller, person, twilio, "1")
-    caller.speak("what was that about bananas")
+    caller.speak("the bus was late this morning")
     assert caller.prompts == ["sorry_not_understood", "confirm_opt_out"]
     assert history(db_session, person) == []
 

@@ -163,11 +163,12 @@ def test_saying_repeat_at_the_menu_says_the_menu_again(caller):
     assert caller.prompts == ["menu"]
 
 
-def test_saying_opt_out_at_the_menu_leads_to_setting_my_choice(caller, person, twilio):
+def test_saying_opt_out_at_the_menu_leads_to_its_read_back_once_verified(caller, person, twilio):
     caller.dial()
     caller.speak("opt out")
     verify(caller, person, twilio)
-    caller.hears("choose_ask")
+    caller.hears("confirm_opt_out")
+    caller.does_not_hear("choose_ask")
 
 
 def test_saying_check_my_choice_at_the_menu_leads_to_hearing_my_choice(caller, person, twilio):

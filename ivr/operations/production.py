@@ -25,7 +25,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
 # Webhook steps are short; a step that runs past Twilio's own 15-second wait is of use to nobody.
 timeout = 15
 graceful_timeout = 15
-wsgi_app = "app:create_app()"
+wsgi_app = "app:serve_app()"  # the app, with the intent model learned before the first request
 # Gunicorn's own log and its access log go out as the app's do (LOG_FORMAT: by default JSON lines off a
 # terminal, readable lines on one). An access line names the request id the app put in its answer; paths
 # carry no identifiers (the query string is left out). Words keep the status and the time apart, so the

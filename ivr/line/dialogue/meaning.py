@@ -73,7 +73,9 @@ class Meaning:
 def judge(text: str, heard: Heard | None, takes: frozenset[str], speech_confidence: float | None = None) -> Meaning:
     """The model's guess for `text`, judged: acted on only when sure, unhedged, and taken at this step."""
     if heard is None or heard.intent == UNKNOWN:
-        return Meaning(None, heard, "unplaced")
+        # "I don't want to opt out", "not sure": the examples teach the model these are nothing it can act
+        # on; the person still hears, in plain words, that nothing has changed.
+        return Meaning(None, heard, "hedged" if hedged(text) else "unplaced")
     intent = heard.intent
     weighty = intent in CHOICES or intent in (CONFIRM, DENY)
     heard_badly = speech_confidence is not None and speech_confidence < MIN_SPEECH_CONFIDENCE and weighty
@@ -175,6 +177,20 @@ def directions(text: str) -> frozenset[str]:
 
 def _negation(word: str) -> bool:
     return word in _NEGATIONS or word.endswith("n't")
+
+
+def hedged(text: str) -> bool:
+    """Whether words hedge ("maybe later", "not sure") or negate a choice ("I don't want to opt out")."""
+    said = normalise(text)
+    for _, pattern in _DECISIVE:
+        said = pattern.sub(" ", said)  # "don't share" is a choice, not a negated one
+    if _HEDGE.search(said):
+        return True
+    words = said.split()
+    return any(
+        _CHOICE_WORD.match(word) and any(_negation(before) for before in words[max(0, i - _WINDOW) : i])
+        for i, word in enumerate(words)
+    )
 
 
 def guard(text: str, intent: str) -> str:
