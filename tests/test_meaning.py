@@ -103,6 +103,8 @@ def test_the_ways_words_name_a_choice(text, ways):
     assert meaning.directions(text) == ways
 
 
-@pytest.mark.parametrize("text, plain", [("Yes, that's right", True), ("yeah go on", True), ("go on then", False), ("I think so", False)])
+@pytest.mark.parametrize(
+    "text, plain", [("Yes, that's right", True), ("yeah go on", True), ("go on then", False), ("I think so", False)]
+)
 def test_a_plain_yes_opens_the_words(text, plain):
     assert meaning.starts_with_yes(text) is plain

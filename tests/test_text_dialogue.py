@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.line.dialogue import sms as td
+from ivr.line.dialogue.meaning import starts_with_yes
 from ivr.line.dialogue.turns import (
     CheckCode,
     ChoiceRecorded,
@@ -26,7 +27,6 @@ from ivr.line.dialogue.turns import (
     Text,
     Turn,
 )
-from ivr.line.dialogue.meaning import starts_with_yes
 from ivr.line.understanding.model import understand
 from ivr.records.identity_format import normalise_nhs_number
 
