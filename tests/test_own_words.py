@@ -11,9 +11,10 @@ from tests.sms_helpers import choices_of, follow_ups, verify_by_text
 # ---- By phone ------------------------------------------------------------------------------------
 
 
-def test_a_choice_named_at_the_menu_is_read_back_once_the_caller_is_verified(caller, person, twilio, app):
+@pytest.mark.parametrize("words", ["opt me out", "I want to opt out please", "can you take me out of the data sharing"])
+def test_a_choice_named_at_the_menu_is_read_back_once_the_caller_is_verified(caller, person, twilio, app, words):
     caller.dial()
-    caller.speak("I want to opt out please")
+    caller.speak(words)
     verify(caller, person, twilio)
     caller.hears("confirm_opt_out")
     caller.does_not_hear("choose_ask")

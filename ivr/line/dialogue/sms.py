@@ -157,7 +157,7 @@ def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
         return replace(_on_intent(state, intent, body, context), understood=understood)
     if state.node == CONFIRM:
         turn = _reply(state, Prompt("confirm_help"))  # at the read-back, only CONFIRM or a plain yes or no
-    elif judged.asked == "hedged":
+    elif judged.asked == "hedged" and state.node == IDLE:  # mid-check, "not sure" is about the number asked for
         turn = _reply(state, Prompt("nothing_changed"))
     elif judged.asked == "unsure" and judged.guess in _ASKED_BY_NAME:
         turn = _reply(replace(state, guess=judged.guess), Prompt(f"did_you_mean_{judged.guess}"))
