@@ -25,6 +25,19 @@ VOICE = "Polly.Amy-Neural"  # a British English voice
 LANGUAGE = "en-GB"
 MENU_TIMEOUT_SECONDS = 6
 NUMBER_TIMEOUT_SECONDS = 10
+# Twilio's generic speech models (documented for en-GB), so Twilio picks the provider and fails over to
+# another if one is down, which a provider's own model (googlev2_*, deepgram_*) does not. A menu takes a
+# few words of command ("opt out", "check my choice"): experimental_utterances is the model documented for
+# short commands. Where a number is keyed, what is said is a number read aloud (answered with "please use
+# the keypad") or a word such as "operator": numbers_and_commands.
+MENU_SPEECH_MODEL = "experimental_utterances"
+NUMBER_SPEECH_MODEL = "numbers_and_commands"
+# With a speechModel set, Twilio takes only whole seconds here ("auto" draws warning 13335). At a menu, two
+# seconds after the caller stops lets a phrase of several words ("how is my information used") finish
+# with a pause in it; where a number is keyed, speech is only answered, so one second is enough: a number
+# read in groups is cut after the first, which is heard as a number and answered the same way.
+MENU_SPEECH_TIMEOUT_SECONDS = 2
+NUMBER_SPEECH_TIMEOUT_SECONDS = 1
 MAX_INPUT_LENGTH = 64
 MAX_SPEECH_LENGTH = 300
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
@@ -46,7 +59,7 @@ def incoming_call() -> Response:
 @bp.post("/step")
 def step() -> Response:
     kind = request.args.get("event", "")
-    if kind == "silence":
+    if kind == "silence":  # the Redirect that followed a Gather before actionOnEmptyResult: calls under way then
         event: dialogue.Event = dialogue.Silence()
     elif kind == "dial":
         event = dialogue.DialEnded(answered=request.form.get("DialCallStatus") == "completed")
@@ -56,13 +69,27 @@ def step() -> Response:
 
 
 def _caller_input() -> dialogue.Event:
+    """What the caller gave the Gather. With actionOnEmptyResult, a Gather that timed out posts here with
+    neither digits nor speech: that is the caller's silence, taken once, as no Redirect follows it."""
     digits = request.form.get("Digits", "")[:MAX_INPUT_LENGTH]
     if digits:
         return dialogue.Keys(digits)
     speech = request.form.get("SpeechResult", "")[:MAX_SPEECH_LENGTH]
     if speech.strip():
-        return dialogue.Speech(speech)
+        return dialogue.Speech(speech, confidence=speech_confidence(request.form.get("Confidence", "")))
     return dialogue.Silence()
+
+
+def speech_confidence(posted: str) -> float | None:
+    """Twilio's Confidence for a SpeechResult ("0.8231"), or None when it is missing or not a number from 0
+    to 1: Twilio says not to rely on it being there."""
+    if not posted or len(posted) > 32:
+        return None
+    try:
+        confidence = float(posted)
+    except ValueError:
+        return None
+    return confidence if 0.0 <= confidence <= 1.0 else None  # NaN fails both comparisons
 
 
 def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
@@ -108,26 +135,42 @@ def _build_twiml(words: str, expect: Expect, script_root: str, transfer_to: str 
         dial = response.dial(action=_step_url(script_root, turn, "dial"), method="POST", timeout=25)
         dial.number(transfer_to)
     else:
+        # No <Redirect> after the Gather: with actionOnEmptyResult Twilio posts a silence to the Gather's
+        # action and carries on with the TwiML it gets back, so a verb after the Gather is never reached.
         response.append(_gather(words, expect, script_root, turn))
-        response.redirect(_step_url(script_root, turn, "silence"), method="POST")
     return str(response)
 
 
 def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
-    options: dict[str, object] = {"action": _step_url(script_root, turn), "method": "POST", "language": LANGUAGE}
+    """Everything here comes from `expect` (and the turn), never from the request: it is cached per step."""
+    options: dict[str, object] = {
+        "action": _step_url(script_root, turn),
+        "method": "POST",
+        "input": "dtmf speech",
+        "language": LANGUAGE,
+        "action_on_empty_result": True,
+    }
     if expect.kind == "menu":
         # No finishing key in a menu: '#' is a key press like any other, answered rather than ignored.
         options.update(
-            input="dtmf speech", num_digits=1, finish_on_key="", timeout=MENU_TIMEOUT_SECONDS, speech_timeout="auto"
+            num_digits=1,
+            finish_on_key="",
+            timeout=MENU_TIMEOUT_SECONDS,
+            speech_model=MENU_SPEECH_MODEL,
+            speech_timeout=MENU_SPEECH_TIMEOUT_SECONDS,
         )
-        if expect.hints:
-            options["hints"] = ", ".join(expect.hints)
     else:
         # Speech is heard here only to answer it: a number said aloud is asked for on the keypad, and
-        # "operator" or "main menu" work as they do everywhere.
+        # "operator" or "main menu" work as they do everywhere. Number steps carry no hints: what may be
+        # said there is any number, which no list of phrases narrows.
         options.update(
-            input="dtmf speech", finish_on_key="#", timeout=NUMBER_TIMEOUT_SECONDS, speech_timeout="auto"
+            finish_on_key="#",
+            timeout=NUMBER_TIMEOUT_SECONDS,
+            speech_model=NUMBER_SPEECH_MODEL,
+            speech_timeout=NUMBER_SPEECH_TIMEOUT_SECONDS,
         )
+    if expect.hints:
+        options["hints"] = ", ".join(expect.hints)
     gather = Gather(**options)
     gather.say(words, voice=VOICE, language=LANGUAGE)
     return gather

@@ -155,7 +155,11 @@ class TrialCall:
 
     @property
     def may_stay_silent(self) -> bool:
-        return self.takes_keys and (self.redirect is not None or bool(self.keyed))
+        return self.takes_keys and (self.as_heard().waits_for_silence or bool(self.keyed))
+
+    def as_heard(self) -> Heard:
+        """The line's last answer, as the call carries it."""
+        return Heard(200, gather=self.gather, redirect=self.redirect, dial=self.dial, dial_action=self.dial_action)
 
     @property
     def transferring(self) -> bool:
@@ -232,7 +236,8 @@ class TrialLine:
         return self._answer(call, caller, lambda: caller.speak(words))
 
     def stay_silent(self, call: TrialCall) -> CallStep:
-        """Let the Gather time out: Twilio sends any keys pressed so far, or else follows the Redirect."""
+        """Let the Gather time out: Twilio sends any keys pressed so far, or else posts no input to the
+        Gather's action (actionOnEmptyResult), or else follows the Redirect."""
         if not call.may_stay_silent:
             raise LineNotWaiting("silence")
         caller = self._caller(call)
@@ -285,9 +290,7 @@ class TrialLine:
             extra_params=TRIAL,
         )
         # Where the line's last answer left the call, as if this caller had just heard it.
-        caller.last = Heard(
-            200, gather=call.gather, redirect=call.redirect, dial=call.dial, dial_action=call.dial_action
-        )
+        caller.last = call.as_heard()
         return caller
 
     def _answer(self, call: TrialCall, caller: TwimlCaller, act: Callable[[], Heard]) -> CallStep:

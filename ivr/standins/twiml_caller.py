@@ -33,6 +33,17 @@ class Heard:
     def text(self) -> str:
         return " ".join(self.said)
 
+    @property
+    def waits_for_silence(self) -> bool:
+        """Whether saying and pressing nothing goes anywhere: to the Gather's action, or to a Redirect."""
+        return (self.gather is not None and posts_empty_result(self.gather)) or self.redirect is not None
+
+
+def posts_empty_result(gather: dict[str, str]) -> bool:
+    """A Gather with actionOnEmptyResult posts to its action when it times out with no input, rather than
+    going on to the next verb."""
+    return gather.get("actionOnEmptyResult", "").lower() == "true"
+
 
 class _TwilioPoster:
     """One phone's side of the line as Twilio sees it: its numbers and account, and signed posts."""
@@ -90,13 +101,19 @@ class TwimlCaller(_TwilioPoster):
         digits = keys[: keys.index(finish)] if finish and finish in keys else keys
         return self._post(gather["action"], {"Digits": digits, "FinishedOnKey": finish if finish in keys else ""})
 
-    def speak(self, words: str, confidence: str = "0.9") -> Heard:
+    def speak(self, words: str, confidence: str | None = "0.9") -> Heard:
+        """Say `words` at the current Gather, as Twilio posts its transcript (with its Confidence, unless None)."""
         gather = self._current_gather()
-        return self._post(gather["action"], {"SpeechResult": words, "Confidence": confidence})
+        params = {"SpeechResult": words} if confidence is None else {"SpeechResult": words, "Confidence": confidence}
+        return self._post(gather["action"], params)
 
     def stay_silent(self) -> Heard:
-        """Say and press nothing: Twilio falls through the Gather to the Redirect."""
-        assert self.last is not None and self.last.redirect, "nothing to fall through to"
+        """Say and press nothing: a Gather with actionOnEmptyResult posts no input to its action; any other
+        falls through to the next verb, a Redirect."""
+        assert self.last is not None, "the call has not started"
+        if self.last.gather is not None and posts_empty_result(self.last.gather):
+            return self._post(self.last.gather.get("action", self.current_url), {})
+        assert self.last.redirect, "nothing to fall through to"
         return self._post(self.last.redirect, {})
 
     def end_dial(self, answered: bool) -> Heard:
