@@ -193,17 +193,19 @@ def _on_speech(state: State, event: Speech, step: Step, context: Context, guess:
         # A number said aloud is never a key: the caller is asked for the keypad, and nothing changes.
         return _ask_again(state, context, (Prompt("use_the_keypad"),))
     said = _plain(event.text)
+    # After "Did you want to ...?", a yes or a no answers that question, wherever it was asked.
+    takes = frozenset(step.means) | ({meaning.CONFIRM, meaning.DENY} if guess is not None else set())
     if said in step.words:
         return _understood(step.accept(state, Keys(step.words[said]), context), Understood("keyword", None, True))
     intent = _KEYWORDS.get(said)
     if intent is not None:
-        judged = meaning.Meaning(intent if intent in step.means or intent in meaning.ANYWHERE else None, Heard(intent, 1.0))
+        judged = meaning.Meaning(intent if intent in takes or intent in meaning.ANYWHERE else None, Heard(intent, 1.0))
         keyword = True
     elif said in _KEY_WORDS:
         return _understood(step.accept(state, Keys(_KEY_WORDS[said]), context), Understood("keyword", None, True))
     else:
         heard = context.understand(event.text) if context.understand is not None and said else None
-        judged = meaning.judge(event.text, heard, frozenset(step.means), event.confidence)
+        judged = meaning.judge(event.text, heard, takes, event.confidence)
         keyword = False
     turn = _act_on(state, step, judged, event.text, context, guess)
     heard_as = judged.heard.intent if judged.heard is not None else meaning.UNKNOWN
