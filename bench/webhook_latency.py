@@ -92,8 +92,10 @@ class Client:
         return time.perf_counter() - started, response.status, text
 
 
-def wait_until_up(port: int) -> None:
-    for _ in range(200):
+def wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+    # Up to a minute: the server imports scikit-learn and learns the model first, seconds on a busy machine.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
             return
@@ -112,7 +114,7 @@ def measure(requests: int) -> tuple[Timings, Timings]:
         database_url = f"sqlite:///{folder}/bench.sqlite"
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), database_url])
         try:
-            wait_until_up(port)
+            wait_until_up(port, server)
             client = Client(port)
             return _run(client, requests), _run_speech(client, requests)
         finally:
