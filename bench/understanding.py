@@ -13,8 +13,9 @@ judged (ivr/line/dialogue/meaning.py) as at a step that takes every intent, and 
 
 It prints the model's raw accuracy (its best guess, before any threshold or guard), the decisions per
 intent and per channel (a row written for `any` channel counts for both voice and sms), the confusion
-table, every harmful and wrong decision, the fit time and the latency of one sentence (classify + judge),
-then the targets with PASS or FAIL; the exit status is 1 if any is missed.
+table, every harmful and wrong decision and every known intent asked back (with the model's guess and
+why), the fit time and the latency of one sentence (classify + judge), then the targets with PASS or
+FAIL; the exit status is 1 if any is missed.
 
     .venv/bin/python bench/understanding.py [--calls 2000] [--json]
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.line.dialogue.meaning import CONFIRM, INTENTS, OPT_IN, OPT_OUT, UNKNOWN, judge, normalise  # noqa: E402
+from ivr.line.dialogue.meaning import CONFIRM, INTENTS, OPT_IN, OPT_OUT, UNKNOWN, guard, judge, normalise  # noqa: E402
 from ivr.line.understanding.model import EXAMPLES, HELD_OUT, Example, IntentModel, load_examples  # noqa: E402
 
 EVERY_INTENT = frozenset(INTENTS)
@@ -57,6 +58,7 @@ class Decision:
     confidence: float
     decided: str  # the intent acted on, or ASKED_BACK
     outcome: str  # right, asked back, wrong or harmful
+    why: str  # why it was asked back (Meaning.asked, and the guard's reason when hedged), or ""
 
 
 @dataclass
@@ -109,9 +111,10 @@ def decide(model: IntentModel, example: Example) -> Decision:
     heard = model.classify(example.text)
     meaning = judge(example.text, heard, EVERY_INTENT)
     decided = meaning.intent or ASKED_BACK
+    why = f"hedged: {guard(example.text, heard.intent)}" if meaning.asked == "hedged" else meaning.asked
     return Decision(
         example.intent, example.channel, example.text, heard.intent, heard.confidence, decided,
-        outcome_of(example.intent, decided),
+        outcome_of(example.intent, decided), why,
     )  # fmt: skip
 
 
@@ -205,7 +208,8 @@ def print_confusion(table: dict[str, dict[str, int]]) -> None:
 def print_decisions(title: str, decisions: list[Decision]) -> None:
     print(f"\n{title}: {len(decisions)}")
     for decision in decisions:
-        print(f"  {decision.gold:>8} -> {decision.decided:<8} ({decision.guess} {decision.confidence:.2f}, "
+        why = f", {decision.why}" if decision.why else ""
+        print(f"  {decision.gold:>8} -> {decision.decided:<10} ({decision.guess} {decision.confidence:.2f}{why}, "
               f"{decision.channel}) {decision.text}")
 
 
@@ -225,6 +229,7 @@ def main() -> None:
     whole, by_intent, by_channel = tallies(decisions)
     harmful = [decision for decision in decisions if decision.outcome == "harmful"]
     wrong = [decision for decision in decisions if decision.outcome == "wrong"]
+    asked = [decision for decision in decisions if decision.outcome == "asked back"]
     # Judged on CPU time: the machine is shared (2 cores, other tenants), and a neighbour's burst stalls a call
     # in wall time without the line doing more work; the wall-time p99 is shown beside it.
     targets = [
@@ -244,6 +249,7 @@ def main() -> None:
             "by_channel": {name: tally.counts() for name, tally in by_channel.items()},
             "confusion": confusion(decisions),
             "harmful": [dataclasses.asdict(d) for d in harmful], "wrong": [dataclasses.asdict(d) for d in wrong],
+            "asked_back": [dataclasses.asdict(d) for d in asked],
             "fit": dataclasses.asdict(fitted), "latency": dataclasses.asdict(latency),
             "shared_utterances": shared,
             "targets": [{"target": label, "value": value, "pass": kept} for label, value, kept in targets],
@@ -264,6 +270,7 @@ def main() -> None:
         print_confusion(confusion(decisions))
         print_decisions("harmful", harmful)
         print_decisions("wrong (acted on another intent, not harmful)", wrong)
+        print_decisions("asked back (a known intent; the model's guess and why)", asked)
         if shared:
             print(f"\nheld-out sentences also in the examples: {len(shared)}")
             for text in shared:
