@@ -42,6 +42,8 @@ EXPECTED_ROLES = {
     "staff.end_trial_transfer": "manager",
     "staff.hang_up_trial_call": "manager",
     "staff.text_the_line": "manager",
+    "staff.words_not_understood": "manager",
+    "staff.download_words_not_understood": "manager",
 }
 
 
@@ -121,7 +123,15 @@ def test_the_navigation_shows_only_what_the_role_may_open(client_request):
     client_request.sign_in("manager")
     page = client_request.get("staff.follow_ups")
     links = [link.get_text(strip=True) for link in page.select(".nhsuk-header__navigation-list a")]
-    assert links == ["Overview", "Conversations", "Follow-ups", "People", "Register runs", "Try the line"]
+    assert links == [
+        "Overview",
+        "Conversations",
+        "Follow-ups",
+        "People",
+        "Register runs",
+        "Try the line",
+        "Words not understood",
+    ]
     current = page.select_one(".nhsuk-header__navigation-item--current")
     assert current is not None and "Follow-ups" in current.get_text()
 

@@ -48,6 +48,12 @@ NAVIGATION = (
         },
     ),
     (
+        "staff.words_not_understood",
+        "Words not understood",
+        "manager",
+        {"staff.words_not_understood", "staff.download_words_not_understood"},
+    ),
+    (
         "staff.staff_users",
         "Staff users",
         "admin",
