@@ -44,6 +44,8 @@ class Conversation(SQLModel, table=True):
 
 class ConversationStep(SQLModel, table=True):
     __tablename__ = "conversation_step"
+    # Managers list the words the line could not place: the steps asked again, newest first.
+    __table_args__ = (Index("ix_conversation_step_understood_at", "understood", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
@@ -54,3 +56,9 @@ class ConversationStep(SQLModel, table=True):
     node: str = Field(max_length=40)
     heard: str | None = Field(default=None, sa_type=Text)  # masked where it is an identifier
     said: str = Field(default="", sa_type=Text)  # rendered with identifiers masked
+    # What the line took from the person's words (speech or a text), when they used words: the intent it
+    # took or guessed, the model's confidence (None: an exact keyword), and "taken" when it acted, or
+    # why it asked again ("unsure", "hedged", "elsewhere", "unplaced").
+    intent: str | None = Field(default=None, max_length=16)
+    confidence: float | None = None
+    understood: str | None = Field(default=None, max_length=16)

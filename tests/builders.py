@@ -152,6 +152,7 @@ def create_conversation(
     twilio_status: str | None = "completed",
     duration_seconds: int | None = 75,
     person_id: int | None = None,
+    trial: bool = False,
 ) -> Conversation:
     started_at = started_at or utcnow()
     conversation = Conversation(
@@ -166,6 +167,7 @@ def create_conversation(
         twilio_status=twilio_status,
         duration_seconds=duration_seconds,
         person_id=person_id,
+        trial=trial,
     )
     _add(target, conversation)
     return conversation
@@ -180,10 +182,22 @@ def create_step(
     heard: str | None = None,
     said: str = "Welcome.",
     at: datetime | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    understood: str | None = None,
 ) -> ConversationStep:
+    """A step; `intent`, `confidence` and `understood` as the line keeps what it took from a person's words."""
     assert conversation.id is not None
     step = ConversationStep(
-        conversation_id=conversation.id, turn=turn, node=node, heard=heard, said=said, at=at or utcnow()
+        conversation_id=conversation.id,
+        turn=turn,
+        node=node,
+        heard=heard,
+        said=said,
+        at=at or utcnow(),
+        intent=intent,
+        confidence=confidence,
+        understood=understood,
     )
     _add(target, step)
     return step

@@ -42,6 +42,8 @@ EXPECTED_ROLES = {
     "staff.end_trial_transfer": "manager",
     "staff.hang_up_trial_call": "manager",
     "staff.text_the_line": "manager",
+    "staff.words_not_understood": "manager",
+    "staff.download_words_not_understood": "manager",
 }
 
 

@@ -301,7 +301,7 @@ def test_the_timeline_shows_each_step_masked_and_escaped(app, client_request):
     assert "NHS number *** *** *107" in summary
     steps = [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("table")[0].select("tbody tr")]
     assert len(steps) == 4
-    assert steps[0][0].endswith("20 Nov 2026, 12:00:00") and steps[0][2].endswith("Welcome to the line.")
+    assert steps[0][0].endswith("20 Nov 2026, 12:00:00") and steps[0][3].endswith("Welcome to the line.")
     assert steps[1][1].endswith("**********#")
     # What the caller sent is text on the page, never markup.
     assert steps[2][1].endswith("<script>alert(1)</script>")

@@ -23,6 +23,7 @@ from ivr.console import (  # noqa: F401  routes
     sign_in_pages,
     staff_user_pages,
     try_line_pages,
+    understanding_pages,
 )
 from ivr.console.access import IDLE_LIMIT, login_manager
 from ivr.console.blueprint import bp

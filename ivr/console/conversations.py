@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
+from ivr.console.understanding import describe_understanding
 from ivr.db import Database, select_columns
 from ivr.line.dialogue.turns import OUTCOME_WEIGHT
 from ivr.records.audit import record_audit
@@ -192,6 +193,14 @@ class StepRow:
     node: str
     heard: str | None  # stored masked
     said: str  # stored masked
+    intent: str | None = None  # what the line took from the person's words, when they used words
+    confidence: float | None = None  # None: an exact keyword
+    understood: str | None = None  # "taken", or why it asked again
+
+    @property
+    def understanding(self) -> str | None:
+        """What the line understood, in staff's words; None when the person used no words it judged."""
+        return describe_understanding(self.intent, self.confidence, self.understood)
 
 
 @dataclass(frozen=True)
@@ -246,6 +255,9 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
                 ConversationStep.node,
                 ConversationStep.heard,
                 ConversationStep.said,
+                ConversationStep.intent,
+                ConversationStep.confidence,
+                ConversationStep.understood,
             )
             .where(ConversationStep.conversation_id == conversation_id)
             .order_by(col(ConversationStep.id))

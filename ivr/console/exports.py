@@ -1,4 +1,5 @@
-"""Exports for managers, as CSV streamed a batch at a time: conversations (masked) and the opt-out register.
+"""Exports for managers, as CSV streamed a batch at a time: conversations (masked) and the opt-out register;
+and the words the line could not place, as lines for its examples file.
 
 Each export writes an audit entry naming who took it; the register export holds NHS numbers, so it
 is the one place the console hands them out whole, deliberately.
@@ -12,10 +13,11 @@ from datetime import datetime
 from sqlmodel import Session
 
 from ivr.console.conversations import ConversationFilter, iter_conversations
+from ivr.console.understanding import words_not_understood
 from ivr.db import Database
 from ivr.records.audit import record_audit
 from ivr.records.choices import iter_register
-from models.time import UK
+from models.time import UK, utcnow
 
 BATCH = 1000
 CONVERSATION_COLUMNS = (
@@ -73,6 +75,26 @@ def export_register(database: Database, staff_user_id: int) -> Iterator[str]:
                 yield choice.nhs_number, choice.status, _uk(choice.updated_at)
 
     return csv_lines(REGISTER_COLUMNS, rows())
+
+
+def export_words_not_understood(database: Database, staff_user_id: int) -> Iterator[str]:
+    """The words the line could not place, in its examples file's format (intent<TAB>channel<TAB>utterance),
+    the intent its guess or unknown, under a comment saying to correct it first; only the words, masked."""
+    with database.transaction() as session:
+        record_audit(session, staff_user_id, "exported_words_not_understood", "conversation_step", "")
+    phrases = words_not_understood(database)
+
+    def lines() -> Iterator[str]:
+        yield (
+            f"# Words people said or texted that the line could not place, newest first ({_uk(utcnow())} UK time).\n"
+            "# The intent is the line's guess, or unknown. Correct every intent (and drop lines of no use) before\n"
+            "# adding lines to ivr/line/understanding/examples.en.tsv: intent<TAB>channel<TAB>utterance.\n"
+        )
+        for start in range(0, len(phrases), BATCH):
+            batch = phrases[start : start + BATCH]
+            yield "".join(f"{phrase.guess}\t{phrase.example_channel}\t{phrase.phrase}\n" for phrase in batch)
+
+    return lines()
 
 
 def _described(where: ConversationFilter) -> str:

@@ -18,7 +18,13 @@ SERVICE_NAME = "Opt-Out Line staff"
 # Pages in the header's navigation: (endpoint, label, role needed to see the link, endpoints it covers).
 NAVIGATION = (
     ("staff.index", "Overview", "viewer", {"staff.index"}),
-    ("staff.conversations", "Conversations", "viewer", {"staff.conversations", "staff.conversation"}),
+    # Words not understood (managers) sits under Conversations: it reads their steps, and the header holds no more.
+    (
+        "staff.conversations",
+        "Conversations",
+        "viewer",
+        {"staff.conversations", "staff.conversation", "staff.words_not_understood"},
+    ),
     (
         "staff.follow_ups",
         "Follow-ups",

@@ -326,6 +326,7 @@ class _TurnRun:
         )
         state_before = state
         turn = self.flow.respond(state, event, context)
+        understood = turn.understood  # the first turn answers the person's words; later ones, effects' results
         said = list(turn.say)
         outcome = turn.outcome
         while turn.effect is not None:
@@ -357,10 +358,14 @@ class _TurnRun:
         if ended and conversation.ended_at is None:
             self._changes["ended_at"] = now
         node = state_before.node if not isinstance(event, t.Start) else "start"
-        self._add_step(node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now)
+        self._add_step(
+            node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now, understood
+        )
         return Reply(tuple(said), words, turn.expect, conversation.turn + 1)
 
-    def _add_step(self, node: str, heard: str | None, said: str, now: datetime) -> None:
+    def _add_step(
+        self, node: str, heard: str | None, said: str, now: datetime, understood: t.Understood | None = None
+    ) -> None:
         self.connection.execute(
             _ADD_STEP,
             {
@@ -372,6 +377,9 @@ class _TurnRun:
                 "node": node,
                 "heard": heard,
                 "said": said,
+                "intent": understood.intent if understood else None,
+                "confidence": understood.confidence if understood else None,
+                "understood": ("taken" if understood.taken else understood.asked or None) if understood else None,
             },
         )
 

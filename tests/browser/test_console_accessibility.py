@@ -10,7 +10,7 @@ from flask.testing import FlaskCliRunner
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from ivr.console import conversations
+from ivr.console import conversations, understanding
 from ivr.records import audit, follow_ups
 from ivr.records.choices import record_choice
 from models import ChoiceStatus, Conversation
@@ -47,6 +47,8 @@ ADMIN_PAGES = [
     "/staff/staff-users/{staff_user_id}",
     "/staff/account/password",
     "/staff/try-the-line",
+    "/staff/words-not-understood",
+    "/staff/words-not-understood?page=2",
     "/staff/audit",
     "/staff/no-such-page",
 ]
@@ -78,6 +80,11 @@ def _console_with_something_on_every_page(app: Flask, runner: FlaskCliRunner, tm
         record_choice(session, person, ChoiceStatus.OPTED_OUT, "voice", conversation_id=call.id)
     create_step(app, conversation=call, turn=0, node="menu", said="Welcome to the opt-out line.")
     create_step(app, conversation=call, turn=1, node="nhs_number", heard="*", said="Thank you.")
+    create_step(
+        app, conversation=call, turn=2, node="menu", heard="opt out", said="Read back.", intent="opt_out", understood="taken"
+    )
+    for turn, heard in enumerate(("what about my gp", "<b>the dog</b> ate it", "my number is *** ****"), start=3):
+        create_step(app, conversation=call, turn=turn, node="menu", heard=heard, said="Sorry.", understood="unplaced")
     create_outbound_message(app, conversation=call)
     create_conversation(app, channel="sms", outcome=None, caller_last_digits="0789")
     create_conversation(app, channel="voice", outcome="abandoned", caller_last_digits="")
@@ -119,7 +126,7 @@ def test_every_page_is_accessible_with_data_on_it(
     open_page: Callable[..., Page],
     monkeypatch: pytest.MonkeyPatch,
 ):
-    for module in (conversations, follow_ups, audit):
+    for module in (conversations, follow_ups, audit, understanding):
         monkeypatch.setattr(module, "PAGE_SIZE", 2)  # lists with links to older pages
     records = _console_with_something_on_every_page(app, runner, tmp_path)
     fields = vars(records)
@@ -146,6 +153,30 @@ def test_every_page_is_accessible_with_data_on_it(
     viewer.set_viewport_size({"width": 320, "height": 640})
     sign_in(viewer, create_staff_user(app, role="viewer"))
     check_pages_are_accessible(viewer, [path.format(**fields) for path in VIEWER_PAGES_ON_A_PHONE])
+
+
+def test_the_words_not_understood_are_accessible_on_a_desktop_and_on_a_phone(
+    app: Flask, open_page: Callable[..., Page], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(understanding, "PAGE_SIZE", 2)
+    text = create_conversation(app, channel="sms")
+    for turn, heard in enumerate(("what about my gp", "<script>alert(1)</script>", "is it the nhs app thing")):
+        create_step(app, conversation=text, turn=turn, heard=heard, understood="unsure", intent="about", confidence=0.3)
+    manager = open_page()
+    sign_in(manager, create_staff_user(app, role="manager"))
+    for width, height in ((1280, 800), (390, 844)):
+        manager.set_viewport_size({"width": width, "height": height})
+        check_pages_are_accessible(
+            manager, ["/staff/words-not-understood", "/staff/words-not-understood?page=2", f"/staff/conversations/{text.id}"]
+        )
+    manager.goto("/staff/words-not-understood?page=2")
+    expect(manager.get_by_text("what about my gp")).to_be_visible()
+    manager.goto("/staff/words-not-understood")
+    expect(manager.get_by_text("<script>alert(1)</script>")).to_be_visible()  # inert text, never markup
+    with manager.expect_download() as download:
+        manager.get_by_role("button", name="Download the words not understood (TSV)").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("#") and "about\tsms\twhat about my gp" in lines
 
 
 def test_the_checks_catch_what_they_are_for(page: Page, watch: PageWatch):
