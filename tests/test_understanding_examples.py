@@ -76,3 +76,14 @@ def test_a_malformed_line_is_reported_with_its_line_number(tmp_path: Path, line:
         load_examples(path)
     message = str(raised.value)
     assert message.startswith("examples.en.tsv line 4: ") and complaint in message
+
+
+def test_the_line_reads_each_sentence_exactly_as_the_fitted_pipeline_does(examples, held_out):
+    """The model's own sums (no per-call checks) give scikit-learn's probabilities, to the last few bits."""
+    from ivr.line.understanding.model import shared_model
+
+    model = shared_model()
+    sentences = [normalise(example.text) for example in examples + held_out] + ["words it never saw zzqx"]
+    expected = model.pipeline.predict_proba(sentences)
+    for sentence, probabilities in zip(sentences, expected, strict=True):
+        assert model.probabilities(sentence) == pytest.approx(probabilities, abs=1e-12)
