@@ -43,7 +43,7 @@ from ivr.standins.terminal_phone import flask_transport  # noqa: E402
 from ivr.standins.twiml_caller import Heard, Texter, TwimlCaller  # noqa: E402
 from models import Person  # noqa: E402
 from tests.builders import create_person  # noqa: E402
-from tests.said import prompts_in, prompts_of, value_of  # noqa: E402
+from tests.said import prompts_in, prompts_of, read, value_of  # noqa: E402
 
 WORDS_PER_MINUTE = 150
 AUTH_TOKEN = "effort-auth-token"
@@ -103,10 +103,8 @@ IDENTITY = (
     Step(("date_of_birth_ask",), "{date_of_birth}", finish=True),
     Step(("code_ask",), "{code}", finish=True),
 )
-OPT_OUT_CHOICE = (
-    Step(("choose_ask",), "1"),
-    Step(("confirm_opt_out",), "1"),
-)
+# With no choice made yet, "opt out or change your choice" reads the opt-out back at once.
+OPT_OUT_CHOICE = (Step(("confirm_opt_out",), "1"),)
 
 OPT_OUT_BY_PHONE = Script(
     "opt-out by phone",
@@ -118,7 +116,7 @@ CHECK_BY_PHONE = Script(
     (Step(("menu",), "3"), *IDENTITY),
     frozenset({"current_none", "current_opted_out", "current_allowed"}),
 )
-# A wrong date of birth is not matched, and the line asks for the NHS number again.
+# A wrong date of birth is not matched: the line keeps the NHS number it read back and asks for the date again.
 WRONG_DATE_OF_BIRTH_FIRST = Script(
     "opt-out by phone, a wrong date of birth first",
     (
@@ -126,8 +124,8 @@ WRONG_DATE_OF_BIRTH_FIRST = Script(
         Step(("nhs_number_ask",), "{nhs_number}", finish=True),
         Step(("nhs_number_read_back",), "1"),
         Step(("date_of_birth_ask",), "{wrong_date_of_birth}", finish=True),
-        Step(("details_not_matched", "nhs_number_ask"), "{nhs_number}", finish=True),
-        *IDENTITY[1:],
+        Step(("details_not_matched", "date_of_birth_after_mismatch"), "{date_of_birth}", finish=True),
+        *IDENTITY[3:],
         *OPT_OUT_CHOICE,
     ),
     frozenset({"choice_recorded_opted_out"}),
@@ -135,9 +133,9 @@ WRONG_DATE_OF_BIRTH_FIRST = Script(
 # Every section of the notice, pressing 1 for the next until the last; words counted from the first section.
 INFORMATION = Script(
     "information section",
-    (Step(("menu",), "1"), *(Step((section,), "1") for section in ABOUT_SECTIONS[:-1])),
-    frozenset({ABOUT_SECTIONS[-1]}),
-    count_words_from=ABOUT_SECTIONS[0],
+    (Step(("menu",), "1"), *(Step((section[0],), "1") for section in ABOUT_SECTIONS[:-1])),
+    frozenset({"about_end_options"}),
+    count_words_from=ABOUT_SECTIONS[0][0],
 )
 OPT_OUT_BY_TEXT = TextScript(
     "opt-out by text",
@@ -283,8 +281,12 @@ class TextEffort:
     reached: str = ""
 
 
-def words_spoken(answer: Heard) -> int:
-    return sum(len(said.split()) for said in answer.said)
+def words_spoken(answer: Heard, up_to: frozenset[str] = frozenset()) -> int:
+    """The words of an answer; with `up_to`, only as far as the end of the first of those prompts (what the
+    line says after reaching a path's goal is not part of the path)."""
+    text = " ".join(" ".join(answer.said).split())
+    goal = next((said for said in read("voice", text) if said.name in up_to), None) if up_to else None
+    return len((text[: goal.span[1]] if goal else text).split())
 
 
 def finishing_key(answer: Heard, entry: str) -> str:
@@ -308,7 +310,7 @@ def call(line: Line, script: Script, person: Person) -> CallEffort:
         names = prompts_in("voice", answer.text)
         counting = counting or script.count_words_from in names
         if counting:
-            effort.words += words_spoken(answer)
+            effort.words += words_spoken(answer, up_to=script.goal)
             effort.answers.append(names)
         return names
 

@@ -21,6 +21,7 @@ SAMPLE = {
     "line_number": "020 7946 0000",
     "code": "123456",
     "key": "2",
+    "kept_for": "13 months",
 }
 PROMPTS = Prompts(DEFAULT_ORG_NAME)
 

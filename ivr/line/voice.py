@@ -169,6 +169,9 @@ def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
             speech_model=NUMBER_SPEECH_MODEL,
             speech_timeout=NUMBER_SPEECH_TIMEOUT_SECONDS,
         )
+        if expect.digits:
+            # A fixed-length entry ends at its last digit: no '#' to remember (a '#' still ends it early).
+            options["num_digits"] = expect.digits
     if expect.hints:
         options["hints"] = ", ".join(expect.hints)
     gather = Gather(**options)
