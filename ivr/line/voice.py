@@ -100,6 +100,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         turn=turn,
         caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
         heard=heard,
+        line_id=request.form.get("To", "")[:MAX_INPUT_LENGTH],  # the line's number, for texts that say "call us"
         trial=request.form.get(TRIAL_PARAMETER) == "1",
     )
     handled = _line().handle(inbound, VOICE_FLOW, _render)  # any text it queued leaves through the outbox worker

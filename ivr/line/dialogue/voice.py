@@ -45,7 +45,7 @@ from ivr.records.identity_format import (
     speak_digits,
     speak_nhs_number,
 )
-from ivr.records.phone_numbers import parse_uk_phone_number
+from ivr.records.phone_numbers import format_for_people, mask_phone_number, parse_uk_phone_number
 
 # Nodes: where in the call a caller is (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's).
 MENU = "menu"
@@ -59,6 +59,7 @@ TRANSFER = "transfer"
 CALLBACK_OFFER = "callback_offer"
 CALLBACK_CONFIRM_NUMBER = "callback_confirm_number"
 CALLBACK_NUMBER = "callback_number"
+CALLBACK_NUMBER_READ_BACK = "callback_number_read_back"
 CALLBACK_DONE = "callback_done"
 ENDED = "ended"
 
@@ -86,6 +87,7 @@ class State(ConversationState):
     silences: int = 0
     caller_ending: str | None = None  # last digits of the calling number, None when withheld
     callback_number_ending: str | None = None
+    callback_phone: str | None = None  # a number keyed for a call back, only until it is read back and confirmed
     retrying: bool = False  # the details did not match: the date of birth is asked again, the NHS number kept
 
 
@@ -329,7 +331,15 @@ def _otherwise(state: State, key: str, context: Context) -> Turn[State]:
 
 def _back_to_menu(state: State) -> State:
     return replace(
-        state, node=MENU, intent=None, nhs_number=None, chosen=None, wants=None, retrying=False, invalid_entries=0
+        state,
+        node=MENU,
+        intent=None,
+        nhs_number=None,
+        chosen=None,
+        wants=None,
+        retrying=False,
+        callback_phone=None,
+        invalid_entries=0,
     )
 
 
@@ -698,7 +708,7 @@ def _on_callback_number(state: State, event: Event, context: Context) -> Turn[St
         if state.invalid_entries >= rules.MAX_INVALID_ENTRIES:
             return _ask_again(_back_to_menu(state), context, (Prompt("callback_number_gave_up"),))
         return _ask_again(state, context, (Prompt("callback_number_invalid"),))
-    return perform(replace(state, callback_number_ending=phone[-3:]), RequestCallback(phone), "callback_requested")
+    return _ask(replace(state, node=CALLBACK_NUMBER_READ_BACK, callback_phone=phone, invalid_entries=0), context)
 
 
 STEPS[CALLBACK_NUMBER] = Step(
@@ -707,6 +717,31 @@ STEPS[CALLBACK_NUMBER] = Step(
     ),
     accept=_on_callback_number,
     identifier="phone_number",
+)
+
+def _arrive_callback_number_read_back(state: State, context: Context) -> Turn[State]:
+    phone = state.callback_phone or ""
+    spoken = ", ".join(" ".join(group) for group in format_for_people(phone).split())
+    prompt = Prompt("callback_number_read_back", {"phone_number": spoken}, {"phone_number": mask_phone_number(phone)})
+    return Turn((prompt,), Expect("menu", hints=("yes", "no")), state)
+
+
+def _on_callback_number_read_back(state: State, event: Event, context: Context) -> Turn[State]:
+    """The number keyed, read back in full: a slip of a finger is caught before staff ring the wrong number."""
+    if isinstance(event, CallbackRequested):
+        return _callback_recorded(state, context)
+    key = _key(event)
+    if key == "1" and state.callback_phone:
+        phone = state.callback_phone
+        kept = replace(state, callback_number_ending=phone[-3:], callback_phone=None)
+        return perform(kept, RequestCallback(phone), "callback_requested")
+    if key == "2":
+        return _ask(replace(state, node=CALLBACK_NUMBER, callback_phone=None), context)
+    return _otherwise(state, key, context)
+
+
+STEPS[CALLBACK_NUMBER_READ_BACK] = Step(
+    arrive=_arrive_callback_number_read_back, accept=_on_callback_number_read_back, means=_YES_NO
 )
 
 STEPS[CALLBACK_DONE] = Step(
