@@ -509,8 +509,8 @@ def _on_date_of_birth(state: State, event: Event, context: Context) -> Turn[Stat
     if digits == "2" and state.retrying:
         # After details that did not match, "2#" keys the NHS number again instead.
         return _ask(replace(state, node=NHS_NUMBER, nhs_number=None, retrying=False, invalid_entries=0), context)
-    state = replace(state, retrying=False)
-    return rules.take_date_of_birth(state, context, CALL, parse_keyed_date_of_birth(digits, context.today))
+    born = parse_keyed_date_of_birth(digits, context.today)
+    return rules.take_date_of_birth(replace(state, retrying=state.retrying and born is None), context, CALL, born)
 
 
 def _arrive_date_of_birth(state: State, context: Context) -> Turn[State]:
@@ -718,6 +718,7 @@ STEPS[CALLBACK_NUMBER] = Step(
     accept=_on_callback_number,
     identifier="phone_number",
 )
+
 
 def _arrive_callback_number_read_back(state: State, context: Context) -> Turn[State]:
     phone = state.callback_phone or ""
