@@ -16,8 +16,7 @@ def test_a_choice_named_at_the_menu_is_read_back_once_the_caller_is_verified(cal
     caller.dial()
     caller.speak(words)
     verify(caller, person, twilio)
-    caller.hears("confirm_opt_out")
-    caller.does_not_hear("choose_ask")
+    assert caller.prompts == ["confirm_opt_out"]
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
     assert [choice.status for choice in choices_of(app, person)] == [ChoiceStatus.OPTED_OUT]
@@ -90,8 +89,7 @@ def _at_the_read_back(caller, person, twilio) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
-    caller.hears("confirm_opt_out")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out is read back at once
 
 
 def test_yes_thats_right_at_the_read_back_records(caller, person, twilio, app):
@@ -129,13 +127,16 @@ def test_no_to_a_guess_asked_back_returns_to_the_step(caller):
     caller.does_not_hear("nhs_number_ask")
 
 
-def test_refusing_in_own_words_at_the_choice_is_read_back_as_an_opt_out(caller, person, twilio):
+def test_refusing_in_own_words_after_a_check_is_read_back_as_an_opt_out(caller, person, twilio, app):
+    create_choice(app, person=person, status=ChoiceStatus.ALLOWED)
     caller.dial()
-    caller.press("2")
+    caller.press("3")
     verify(caller, person, twilio)
-    caller.hears("choose_ask")
+    caller.hears("current_allowed", "after_check_options")
     caller.speak("I don't want my data shared with anyone")
     caller.hears("confirm_opt_out")
+    caller.does_not_hear("confirm_allow")
+    assert [choice.status for choice in choices_of(app, person)] == [ChoiceStatus.ALLOWED]  # read back, not recorded
 
 
 # ---- By text -------------------------------------------------------------------------------------
