@@ -623,9 +623,22 @@ def test_call_back_on_another_number():
     assert names(turn) == ["callback_number_ask"]
     assert turn.expect == d.Expect("number", identifier="phone_number")
     turn = d.respond(turn.state, Keys("07700900777#"), NO_TRANSFER)
+    # Read back in full before anything is recorded, so a slip of a finger can be caught.
+    assert names(turn) == ["callback_number_read_back"] and turn.effect is None
+    assert turn.say[0].values["phone_number"] == "0 7 7 0 0, 9 0 0 7 7 7"
+    assert "07700900777" not in turn.say[0].masked["phone_number"].replace(" ", "")  # stored masked
+    turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
     assert turn.effect == d.RequestCallback("+447700900777")
     turn = d.respond(turn.state, CallbackRequested(), NO_TRANSFER)
     assert turn.say[0] == d.Prompt("callback_recorded", {"number_ending": "7 7 7"})
+
+
+def test_a_call_back_number_read_back_can_be_keyed_again_and_holds_nothing_after():
+    state = State(node=d.CALLBACK_NUMBER)
+    turn = d.respond(state, Keys("07700900777#"), NO_TRANSFER)
+    turn = d.respond(turn.state, Keys("2"), NO_TRANSFER)
+    assert names(turn) == ["callback_number_ask"] and turn.effect is None
+    assert turn.state.callback_phone is None
 
 
 def test_a_withheld_caller_is_asked_for_a_number_directly():

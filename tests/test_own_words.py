@@ -6,6 +6,7 @@ import pytest
 from models import ChoiceStatus
 from tests.builders import create_choice
 from tests.conftest import verify
+from tests.said import prompts_of
 from tests.sms_helpers import choices_of, follow_ups, verify_by_text
 
 # ---- By phone ------------------------------------------------------------------------------------
@@ -217,3 +218,9 @@ def test_starting_again_mid_check_returns_to_the_menu(texter, person, body):
 def test_yep_when_nothing_is_waiting_is_not_a_choice(texter):
     texter.text("yep")
     texter.does_not_get("nhs_number_ask", "recorded_opted_out", "recorded_allowed")
+
+
+def test_the_text_read_back_says_it_is_not_the_national_data_opt_out(mobile_texter, person, twilio):
+    verify_by_text(mobile_texter, person, twilio, keyword="OPT OUT")
+    [read_back] = [reply for reply in mobile_texter.replies if "confirm_opted_out" in prompts_of(reply)]
+    assert "national data opt-out" in read_back and "nhs.uk/your-nhs-data-matters" in read_back

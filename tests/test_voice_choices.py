@@ -3,9 +3,11 @@
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from ivr.line.dialogue.rules import spoken_date
+from ivr.records.phone_numbers import format_for_people
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
 from tests.builders import create_choice
 from tests.conftest import verify
@@ -350,3 +352,25 @@ def test_a_choice_is_only_offered_after_verification(caller, person, twilio, db_
     caller.press("1")  # not a valid NHS number: no way round the check
     caller.hears("nhs_number_invalid")
     assert history(db_session, person) == []
+
+
+# ---- honest words ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("choice", ["opt out", "allow"])
+def test_before_a_choice_is_confirmed_the_line_says_it_is_not_the_national_data_opt_out(caller, person, twilio, app, choice):
+    if choice == "allow":
+        create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT)
+    set_choice(caller, person, twilio, choice)
+    words = caller.words_of(CONFIRMS[choice]).lower()
+    assert "national data opt-out" in words and "your n h s data matters" in words
+
+
+def test_the_confirmation_text_gives_the_number_the_caller_rang_and_says_where_the_national_opt_out_is(
+    caller, person, twilio
+):
+    set_choice(caller, person, twilio, "opt out")
+    caller.press("1")
+    [confirmation] = [text.body for text in twilio.texts_to(person.mobile) if prompt_of(text.body) == OPTED_OUT_TEXT]
+    assert value_of(confirmation, OPTED_OUT_TEXT, "line_number") == format_for_people(caller.to_number)
+    assert "nhs.uk/your-nhs-data-matters" in confirmation

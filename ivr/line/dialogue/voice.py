@@ -199,6 +199,8 @@ def _on_speech(state: State, event: Speech, step: Step, context: Context, guess:
     said = _plain(event.text)
     # After "Did you want to ...?", a yes or a no answers that question, wherever it was asked.
     takes = frozenset(step.means) | ({meaning.CONFIRM, meaning.DENY} if guess is not None else set())
+    if state.node == CONFIRM_CHOICE:
+        takes |= set(meaning.CHOICES)  # "opt me in" at an opt-out's read-back: the other choice is read back
     if said in step.words:
         return _understood(step.accept(state, Keys(step.words[said]), context), Understood("keyword", None, True))
     intent = _KEYWORDS.get(said)
