@@ -815,3 +815,11 @@ def test_a_choice_named_at_the_menu_is_read_back_after_the_check_and_never_recor
     turn = d.respond(verified_now, t.CodeAccepted(current=None, current_since=None), NO_TRANSFER)
     assert turn.state.node == d.CONFIRM_CHOICE and turn.state.chosen == d.OPTED_OUT
     assert turn.effect is None
+
+
+def test_the_other_choice_named_at_a_read_back_is_read_back_in_its_place_and_nothing_recorded():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT)
+    turn = d.respond(state, Speech("actually I'd like to opt in"), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.state.node == d.CONFIRM_CHOICE and turn.state.chosen == d.ALLOWED
+    assert "confirm_allow" in names(turn)
