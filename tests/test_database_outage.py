@@ -101,8 +101,7 @@ def opts_out(caller: Caller, person: Person, twilio: LocalTwilio) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
-    caller.hears("confirm_opt_out")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out, the only change there is, is read back
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
 
@@ -178,8 +177,7 @@ def test_a_choice_cut_off_in_its_transaction_leaves_nothing_half_recorded(outage
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
-    caller.hears("confirm_opt_out")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out, the only change there is, is read back
     cut_when_choosing(outage, at_commit=moment == "as the choice is committed")
 
     caller.press("1")
