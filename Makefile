@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 STAMP := $(VENV)/.installed-from-pyproject
+# NHS England's local MESH, for the tests of `flask register national`: it asks for gunicorn<27, which it
+# never imports, while the line pins gunicorn 27, so it goes in without its dependencies (they are in the
+# test extra of pyproject.toml).
+MESH_SANDBOX := mesh-sandbox==1.0.137
 # The staff console's NHS.UK frontend CSS, JavaScript and images, from the npm registry (and axe-core, a
 # development dependency, for the browser tests' accessibility checks).
 NODE_STAMP := node_modules/.installed-from-package-lock
@@ -15,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(MESH_SANDBOX)'
 	touch $(STAMP)
 
 $(NODE_STAMP): package-lock.json
