@@ -2,6 +2,7 @@
 in order."""
 
 import csv
+import io
 import math
 import multiprocessing
 import os
@@ -57,6 +58,23 @@ def filter_data_set(
     """
     blocks = _checked_blocks(source, block_bytes, on_progress or (lambda _: None))
     return _RowFilter(opted_out, column, keep_unmatched, sink, helper).run(_Cursor(blocks))
+
+
+@dataclass
+class NumbersRead:
+    """The NHS numbers of a data set's column, as the national check is asked about them."""
+
+    numbers: set[str]  # the distinct valid NHS numbers, as 10 digits
+    rows: int = 0
+    invalid: int = 0  # rows whose NHS number is missing or invalid
+
+
+def read_nhs_numbers(source: BinaryIO, *, column: str = DEFAULT_COLUMN, block_bytes: int = BLOCK_BYTES) -> NumbersRead:
+    """The distinct valid NHS numbers in `column` of the data set, read by the rules `filter_data_set` reads it
+    by (the header, quoting, line endings; bad input is the same RegisterApplyError), one record at a time."""
+    reader = _NumberReader(column)
+    reader.run(_Cursor(_checked_blocks(source, block_bytes, lambda _: None)))
+    return NumbersRead(reader.numbers, reader.counts.read, reader.counts.invalid)
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -536,3 +554,27 @@ def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
     if number is not None:
         return number.encode()
     return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
+
+
+class _Discard(io.BytesIO):
+    def write(self, data: object) -> int:
+        return len(data)  # type: ignore[arg-type]  # bytes or a memoryview, both sized
+
+
+class _NumberReader(_RowFilter):
+    """A row filter that keeps nothing and notes each row's NHS number instead."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(frozenset(), column, False, _Discard(), helper=False)
+        self.numbers: set[str] = set()
+
+    def _filter_plain_lines(self, plain: bytes) -> None:
+        self._filter_line_by_line(plain)
+
+    def _keep_or_withhold(self, raw: list[bytes], value: str, named_after_a_line_break: bool) -> None:
+        self.counts.read += 1
+        number = normalise_nhs_number(value)
+        if number is None:
+            self.counts.invalid += 1
+        else:
+            self.numbers.add(number)
