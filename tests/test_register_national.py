@@ -265,7 +265,7 @@ def test_a_request_goes_to_the_national_check_and_its_reply_is_matched_and_store
     [line] = received.output.strip().splitlines()
     assert line.startswith(f"{request_file.name}: reply with 4 of its 6 NHS numbers (people without a national opt-out), "
                            f"stored as {stored}, sha256 {reply.sha256[:12]}, received ")
-    assert not re.search(r"\d{10}", received.output)
+    assert not any(number in received.output for number in numbers), "an NHS number was echoed"
 
     again = national(runner, "receive", "--dir", str(replies))
     assert again.output.strip() == "No messages for the national check in the inbox.", "the reply was acknowledged"
@@ -285,7 +285,7 @@ def test_an_error_reply_is_recognised_and_stored(app, runner, tmp_path, national
     assert Path(reply.path).parent == Path(app.instance_path) / "national_replies"
     assert Path(reply.path).read_bytes() == b"The file contained invalid data 9990000018\n"
     assert received.output.strip().startswith(f"{request_file.name}: error reply (the request was not accepted): ")
-    assert not re.search(r"\d{10}", received.output), "digits in the error text are masked"
+    assert "9990000018" not in received.output, "digits in the error text are masked"
 
 
 def test_messages_that_are_not_replies_to_our_requests_are_left_in_the_inbox(
