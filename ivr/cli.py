@@ -192,8 +192,31 @@ def register_group() -> None:
 @click.option("--column", default="nhs_number", show_default=True, help="The column that holds the NHS number.")
 @click.option("--keep-unmatched", is_flag=True, help="Keep rows whose NHS number is missing or invalid.")
 @click.option("--by", "by_email", metavar="EMAIL", help="The staff user running this (otherwise the system user).")
-def register_apply(dataset: str, output: str, column: str, keep_unmatched: bool, by_email: str | None) -> None:
-    request = ApplyRequest(dataset, output, column=column, keep_unmatched=keep_unmatched, by_email=by_email)
+@click.option("--national-reply", metavar="REPLY.dat",
+              help="Apply the national data opt-out too: a reply stored by `register national receive`; a row is kept "
+              "only if its NHS number is in it (and not opted out with us).")
+@click.option("--national-request", metavar="REQ.dat",
+              help="The request file the reply answers (otherwise the one `register national send` recorded).")
+def register_apply(
+    dataset: str,
+    output: str,
+    column: str,
+    keep_unmatched: bool,
+    by_email: str | None,
+    national_reply: str | None,
+    national_request: str | None,
+) -> None:
+    settings = current_app.extensions["settings"]
+    request = ApplyRequest(
+        dataset,
+        output,
+        column=column,
+        keep_unmatched=keep_unmatched,
+        by_email=by_email,
+        national_reply=national_reply,
+        national_request=national_request,
+        national_reply_max_age=timedelta(hours=settings.national_reply_max_age_hours),
+    )
     try:
         with _progress_bar(dataset) as on_progress:
             run = apply_register(

@@ -14,6 +14,8 @@ class NationalCheckRequest(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     file_name: str = Field(sa_type=Text)  # the name only, never a folder
+    # Where `send` read it (so `register apply --national-reply` can find it); None for requests sent before 0013.
+    path: str | None = Field(default=None, sa_type=Text)
     sha256: str = Field(max_length=64)
     numbers: int = Field(sa_type=BigInteger)  # NHS numbers in the file
     # Sent with the message, and sent back with the reply: how a reply is matched to its request.

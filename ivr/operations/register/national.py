@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -17,7 +17,7 @@ from mesh_client import MeshClient, MeshError
 from sqlmodel import select
 
 from ivr.db import Database
-from ivr.operations.register.filter import DEFAULT_COLUMN, RegisterApplyError, read_nhs_numbers
+from ivr.operations.register.filter import DEFAULT_COLUMN, NationalAnswer, RegisterApplyError, read_nhs_numbers
 from ivr.records.identity_format import is_valid_nhs_number, mask_digits
 from ivr.settings import Settings
 from models import NationalCheckReply, NationalCheckRequest, utcnow
@@ -211,6 +211,7 @@ def send_request(database: Database, settings: Settings, path: Path) -> National
     with open_mesh(settings) as mesh:
         request = NationalCheckRequest(
             file_name=path.name,
+            path=str(path.resolve()),
             sha256=hashlib.sha256(content).hexdigest(),
             numbers=numbers,
             local_id=uuid.uuid4().hex,
@@ -367,3 +368,82 @@ def _reply_summary(request: NationalCheckRequest, reply: NationalCheckReply, con
         f"{request.file_name}: reply with {reply.numbers:,} of its {request.numbers:,} NHS numbers (people without a "
         f"national opt-out), stored as {reply.path}, sha256 {reply.sha256[:12]}, received {reply.received_at:%Y-%m-%d %H:%M} UTC"
     )
+
+
+# ---- Applying a reply ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsableReply:
+    """A stored reply fit to apply: what it says (in memory only), and its row (checksum, time received)."""
+
+    answer: NationalAnswer
+    reply: NationalCheckReply
+    request_file: str  # the request file's name
+
+
+def _numbers_of(lines: list[bytes]) -> frozenset[str]:
+    return frozenset(line[:10].decode() for line in lines)
+
+
+def usable_reply(
+    database: Database, reply_path: Path, request_path: Path | None, *, max_age: timedelta, now: datetime
+) -> UsableReply:
+    """The reply file checked for applying: received through `receive` (its stored row, matched by checksum, gives
+    the time it came), not an error reply, no older than `max_age`, and the reply to its request file (given, or
+    the one `send` recorded), holding none but that request's numbers."""
+    try:
+        content = reply_path.read_bytes()
+    except FileNotFoundError:
+        raise NationalCheckError(f"there is no file {reply_path}") from None
+    except IsADirectoryError:
+        raise NationalCheckError(f"{reply_path} is a folder, not a national reply") from None
+    except OSError as error:
+        raise NationalCheckError(f"cannot read {reply_path}: {error.strerror}") from None
+    checksum = hashlib.sha256(content).hexdigest()
+    with database.transaction() as session:
+        reply = session.exec(
+            select(NationalCheckReply)
+            .where(NationalCheckReply.sha256 == checksum)
+            .order_by(NationalCheckReply.received_at.desc())  # type: ignore[attr-defined]
+        ).first()
+        request = session.get(NationalCheckRequest, reply.request_id) if reply is not None else None
+    if reply is None or request is None:
+        raise NationalCheckError(
+            f"{reply_path.name} is no reply received by `flask register national receive`, so when it came is not known: "
+            "receive the reply, and apply the file it stores"
+        )
+    if reply.is_error:
+        raise NationalCheckError(f"{reply_path.name} is an error reply (the request was not accepted): there is nothing to apply")
+    age = now - reply.received_at
+    if age > max_age:
+        raise NationalCheckError(
+            f"{reply_path.name} was received {age.total_seconds() / 3600:.1f} hours ago, more than the "
+            f"{max_age.total_seconds() / 3600:g} allowed (NATIONAL_REPLY_MAX_AGE_HOURS): send a new request"
+        )
+    if request_path is None:
+        if not request.path:
+            raise NationalCheckError(
+                f"where the request {request.file_name} was sent from is not recorded: give --national-request"
+            )
+        request_path = Path(request.path)
+    request_content, request_numbers = read_request_file(request_path)
+    if hashlib.sha256(request_content).hexdigest() != request.sha256:
+        raise NationalCheckError(
+            f"{reply_path.name} is not the reply to {request_path.name}: it answers {request.file_name} as sent"
+        )
+    try:
+        if read_reply(content, request_numbers).is_error:
+            raise NationalCheckError(f"{reply_path.name} is an error reply: there is nothing to apply")
+    except NationalCheckError as error:
+        raise NationalCheckError(f"{reply_path.name} cannot be applied: {error}") from None
+    requested = _numbers_of(request_content.split(b"\n")[:-1])
+    lines = [line.removesuffix(b"\r") for line in content.split(b"\n")]
+    may_be_used = _numbers_of([line for line in lines if line])
+    strangers = len(may_be_used - requested)
+    if strangers:
+        raise NationalCheckError(
+            f"{reply_path.name} does not match {request_path.name}: it holds {strangers:,} NHS "
+            f"{'number' if strangers == 1 else 'numbers'} not in the request"
+        )
+    return UsableReply(NationalAnswer(requested, may_be_used), reply, request.file_name)
