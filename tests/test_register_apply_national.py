@@ -158,6 +158,21 @@ def test_a_reply_not_received_through_receive_is_refused(app, runner, tmp_path):
     assert "loose.dat is no reply received by `flask register national receive`" in error
 
 
+def test_the_console_shows_what_a_run_withheld_for_the_national_reply(app, runner, client_request, tmp_path):
+    opt_out(app, nhs(3))
+    _, reply_file = stored_reply(app, tmp_path, [nhs(1), nhs(2), nhs(3)], [nhs(1), nhs(3)])
+    data_set = tmp_path / "extract.csv"
+    data_set.write_bytes(csv_rows([nhs(1), nhs(2), nhs(3), nhs(4)]))
+    result = invoke(runner, "apply", str(data_set), "--out", str(tmp_path / "kept.csv"), "--national-reply", str(reply_file))
+    assert result.exit_code == 0, result.output
+    client_request.sign_in("manager")
+    page = client_request.get("staff.register_runs")
+    for heading in page.select("td .nhsuk-table__heading"):
+        heading.decompose()
+    [cells] = [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("tbody tr")]
+    assert cells[3:8] == ["4", "1", "1", "0", "1 (and 0 also opted out with us); 1 not in the request"]
+
+
 # ---- A local opt-out always wins ----------------------------------------------------------------------------
 
 _PEOPLE = [synthetic_nhs_number(800_000 + serial * 10) for serial in range(8)]
