@@ -13,7 +13,7 @@ MESH_STAMP := $(MESH_VENV)/.installed-from-requirements
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
 
-.PHONY: install run call text lint test bench bench-understanding bench-register bench-console drill
+.PHONY: install run call text lint test bench bench-understanding bench-register bench-console bench-effort drill
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,12 @@ bench-register: install
 # PostgreSQL (throwaway databases; about five minutes).
 bench-console: install
 	$(BIN)/python bench/console_scale.py
+
+# Each path through the line driven through its webhooks (throwaway SQLite, the Twilio stand-in on loopback):
+# the words it speaks, the keys pressed and the texts sent, each against its budget with PASS or FAIL (a few seconds;
+# EFFORT_ARGS=--json for JSON).
+bench-effort: install
+	$(BIN)/python bench/caller_effort.py $(EFFORT_ARGS)
 
 # Load, Twilio faults, a database outage and the races, against the production command on the local
 # PostgreSQL (a throwaway database); prints each figure with PASS or FAIL (about two minutes; --quick: one).

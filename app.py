@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
 
     database = Database(settings.database_url or "")
-    prompts = Prompts(settings.org_name)
+    prompts = Prompts(settings.org_name, retention_days=settings.retention_days)
     identity = Identity(settings.secret_key or "")
     outbox = Outbox(settings, database, identity.keyed_hash)
     app.extensions.update(

@@ -46,7 +46,7 @@ def at(node: str, **fields: object) -> State:
     return State(node=node, **fields)  # type: ignore[arg-type]
 
 
-def verified(node: str = d.CHOOSE, current: str | None = None, since: str | None = None, **fields: object) -> State:
+def verified(node: str = d.AFTER_CHOICE, current: str | None = None, since: str | None = None, **fields: object) -> State:
     return State(
         node=node,
         intent="set",
@@ -92,25 +92,26 @@ def test_set_or_check_asks_an_unverified_caller_for_their_nhs_number(key, intent
     assert names(turn) == ["nhs_number_ask"]
     assert turn.state.node == d.NHS_NUMBER
     assert turn.state.intent == intent
-    assert turn.expect == d.Expect("number", identifier="nhs_number")
+    assert turn.expect == d.Expect("number", identifier="nhs_number", digits=10)  # ends at its 10th digit
     assert turn.effect is None
 
 
 def test_menu_one_explains_section_by_section():
     turn = d.respond(State(), Keys("1"), NO_TRANSFER)
-    assert names(turn) == ["about_direct_care", "about_next_options"]
-    for section in d.ABOUT_SECTIONS[1:]:
+    assert names(turn) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
+    for section in d.ABOUT_SECTIONS[1:-1]:
         turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
-        assert names(turn)[0] == section
-    assert names(turn)[-1] == "about_end_options"
+        assert names(turn) == [*section, "about_next_options"]
+    turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
+    assert names(turn) == [*d.ABOUT_SECTIONS[-1], "about_end_options"]
     turn = d.respond(turn.state, Keys("2"), NO_TRANSFER)
     assert turn.state.node == d.NHS_NUMBER and turn.state.intent == "set"
 
 
 def test_star_repeats_the_current_prompt_without_changing_state():
-    state = verified(d.CHOOSE, current=d.ALLOWED, since="2025-01-02")
+    state = verified(d.CHECKED, current=d.ALLOWED, since="2025-01-02")
     turn = d.respond(state, Keys("*"), NO_TRANSFER)
-    assert names(turn) == ["current_allowed", "choose_ask"]
+    assert names(turn) == ["current_allowed", "after_check_options"]
     assert turn.state == state
 
 
@@ -137,7 +138,7 @@ def test_a_valid_nhs_number_is_read_back_spoken_and_masked():
 def test_an_invalid_nhs_number_is_asked_again_then_a_person_is_offered():
     state = at(d.NHS_NUMBER, intent="set")
     turn = d.respond(state, Keys("9434765918"), NO_TRANSFER)  # wrong check digit
-    assert names(turn) == ["nhs_number_invalid", "nhs_number_ask"]
+    assert names(turn) == ["nhs_number_not_right", "nhs_number_ask_again"]
     assert turn.state.invalid_entries == 1 and turn.effect is None
     turn = run(turn.state, [Keys("123"), Keys("12345678901")])
     assert names(turn) == ["too_many_invalid_entries"]
@@ -146,11 +147,34 @@ def test_an_invalid_nhs_number_is_asked_again_then_a_person_is_offered():
     assert turn.outcome == "verification_failed"
 
 
+@pytest.mark.parametrize("keyed", ["123", "12345678901", "943476591#"])
+def test_an_nhs_number_of_the_wrong_length_says_how_long_one_is(keyed):
+    turn = d.respond(at(d.NHS_NUMBER, intent="set"), Keys(keyed), NO_TRANSFER)
+    assert names(turn) == ["nhs_number_invalid", "nhs_number_ask_again"]
+    assert turn.effect is None
+
+
+def test_ten_digits_that_fail_the_check_digit_say_the_number_is_not_right():
+    turn = d.respond(at(d.NHS_NUMBER, intent="set"), Keys("9434765918#"), NO_TRANSFER)
+    assert names(turn) == ["nhs_number_not_right", "nhs_number_ask_again"]
+    assert turn.state.nhs_number is None and turn.effect is None
+
+
+def test_the_full_nhs_number_prompt_comes_first_and_the_short_one_only_after_a_mistake():
+    assert names(d.respond(State(), Keys("2"), NO_TRANSFER)) == ["nhs_number_ask"]
+    again = d.respond(at(d.NHS_NUMBER, intent="set"), Keys("123#"), NO_TRANSFER)
+    assert names(again)[-1] == "nhs_number_ask_again"
+    assert names(d.respond(again.state, Keys("*"), NO_TRANSFER)) == ["nhs_number_ask_again"]
+    # A good entry, and a later visit to the step, start afresh.
+    read_back = d.respond(again.state, Keys(NHS_NUMBER), NO_TRANSFER)
+    assert names(d.respond(read_back.state, Keys("2"), NO_TRANSFER)) == ["nhs_number_ask"]
+
+
 def test_confirming_the_nhs_number_asks_for_the_date_of_birth_and_two_rekeys():
     state = at(d.NHS_NUMBER_CONFIRM, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, Keys("1"), NO_TRANSFER)
     assert names(turn) == ["date_of_birth_ask"]
-    assert turn.expect == d.Expect("number", identifier="date_of_birth")
+    assert turn.expect == d.Expect("number", identifier="date_of_birth", digits=8)  # ends at its 8th digit
     turn = d.respond(state, Keys("2"), NO_TRANSFER)
     assert turn.state.node == d.NHS_NUMBER and turn.state.nhs_number is None
 
@@ -168,7 +192,7 @@ def test_an_impossible_date_of_birth_is_asked_again_without_a_match(keyed):
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, Keys(keyed), NO_TRANSFER)
     assert turn.effect is None
-    assert names(turn) == ["date_of_birth_invalid", "date_of_birth_ask"]
+    assert names(turn) == ["date_of_birth_invalid", "date_of_birth_ask_again"]  # the one with the example
 
 
 def test_identity_matched_with_a_mobile_yields_send_code_and_forgets_the_nhs_number():
@@ -195,8 +219,11 @@ def test_identity_matched_without_a_mobile_cannot_verify_and_raises_a_follow_up(
 def test_identity_not_matched_asks_again_then_stops_after_three_failures():
     state = at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER)
     turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
-    assert names(turn) == ["details_not_matched", "nhs_number_ask"]
-    assert turn.state.identity_failures == 1 and turn.state.nhs_number is None
+    assert names(turn) == ["details_not_matched", "date_of_birth_after_mismatch"]
+    assert turn.state.identity_failures == 1
+    # The NHS number was read back and confirmed: it is kept, and the date of birth asked again.
+    assert turn.state.node == d.DATE_OF_BIRTH and turn.state.nhs_number == NHS_NUMBER
+    assert turn.expect == d.Expect("number", identifier="date_of_birth", digits=8)
     state = replace(turn.state, node=d.DATE_OF_BIRTH, nhs_number=NHS_NUMBER)
     turn = d.respond(state, IdentityNotMatched(), NO_TRANSFER)
     state = replace(turn.state, node=d.DATE_OF_BIRTH, nhs_number=NHS_NUMBER)
@@ -204,6 +231,39 @@ def test_identity_not_matched_asks_again_then_stops_after_three_failures():
     assert names(turn) == ["details_not_matched", "too_many_attempts"]
     assert turn.state.node == d.CANNOT_VERIFY
     assert isinstance(turn.effect, t.RaiseFollowUp) and turn.outcome == "verification_failed"
+
+
+def test_after_a_mismatch_the_date_of_birth_keyed_again_is_matched_with_the_kept_nhs_number():
+    mismatched = d.respond(at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER), IdentityNotMatched(), NO_TRANSFER)
+    turn = d.respond(mismatched.state, Keys("01031984"), NO_TRANSFER)
+    assert turn.effect == t.MatchIdentity(NHS_NUMBER, BORN)
+
+
+def test_two_hash_at_the_date_of_birth_after_a_mismatch_keys_the_nhs_number_again():
+    mismatched = d.respond(at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER), IdentityNotMatched(), NO_TRANSFER)
+    turn = d.respond(mismatched.state, Keys("2#"), NO_TRANSFER)
+    assert names(turn) == ["nhs_number_ask"]
+    assert turn.state.node == d.NHS_NUMBER and turn.state.nhs_number is None
+    assert turn.effect is None and turn.state.identity_failures == 1  # the failure still counts
+    # Only after a mismatch: "2#" at the first date of birth prompt is an impossible date.
+    first = d.respond(at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER), Keys("2#"), NO_TRANSFER)
+    assert names(first) == ["date_of_birth_invalid", "date_of_birth_ask_again"]
+    assert first.state.nhs_number == NHS_NUMBER
+
+
+def test_a_mistake_at_the_date_of_birth_after_a_mismatch_gets_the_example():
+    mismatched = d.respond(at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER), IdentityNotMatched(), NO_TRANSFER)
+    turn = d.respond(mismatched.state, Keys("31021984"), NO_TRANSFER)
+    assert names(turn) == ["date_of_birth_invalid", "date_of_birth_ask_again"]
+    assert turn.effect is None and turn.state.nhs_number == NHS_NUMBER
+
+
+def test_the_date_of_birth_example_is_said_only_after_a_mistake():
+    state = at(d.NHS_NUMBER_CONFIRM, intent="set", nhs_number=NHS_NUMBER)
+    assert names(d.respond(state, Keys("1"), NO_TRANSFER)) == ["date_of_birth_ask"]
+    wrong = d.respond(at(d.DATE_OF_BIRTH, intent="set", nhs_number=NHS_NUMBER), Keys("0103198"), NO_TRANSFER)
+    assert names(wrong) == ["date_of_birth_invalid", "date_of_birth_ask_again"]
+    assert names(d.respond(wrong.state, Keys("*"), NO_TRANSFER)) == ["date_of_birth_ask_again"]
 
 
 def test_a_last_try_that_fails_ends_the_checks_on_this_call_at_once():
@@ -226,14 +286,14 @@ def test_code_sent_asks_for_the_code_naming_the_mobile_ending():
     turn = d.respond(state, CodeSent("123"), NO_TRANSFER)
     assert turn.state.node == d.CODE
     assert turn.say == (d.Prompt("code_ask", {"mobile_ending": "1 2 3"}),)
-    assert turn.expect == d.Expect("number", identifier="one_time_code")
+    assert turn.expect == d.Expect("number", identifier="one_time_code", digits=6)  # ends at its 6th digit
 
 
 def test_a_six_digit_code_is_checked_and_anything_else_is_not():
     state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
     assert d.respond(state, Keys("123456#"), NO_TRANSFER).effect == t.CheckCode(PERSON_ID, "123456")
     short = d.respond(state, Keys("12345"), NO_TRANSFER)
-    assert short.effect is None and names(short)[0] == "code_invalid"
+    assert short.effect is None and names(short) == ["code_invalid", "code_ask_again"]
 
 
 def test_nine_at_the_code_prompt_resends_at_most_twice():
@@ -250,14 +310,15 @@ def test_nine_at_the_code_prompt_resends_at_most_twice():
 def test_a_wrong_code_is_asked_again_without_verifying():
     state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123")
     turn = d.respond(state, CodeRejected("wrong"), NO_TRANSFER)
-    assert names(turn) == ["code_wrong", "code_ask"]
+    assert names(turn) == ["code_wrong", "code_ask_again"]
     assert turn.state.verified is False
+    assert names(d.respond(turn.state, Keys("*"), NO_TRANSFER)) == ["code_ask_again"]
 
 
 @pytest.mark.parametrize(
     "intent, node, said, outcome",
     [
-        ("set", d.CHOOSE, ["current_opted_out", "choose_ask"], None),
+        ("set", d.CONFIRM_CHOICE, ["current_opted_out", "confirm_allow"], None),
         ("check", d.CHECKED, ["current_opted_out", "after_check_options"], "checked"),
     ],
 )
@@ -282,29 +343,84 @@ def test_check_with_no_choice_says_current_none_without_a_date():
 # ---- Choosing -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key, chosen, confirm", [("1", d.OPTED_OUT, "confirm_opt_out"), ("2", d.ALLOWED, "confirm_allow")])
-def test_choosing_a_new_choice_reads_it_back_for_confirmation(key, chosen, confirm):
-    turn = d.respond(verified(d.CHOOSE), Keys(key), NO_TRANSFER)
+def verified_by_code(current: str | None, since: str | None = None, **fields: object) -> d.Turn:
+    """"Opt out or change your choice", as far as the accepted code: where the line goes once it knows who it is."""
+    state = at(d.CODE, intent="set", person_id=PERSON_ID, mobile_ending="123", **fields)
+    return d.respond(state, CodeAccepted(current, since), NO_TRANSFER)
+
+
+@pytest.mark.parametrize(
+    "current, said, chosen",
+    [
+        (None, ["confirm_opt_out"], d.OPTED_OUT),
+        (d.ALLOWED, ["current_allowed", "confirm_opt_out"], d.OPTED_OUT),
+        (d.OPTED_OUT, ["current_opted_out", "confirm_allow"], d.ALLOWED),
+    ],
+)
+def test_opt_out_or_change_reads_back_the_only_change_there_is(current, said, chosen):
+    turn = verified_by_code(current, "2025-01-02" if current else None)
     assert turn.state.node == d.CONFIRM_CHOICE
     assert turn.state.chosen == chosen
-    assert names(turn) == [confirm]
+    assert names(turn) == said
+    assert turn.effect is None and turn.outcome is None
+
+
+def test_someone_with_no_choice_is_offered_only_the_opt_out_and_no_keep_step():
+    turn = verified_by_code(None)
+    assert names(turn) == ["confirm_opt_out"]  # no current choice read out, nothing to keep, allow not offered
+    assert turn.state.chosen == d.OPTED_OUT
+
+
+def test_someone_opted_out_is_offered_allow():
+    turn = verified_by_code(d.OPTED_OUT, "2025-01-02")
+    assert turn.say[0] == d.Prompt("current_opted_out", {"since": "2 January 2025"})
+    assert names(turn)[-1] == "confirm_allow" and turn.state.chosen == d.ALLOWED
+
+
+@pytest.mark.parametrize(
+    "node, current, confirm",
+    [
+        (d.CHECKED, d.OPTED_OUT, "confirm_allow"),
+        (d.CHECKED, None, "confirm_opt_out"),
+        (d.AFTER_CHOICE, d.ALLOWED, "confirm_opt_out"),
+    ],
+)
+def test_two_after_a_check_or_a_choice_reads_back_the_other_choice(node, current, confirm):
+    turn = d.respond(verified(node, current=current, since="2025-01-02" if current else None), Keys("2"), NO_TRANSFER)
+    assert turn.state.node == d.CONFIRM_CHOICE
+    assert names(turn)[-1] == confirm
     assert turn.effect is None
 
 
-@pytest.mark.parametrize("key, current", [("1", d.OPTED_OUT), ("2", d.ALLOWED)])
-def test_choosing_the_current_choice_yields_no_record_choice(key, current):
-    turn = d.respond(verified(d.CHOOSE, current=current, since="2025-01-02"), Keys(key), NO_TRANSFER)
+@pytest.mark.parametrize("current", [d.OPTED_OUT, d.ALLOWED])
+def test_naming_the_current_choice_yields_no_record_choice(current):
+    turn = verified_by_code(current, "2025-01-02", wants=current)
     assert turn.effect is None
     assert names(turn) == ["choice_unchanged", "after_choice_options"]
     assert turn.state.node == d.AFTER_CHOICE
     assert turn.outcome is None
 
 
-def test_nine_at_choose_keeps_the_choice_and_returns_to_the_menu():
-    turn = d.respond(verified(d.CHOOSE, current=d.ALLOWED), Keys("9"), NO_TRANSFER)
-    assert names(turn) == ["choice_kept", "menu"]
-    assert turn.state.node == d.MENU and turn.effect is None
+@pytest.mark.parametrize("words, current", [("opt out", d.OPTED_OUT), ("allow", d.ALLOWED)])
+def test_saying_the_current_choice_after_a_check_records_nothing(words, current):
+    turn = d.respond(verified(d.CHECKED, current=current, since="2025-01-02"), Speech(words), NO_TRANSFER)
+    assert turn.effect is None and turn.outcome is None
+    assert names(turn) == ["choice_unchanged", "after_choice_options"]
+
+
+def test_nine_at_the_read_back_records_nothing_and_returns_to_the_menu():
+    turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT), Keys("9"), NO_TRANSFER)
+    assert names(turn) == ["menu"]
+    assert turn.state.node == d.MENU and turn.effect is None and turn.state.chosen is None
     assert turn.state.verified is True  # still verified for the rest of the call
+
+
+def test_a_conversation_left_at_the_old_choose_step_goes_to_the_menu():
+    """A call in progress when the choose step went away (stored as "choose") is not lost."""
+    state = State.from_json_dict({"node": "choose", "intent": "set", "verified": True, "person_id": PERSON_ID})
+    turn = d.respond(state, Keys("1"), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.state.node in d.STEPS
 
 
 def test_confirming_yields_record_choice_with_the_choice_recorded_outcome():
@@ -327,12 +443,13 @@ def test_record_choice_only_with_a_matched_person():
     assert d.respond(no_person, Keys("1"), NO_TRANSFER).effect is None
 
 
-def test_going_back_at_confirmation_records_nothing_and_asks_again():
+def test_going_back_at_confirmation_records_nothing_and_keeps_the_choice():
     state = verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED, current=d.OPTED_OUT, since="2025-01-02")
     turn = d.respond(state, Keys("2"), NO_TRANSFER)
-    assert turn.effect is None
-    assert turn.state.node == d.CHOOSE and turn.state.chosen is None
-    assert names(turn) == ["current_opted_out", "choose_ask"]
+    assert turn.effect is None and turn.outcome is None
+    assert turn.state.node == d.AFTER_CHOICE and turn.state.chosen is None
+    assert turn.state.current == d.OPTED_OUT
+    assert names(turn) == ["choice_kept", "after_choice_options"]
 
 
 @pytest.mark.parametrize(
@@ -366,8 +483,8 @@ def test_after_recording_three_checks_the_new_choice_without_verifying_again():
 def test_verified_caller_going_back_to_the_menu_is_not_asked_to_verify_again():
     state = verified(d.AFTER_CHOICE, current=d.ALLOWED, since="2026-03-03")
     turn = run(state, [Keys("9"), Keys("2")])
-    assert turn.state.node == d.CHOOSE
-    assert names(turn) == ["current_allowed", "choose_ask"]
+    assert turn.state.node == d.CONFIRM_CHOICE
+    assert names(turn) == ["current_allowed", "confirm_opt_out"]
 
 
 # ---- Speech ------------------------------------------------------------------------------------
@@ -377,10 +494,20 @@ def test_verified_caller_going_back_to_the_menu_is_not_asked_to_verify_again():
     "words, chosen",
     [("opt out", d.OPTED_OUT), ("Opt me out please.", d.OPTED_OUT), ("allow", d.ALLOWED), ("I want to opt in", d.ALLOWED)],
 )
-def test_speech_at_choose_works_like_keys(words, chosen):
-    turn = d.respond(verified(d.CHOOSE), Speech(words), NO_TRANSFER)
+@pytest.mark.parametrize("node", [d.CHECKED, d.AFTER_CHOICE])
+def test_a_choice_named_in_words_after_the_check_is_read_back(words, chosen, node):
+    turn = d.respond(verified(node), Speech(words), NO_TRANSFER)
     assert turn.state.node == d.CONFIRM_CHOICE
     assert turn.state.chosen == chosen
+    assert turn.effect is None
+
+
+@pytest.mark.parametrize("words, chosen", [("allow", d.ALLOWED), ("opt me in please", d.ALLOWED), ("opt out", d.OPTED_OUT)])
+def test_the_other_way_said_at_the_read_back_records_nothing(words, chosen):
+    other = d.OPTED_OUT if chosen == d.ALLOWED else d.ALLOWED
+    turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=other), Speech(words), NO_TRANSFER)
+    assert turn.effect is None and turn.outcome is None
+    assert turn.state.node == d.CONFIRM_CHOICE  # still a read-back, waiting for a 1 or a plain yes
 
 
 @pytest.mark.parametrize("words", ["yes", "Yes.", "yeah that's right"])
@@ -391,7 +518,8 @@ def test_saying_yes_at_confirmation_records_the_choice(words):
 
 def test_saying_no_at_confirmation_goes_back():
     turn = d.respond(verified(d.CONFIRM_CHOICE, chosen=d.ALLOWED), Speech("no"), NO_TRANSFER)
-    assert turn.effect is None and turn.state.node == d.CHOOSE
+    assert turn.effect is None and turn.state.node == d.AFTER_CHOICE
+    assert names(turn) == ["choice_kept", "after_choice_options"]
 
 
 @pytest.mark.parametrize("words", ["no, that's not right", "that's not correct", "not right"])
@@ -403,9 +531,11 @@ def test_saying_it_is_not_right_at_confirmation_records_nothing(words):
 
 
 @pytest.mark.parametrize("words", ["don't allow it", "do not allow", "I don't want to share my information"])
-def test_refusing_by_voice_is_never_taken_as_allow(words):
-    turn = d.respond(verified(d.CHOOSE), Speech(words), NO_TRANSFER)
-    assert turn.state.chosen != d.ALLOWED
+@pytest.mark.parametrize("node", [d.CHECKED, d.AFTER_CHOICE])
+def test_refusing_by_voice_is_never_taken_as_allow(words, node):
+    turn = d.respond(verified(node), Speech(words), NO_TRANSFER)
+    assert turn.state.chosen != d.ALLOWED and turn.state.wants != d.ALLOWED
+    assert turn.effect is None
 
 
 def test_speech_that_matches_nothing_is_not_understood_and_changes_nothing():
@@ -493,9 +623,22 @@ def test_call_back_on_another_number():
     assert names(turn) == ["callback_number_ask"]
     assert turn.expect == d.Expect("number", identifier="phone_number")
     turn = d.respond(turn.state, Keys("07700900777#"), NO_TRANSFER)
+    # Read back in full before anything is recorded, so a slip of a finger can be caught.
+    assert names(turn) == ["callback_number_read_back"] and turn.effect is None
+    assert turn.say[0].values["phone_number"] == "0 7 7 0 0, 9 0 0 7 7 7"
+    assert "07700900777" not in turn.say[0].masked["phone_number"].replace(" ", "")  # stored masked
+    turn = d.respond(turn.state, Keys("1"), NO_TRANSFER)
     assert turn.effect == d.RequestCallback("+447700900777")
     turn = d.respond(turn.state, CallbackRequested(), NO_TRANSFER)
     assert turn.say[0] == d.Prompt("callback_recorded", {"number_ending": "7 7 7"})
+
+
+def test_a_call_back_number_read_back_can_be_keyed_again_and_holds_nothing_after():
+    state = State(node=d.CALLBACK_NUMBER)
+    turn = d.respond(state, Keys("07700900777#"), NO_TRANSFER)
+    turn = d.respond(turn.state, Keys("2"), NO_TRANSFER)
+    assert names(turn) == ["callback_number_ask"] and turn.effect is None
+    assert turn.state.callback_phone is None
 
 
 def test_a_withheld_caller_is_asked_for_a_number_directly():
@@ -533,13 +676,13 @@ def test_state_json_round_trip():
 
 
 def test_state_from_json_ignores_unknown_keys_and_defaults_missing_ones():
-    state = State.from_json_dict({"node": d.CHOOSE, "verified": True, "from_an_older_release": 1})
-    assert state == State(node=d.CHOOSE, verified=True)
+    state = State.from_json_dict({"node": d.CONFIRM_CHOICE, "verified": True, "from_an_older_release": 1})
+    assert state == State(node=d.CONFIRM_CHOICE, verified=True)
     assert State.from_json_dict({}) == State()
 
 
 @given(
-    node=st.sampled_from([d.MENU, d.CHOOSE, d.CODE, d.CALLBACK_NUMBER]),
+    node=st.sampled_from([d.MENU, d.CONFIRM_CHOICE, d.CODE, d.CALLBACK_NUMBER]),
     current=st.sampled_from([None, d.OPTED_OUT, d.ALLOWED]),
     verified_=st.booleans(),
     person_id=st.one_of(st.none(), st.integers(1, 10**9)),
@@ -577,7 +720,8 @@ def test_a_whole_conversation_runs_with_scripted_services():
     state = State()
     said: list[str] = []
     outcomes: list[str] = []
-    for event in [Start("555"), Keys("2"), Keys(NHS_NUMBER), Keys("1"), Keys("01031984"), Keys("123456"), Keys("1"), Keys("1")]:
+    # No choice made yet: once verified, the opt-out is read back at once, and 1 confirms it.
+    for event in [Start("555"), Keys("2"), Keys(NHS_NUMBER), Keys("1"), Keys("01031984"), Keys("123456"), Keys("1")]:
         turn = d.respond(state, event, NO_TRANSFER)
         said += names(turn)
         outcomes += [turn.outcome] if turn.outcome else []
@@ -616,9 +760,9 @@ def test_asking_for_customer_service_reaches_staff(words):
 
 
 @pytest.mark.parametrize("words", ["nine nine nine zero zero zero one two three four", "999 000 1234", "nine four"])
-@pytest.mark.parametrize("node", [d.MENU, d.NHS_NUMBER_CONFIRM, d.CHOOSE])
+@pytest.mark.parametrize("node", [d.MENU, d.NHS_NUMBER_CONFIRM, d.CONFIRM_CHOICE])
 def test_a_number_said_aloud_at_a_menu_is_never_a_key(words, node):
-    state = verified(node) if node == d.CHOOSE else at(node, nhs_number=NHS_NUMBER)
+    state = verified(node, chosen=d.OPTED_OUT) if node == d.CONFIRM_CHOICE else at(node, nhs_number=NHS_NUMBER)
     turn = d.respond(state, Speech(words), NO_TRANSFER)
     assert names(turn)[0] == "use_the_keypad"
     assert turn.state == state and turn.effect is None
@@ -671,3 +815,11 @@ def test_a_choice_named_at_the_menu_is_read_back_after_the_check_and_never_recor
     turn = d.respond(verified_now, t.CodeAccepted(current=None, current_since=None), NO_TRANSFER)
     assert turn.state.node == d.CONFIRM_CHOICE and turn.state.chosen == d.OPTED_OUT
     assert turn.effect is None
+
+
+def test_the_other_choice_named_at_a_read_back_is_read_back_in_its_place_and_nothing_recorded():
+    state = verified(d.CONFIRM_CHOICE, chosen=d.OPTED_OUT)
+    turn = d.respond(state, Speech("actually I'd like to opt in"), NO_TRANSFER)
+    assert turn.effect is None
+    assert turn.state.node == d.CONFIRM_CHOICE and turn.state.chosen == d.ALLOWED
+    assert "confirm_allow" in names(turn)

@@ -258,7 +258,7 @@ def test_a_people_search_a_call_and_a_text_leave_no_identifier_in_the_log(app, c
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out is read back at once
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
     texter = SmsTexter(app, twilio, "+447700900777")

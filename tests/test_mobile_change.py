@@ -61,7 +61,7 @@ def _opt_out_by_phone(caller, person: Person, twilio) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out is read back at once
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
 

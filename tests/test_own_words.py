@@ -6,6 +6,7 @@ import pytest
 from models import ChoiceStatus
 from tests.builders import create_choice
 from tests.conftest import verify
+from tests.said import prompts_of
 from tests.sms_helpers import choices_of, follow_ups, verify_by_text
 
 # ---- By phone ------------------------------------------------------------------------------------
@@ -16,8 +17,7 @@ def test_a_choice_named_at_the_menu_is_read_back_once_the_caller_is_verified(cal
     caller.dial()
     caller.speak(words)
     verify(caller, person, twilio)
-    caller.hears("confirm_opt_out")
-    caller.does_not_hear("choose_ask")
+    assert caller.prompts == ["confirm_opt_out"]
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
     assert [choice.status for choice in choices_of(app, person)] == [ChoiceStatus.OPTED_OUT]
@@ -90,8 +90,7 @@ def _at_the_read_back(caller, person, twilio) -> None:
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
-    caller.hears("confirm_opt_out")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out is read back at once
 
 
 def test_yes_thats_right_at_the_read_back_records(caller, person, twilio, app):
@@ -129,13 +128,16 @@ def test_no_to_a_guess_asked_back_returns_to_the_step(caller):
     caller.does_not_hear("nhs_number_ask")
 
 
-def test_refusing_in_own_words_at_the_choice_is_read_back_as_an_opt_out(caller, person, twilio):
+def test_refusing_in_own_words_after_a_check_is_read_back_as_an_opt_out(caller, person, twilio, app):
+    create_choice(app, person=person, status=ChoiceStatus.ALLOWED)
     caller.dial()
-    caller.press("2")
+    caller.press("3")
     verify(caller, person, twilio)
-    caller.hears("choose_ask")
+    caller.hears("current_allowed", "after_check_options")
     caller.speak("I don't want my data shared with anyone")
     caller.hears("confirm_opt_out")
+    caller.does_not_hear("confirm_allow")
+    assert [choice.status for choice in choices_of(app, person)] == [ChoiceStatus.ALLOWED]  # read back, not recorded
 
 
 # ---- By text -------------------------------------------------------------------------------------
@@ -216,3 +218,9 @@ def test_starting_again_mid_check_returns_to_the_menu(texter, person, body):
 def test_yep_when_nothing_is_waiting_is_not_a_choice(texter):
     texter.text("yep")
     texter.does_not_get("nhs_number_ask", "recorded_opted_out", "recorded_allowed")
+
+
+def test_the_text_read_back_says_it_is_not_the_national_data_opt_out(mobile_texter, person, twilio):
+    verify_by_text(mobile_texter, person, twilio, keyword="OPT OUT")
+    [read_back] = [reply for reply in mobile_texter.replies if "confirm_opted_out" in prompts_of(reply)]
+    assert "national data opt-out" in read_back and "nhs.uk/your-nhs-data-matters" in read_back

@@ -21,6 +21,8 @@ SAMPLE = {
     "line_number": "020 7946 0000",
     "code": "123456",
     "key": "2",
+    "kept_for": "13 months",
+    "phone_number": "0 7 7 0 0, 9 0 0 1 2 3",
 }
 PROMPTS = Prompts(DEFAULT_ORG_NAME)
 

@@ -49,7 +49,6 @@ NHS_NUMBER = "nhs_number"
 NHS_NUMBER_CONFIRM = "nhs_number_confirm"
 DATE_OF_BIRTH = "date_of_birth"
 CODE = "code"
-CHOOSE = "choose"
 CONFIRM_CHOICE = "confirm_choice"
 CONFIRM = "confirm"  # by text
 FAILED_CHECK_KINDS = ("details", "code")
@@ -334,9 +333,7 @@ class Voice(Channel):
         self.give_details(person.nhs_number, person.date_of_birth)
 
     def choose_opt_out(self) -> bool:
-        if self.where() != CHOOSE:
-            return False
-        self.press("1")  # opt out
+        # With no choice made yet, "opt out or change" (2 at the menu) reads back the opt-out at once.
         return self.where() == CONFIRM_CHOICE
 
     def confirm(self) -> None:

@@ -13,9 +13,7 @@ def test_caller_opts_out_and_gets_a_confirmation_text(app, caller, person, twili
     assert caller.value("greeting", "org_name") == "Kensington and Chelsea Social Council"
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("current_none", "choose_ask")
-    caller.press("1")
-    assert caller.prompts == ["confirm_opt_out"]
+    assert caller.prompts == ["confirm_opt_out"]  # no choice yet: the opt-out is read back at once
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
 

@@ -137,7 +137,6 @@ def test_a_confirmation_from_a_voice_call_to_a_stopped_mobile_is_refused_and_sta
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
     caller.hears("confirm_opt_out")
     codes = len(twilio.texts_to(person.mobile))
 

@@ -22,7 +22,7 @@ def opt_out_by_phone(make_caller, person, twilio):
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.press("1")
+    caller.hears("confirm_opt_out")  # no choice yet: the opt-out is read back at once
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
     caller.hang_up()
@@ -32,9 +32,9 @@ def opt_out_by_phone(make_caller, person, twilio):
 def allow_by_phone(make_caller, person, twilio):
     caller = make_caller()
     caller.dial()
-    caller.press("2")
+    caller.speak("allow")  # named at the menu: the allow is read back, whatever the choice now
     verify(caller, person, twilio)
-    caller.press("2")
+    caller.hears("confirm_allow")
     caller.press("1")
     caller.hears("choice_recorded_allowed")
     caller.hang_up()
@@ -74,11 +74,11 @@ def fail_verification(make_caller, person):
     caller.dial()
     caller.press("2")
     wrong = (person.date_of_birth + timedelta(days=1)).strftime("%d%m%Y")
+    caller.hears("nhs_number_ask")
+    caller.press(person.nhs_number + "#")
+    caller.press("1")
     for _ in range(3):
-        caller.hears("nhs_number_ask")
-        caller.press(person.nhs_number + "#")
-        caller.press("1")
-        caller.press(wrong + "#")
+        caller.press(wrong + "#")  # after a mismatch the NHS number is kept: only the date is asked again
     caller.hears("too_many_attempts")
     caller.hang_up()
     return caller

@@ -144,16 +144,17 @@ def test_a_manager_calls_the_line_hears_the_greeting_and_follows_the_menu(app, c
     assert keypad == [f"Press {key}" for key in "123456789"] + ["Press * (star)", "Press 0", "Press # (hash)"]
 
     page = press(client_request, page, "1")
-    assert heard(page) == ["about_direct_care", "about_next_options"]
+    assert heard(page) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
     first, second = transcript(page)
     assert first.startswith("The line: ") and line_said(first) == ["greeting", "menu"]
-    assert second.startswith("You: 1 The line:") and line_said(second) == ["about_direct_care", "about_next_options"]
+    assert second.startswith("You: 1 The line:")
+    assert line_said(second) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
     (call,) = conversations(app)
     link = page.select_one(f"a[href='/staff/conversations/{call.id}']")
     assert link is not None and call.ended_at is None
 
     page = press(client_request, page, "*")
-    assert heard(page) == ["about_direct_care", "about_next_options"]
+    assert heard(page) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
 
 
 def test_a_call_comes_only_from_a_number_the_page_offers(app, client_request, demo_people):
@@ -206,8 +207,7 @@ def test_a_verified_opt_out_with_a_test_person_using_the_code_shown_on_the_page(
     assert code not in page.text_of("table")
 
     page = press(client_request, page, code + "#")
-    assert heard(page) == ["current_none", "choose_ask"]
-    page = press(client_request, page, "1")
+    assert heard(page) == ["confirm_opt_out"]  # no choice yet: the opt-out is read back at once
     page = press(client_request, page, "1")
     assert heard(page) == ["choice_recorded_opted_out", "after_choice_options"]
     with Session(app.extensions["database"].engine) as session:
@@ -239,7 +239,7 @@ def test_without_a_twilio_account_a_test_persons_code_is_still_shown(database_ur
         code = shown_code(page)
         assert kept_codes(page) == ["******"] and "not_sent" in page.text_of("table")
         page = press(client_request, page, code + "#")
-        assert heard(page) == ["current_none", "choose_ask"]
+        assert heard(page) == ["confirm_opt_out"]
         assert twilio.texts() == []
     finally:
         app.extensions["database"].engine.dispose()
@@ -267,10 +267,10 @@ def test_staying_silent_and_speaking_take_the_gathers_other_paths(app, client_re
     client_request.sign_in("manager")
     page = start_call(client_request)
     page = act(client_request, page, "staff.say_trial_words", words="how is my information used")
-    assert heard(page) == ["about_direct_care", "about_next_options"]
+    assert heard(page) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
 
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
-    assert heard(page) == ["sorry_no_input", "about_direct_care", "about_next_options"]
+    assert heard(page) == ["sorry_no_input", "about_direct_care", "about_secondary_uses", "about_next_options"]
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
     page = act(client_request, page, "staff.stay_silent_on_trial_call")
     assert heard(page) == ["no_response_goodbye"]
@@ -336,7 +336,7 @@ def test_each_tab_keeps_its_own_call_and_an_altered_call_is_refused(app, client_
     second = start_call(client_request)
     first = press(client_request, first, "1")
     second = press(client_request, second, "3")
-    assert heard(first) == ["about_direct_care", "about_next_options"]
+    assert heard(first) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
     assert heard(second) == ["nhs_number_ask"]
     assert [len(transcript(page)) for page in (first, second)] == [2, 2]
     assert len(conversations(app)) == 2

@@ -3,9 +3,11 @@
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from ivr.line.dialogue.rules import spoken_date
+from ivr.records.phone_numbers import format_for_people
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
 from tests.builders import create_choice
 from tests.conftest import verify
@@ -59,13 +61,20 @@ def texts_after_codes(twilio, person: Person) -> list[tuple[str, str]]:
     return found
 
 
-def set_choice(caller, person, twilio, key: str) -> None:
-    """Dial, verify, and choose with `key` (1 opt out, 2 allow), up to the confirmation prompt."""
+CONFIRMS = {"opt out": "confirm_opt_out", "allow": "confirm_allow"}
+
+
+def set_choice(caller, person, twilio, choice: str, say: str | None = None) -> None:
+    """Dial, ask to opt out or change (2 at the menu, or `say` it), verify, and reach the read-back of
+    `choice` ("opt out" or "allow"), unconfirmed. Pressing 2 reads back the only change there is (to opt
+    out, unless already opted out); a caller who names a choice in words at the menu hears that one."""
     caller.dial()
-    caller.press("2")
+    if say is None:
+        caller.press("2")
+    else:
+        caller.speak(say)
     verify(caller, person, twilio)
-    caller.hears("choose_ask")
-    caller.press(key)
+    caller.hears(CONFIRMS[choice])
 
 
 # ---- checking ---------------------------------------------------------------------------------
@@ -83,7 +92,7 @@ def test_checking_with_no_choice_recorded(caller, person, twilio, db_session):
 
 def test_checking_after_opting_out_says_opted_out_with_the_date(make_caller, person, twilio, db_session):
     first = make_caller()
-    set_choice(first, person, twilio, "1")
+    set_choice(first, person, twilio, "opt out")
     first.press("1")
     first.hears("choice_recorded_opted_out")
     (event,) = history(db_session, person)
@@ -123,9 +132,7 @@ def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation
     caller.dial()
     caller.press("2")
     verify(caller, person, twilio)
-    caller.hears("current_none")
-    caller.press("1")
-    assert caller.prompts == ["confirm_opt_out"]
+    assert caller.prompts == ["confirm_opt_out"]  # no choice yet: the opt-out, the only change, read back at once
     assert history(db_session, person) == []  # nothing until confirmed
     before = datetime.now(UTC)
     caller.press("1")
@@ -153,7 +160,7 @@ def test_opting_out_records_the_choice_with_its_history_and_texts_a_confirmation
 
 
 def test_allowing_is_read_back_recorded_and_texted_in_allow_words(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "2")
+    set_choice(caller, person, twilio, "allow", say="allow")  # no choice yet: allowing is named, in words
     assert caller.prompts == ["confirm_allow"]
     caller.press("1")
     caller.hears("choice_recorded_allowed")
@@ -164,16 +171,13 @@ def test_allowing_is_read_back_recorded_and_texted_in_allow_words(caller, person
     assert texts_after_codes(twilio, person) == [(ALLOWED_TEXT, on)]
 
 
-def test_choosing_the_current_choice_records_nothing_and_sends_nothing(app, caller, person, twilio, db_session):
+def test_saying_the_current_choice_records_nothing_and_sends_nothing(app, caller, person, twilio, db_session):
     recorded_at = datetime(2024, 5, 3, 10, 30, tzinfo=UTC)
     earlier = create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=recorded_at)
     caller.dial()
-    caller.press("2")
+    caller.speak("opt out")  # already opted out
     verify(caller, person, twilio)
-    assert caller.prompts == ["current_opted_out", "choose_ask"]
-    assert caller.value("current_opted_out", "since") == "3 May 2024"
-    caller.press("1")
-    caller.hears("choice_unchanged")
+    assert caller.prompts == ["choice_unchanged", "after_choice_options"]
     caller.does_not_hear("choice_recorded_opted_out", "confirm_opt_out")
 
     assert [e.id for e in history(db_session, person)] == [earlier.id]
@@ -182,11 +186,20 @@ def test_choosing_the_current_choice_records_nothing_and_sends_nothing(app, call
     assert conversation_of(db_session, caller).outcome != "choice_recorded"
 
 
+def test_opted_out_and_pressing_2_hears_the_choice_with_its_date_then_the_allow_read_back(app, caller, person, twilio):
+    create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT, recorded_at=datetime(2024, 5, 3, 10, 30, tzinfo=UTC))
+    caller.dial()
+    caller.press("2")
+    verify(caller, person, twilio)
+    assert caller.prompts == ["current_opted_out", "confirm_allow"]
+    assert caller.value("current_opted_out", "since") == "3 May 2024"
+
+
 def test_going_back_at_confirmation_records_nothing(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.hears("confirm_opt_out")
     caller.press("2")
-    assert caller.prompts == ["current_none", "choose_ask"]
+    assert caller.prompts == ["choice_kept", "after_choice_options"]
     caller.hang_up()
 
     assert history(db_session, person) == []
@@ -196,9 +209,10 @@ def test_going_back_at_confirmation_records_nothing(caller, person, twilio, db_s
 
 
 def test_going_back_then_choosing_the_other_choice_records_only_that(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.press("2")
-    caller.press("2")
+    caller.hears("choice_kept", "after_choice_options")
+    caller.speak("allow")
     caller.hears("confirm_allow")
     caller.press("1")
     assert [e.status for e in history(db_session, person)] == ["allowed"]
@@ -206,14 +220,14 @@ def test_going_back_then_choosing_the_other_choice_records_only_that(caller, per
 
 def test_changing_from_opted_out_to_allowed_on_a_later_call_keeps_both_in_order(make_caller, person, twilio, db_session):
     first = make_caller()
-    set_choice(first, person, twilio, "1")
+    set_choice(first, person, twilio, "opt out")
     first.press("1")
     first.hears("choice_recorded_opted_out")
     first.hang_up()
 
     second = make_caller()
-    set_choice(second, person, twilio, "2")
-    second.hears("confirm_allow")
+    set_choice(second, person, twilio, "allow")  # opted out: 2 reads back the allow
+    second.hears("current_opted_out", "confirm_allow")
     second.press("1")
     second.hears("choice_recorded_allowed")
 
@@ -234,13 +248,12 @@ def test_changing_from_opted_out_to_allowed_on_a_later_call_keeps_both_in_order(
 
 
 def test_changing_on_the_same_call_after_recording(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.press("1")
     caller.hears("after_choice_options")
     caller.press("9")
-    caller.press("2")  # already verified on this call: straight to the choice
-    assert caller.prompts == ["current_opted_out", "choose_ask"]
-    caller.press("2")
+    caller.press("2")  # already verified on this call: straight to the read-back of the other choice
+    assert caller.prompts == ["current_opted_out", "confirm_allow"]
     caller.press("1")
     caller.hears("choice_recorded_allowed")
     assert [e.status for e in history(db_session, person)] == ["opted_out", "allowed"]
@@ -248,18 +261,15 @@ def test_changing_on_the_same_call_after_recording(caller, person, twilio, db_se
     assert len(texts_after_codes(twilio, person)) == 2
 
 
-def test_speech_works_at_choose_and_confirm(caller, person, twilio, db_session):
+def test_speech_works_at_the_menu_after_a_choice_and_at_the_read_back(caller, person, twilio, db_session):
     caller.dial()
-    caller.speak("I want to opt out")  # at the menu, this means set or change
+    caller.speak("I want to opt out")  # at the menu, this names the choice to read back
     verify(caller, person, twilio)
-    caller.speak("opt out")
     caller.hears("confirm_opt_out")
     caller.speak("yes")
-    caller.hears("choice_recorded_opted_out")
-    caller.press("9")
-    caller.press("2")
-    caller.speak("Allow.")
-    caller.hears("confirm_allow")
+    caller.hears("choice_recorded_opted_out", "after_choice_options")
+    caller.speak("Allow.")  # after a choice, naming the other one reads it back
+    assert caller.prompts == ["current_opted_out", "confirm_allow"]
     caller.speak("Yes please")
     caller.hears("choice_recorded_allowed")
     assert [(e.status, e.channel) for e in history(db_session, person)] == [
@@ -269,14 +279,14 @@ def test_speech_works_at_choose_and_confirm(caller, person, twilio, db_session):
 
 
 def test_speech_that_is_not_understood_at_confirm_records_nothing(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.speak("the bus was late this morning")
     assert caller.prompts == ["sorry_not_understood", "confirm_opt_out"]
     assert history(db_session, person) == []
 
 
 def test_saying_no_thats_not_right_at_confirmation_records_nothing(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.hears("confirm_opt_out")
     caller.speak("No, that's not right")
     caller.does_not_hear("choice_recorded_opted_out")
@@ -289,7 +299,7 @@ def test_dates_are_said_and_texted_as_the_date_in_the_uk(caller, person, twilio,
     import ivr.records.choices
 
     monkeypatch.setattr(ivr.records.choices, "utcnow", lambda: datetime(2025, 6, 30, 23, 30, tzinfo=UTC))
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.press("1")
     caller.hears("choice_recorded_opted_out")
     assert texts_after_codes(twilio, person) == [(OPTED_OUT_TEXT, "1 July 2025")]
@@ -298,7 +308,7 @@ def test_dates_are_said_and_texted_as_the_date_in_the_uk(caller, person, twilio,
 
 
 def test_after_recording_three_checks_the_new_choice_without_verifying_again(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.press("1")
     codes_sent = len(twilio.texts_to(person.mobile))
     caller.press("3")
@@ -312,7 +322,7 @@ def test_after_recording_three_checks_the_new_choice_without_verifying_again(cal
 
 
 def test_a_dropped_call_at_the_confirm_prompt_records_nothing(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.hears("confirm_opt_out")
     assert caller.hang_up(57) == 204
 
@@ -326,7 +336,7 @@ def test_a_dropped_call_at_the_confirm_prompt_records_nothing(caller, person, tw
 
 
 def test_a_retried_confirmation_records_one_choice_and_sends_one_text(caller, person, twilio, db_session):
-    set_choice(caller, person, twilio, "1")
+    set_choice(caller, person, twilio, "opt out")
     caller.press("1")
     first = caller.last
     again = caller.replay_last()
@@ -342,3 +352,25 @@ def test_a_choice_is_only_offered_after_verification(caller, person, twilio, db_
     caller.press("1")  # not a valid NHS number: no way round the check
     caller.hears("nhs_number_invalid")
     assert history(db_session, person) == []
+
+
+# ---- honest words ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("choice", ["opt out", "allow"])
+def test_before_a_choice_is_confirmed_the_line_says_it_is_not_the_national_data_opt_out(caller, person, twilio, app, choice):
+    if choice == "allow":
+        create_choice(app, person=person, status=ChoiceStatus.OPTED_OUT)
+    set_choice(caller, person, twilio, choice)
+    words = caller.words_of(CONFIRMS[choice]).lower()
+    assert "national data opt-out" in words and "your n h s data matters" in words
+
+
+def test_the_confirmation_text_gives_the_number_the_caller_rang_and_says_where_the_national_opt_out_is(
+    caller, person, twilio
+):
+    set_choice(caller, person, twilio, "opt out")
+    caller.press("1")
+    [confirmation] = [text.body for text in twilio.texts_to(person.mobile) if prompt_of(text.body) == OPTED_OUT_TEXT]
+    assert value_of(confirmation, OPTED_OUT_TEXT, "line_number") == format_for_people(caller.to_number)
+    assert "nhs.uk/your-nhs-data-matters" in confirmation

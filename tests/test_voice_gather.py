@@ -11,6 +11,7 @@ from ivr.line.dialogue import turns as dialogue
 from ivr.line.dialogue.voice import MAX_SILENCES
 from ivr.line.voice import speech_confidence
 from ivr.standins.twiml_caller import parse_twiml
+from tests.conftest import latest_code
 from tests.said import prompts_in
 
 MENU_HINTS = ("check my choice", "opt out", "how is my information used", "operator")
@@ -95,6 +96,57 @@ def test_where_a_number_is_keyed_speech_is_heard_briefly_and_with_no_hints(calle
     assert gather["speechModel"] == "numbers_and_commands"
     assert whole_seconds(gather["speechTimeout"]) < whole_seconds(menu["speechTimeout"])
     assert "hints" not in gather
+
+
+def test_the_nhs_number_date_of_birth_and_code_entries_end_at_their_last_digit(caller, person, twilio):
+    """numDigits 10, 8 and 6: no '#' to remember, and '#' still ends an entry early."""
+    answers = record_answers(caller)
+    caller.dial()
+    caller.press("2")
+    caller.hears("nhs_number_ask")
+    entries = [verbs_and_gather(answers[-1])[1]]
+    caller.press(person.nhs_number)  # no '#'
+    caller.hears("nhs_number_read_back")
+    caller.press("1")
+    caller.hears("date_of_birth_ask")
+    entries.append(verbs_and_gather(answers[-1])[1])
+    caller.press(person.date_of_birth.strftime("%d%m%Y"))
+    caller.hears("code_ask")
+    entries.append(verbs_and_gather(answers[-1])[1])
+    assert [gather["numDigits"] for gather in entries] == ["10", "8", "6"]
+    assert [gather["finishOnKey"] for gather in entries] == ["#", "#", "#"]
+    caller.press(latest_code(twilio, person.mobile))
+    caller.hears("confirm_opt_out")
+
+
+def test_the_short_prompts_after_a_mistake_keep_the_fixed_length(caller, person):
+    answers = record_answers(caller)
+    caller.dial()
+    caller.press("2")
+    caller.press("123#")
+    caller.hears("nhs_number_ask_again")
+    assert verbs_and_gather(answers[-1])[1]["numDigits"] == "10"
+    caller.press(person.nhs_number)
+    caller.press("1")
+    caller.press("3102#")
+    caller.hears("date_of_birth_ask_again")
+    assert verbs_and_gather(answers[-1])[1]["numDigits"] == "8"
+
+
+def test_keys_after_the_last_digit_of_an_entry_reach_nothing(caller, person):
+    """As on Twilio: the Gather stops listening at numDigits, so an extra key is not part of the number."""
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number + "5")
+    assert caller.prompts == ["nhs_number_read_back"]
+
+
+def test_the_menus_listen_for_one_key(caller, person):
+    caller.dial()
+    assert caller.last.gather["numDigits"] == "1"
+    caller.press("2")
+    caller.press(person.nhs_number)
+    assert caller.last.gather["numDigits"] == "1"  # the read-back
 
 
 def test_a_read_back_listens_for_yes_or_no_as_every_menu_listens_for_its_own_words(caller, person):

@@ -15,8 +15,9 @@ from tests.conftest import latest_code
 NHS_NUMBER_PROMPT = "nhs_number_ask"
 DATE_OF_BIRTH_PROMPT = "date_of_birth_ask"
 CODE_PROMPT = "code_ask"
-VERIFIED = "current_none"  # what a verified caller with no choice yet hears
+VERIFIED = "confirm_opt_out"  # what a verified caller with no choice yet hears after 2: the opt-out read back
 NOT_MATCHED = "details_not_matched"
+DATE_OF_BIRTH_AGAIN = "date_of_birth_after_mismatch"  # after details that did not match: the NHS number is kept
 LOCKED = "identity_locked"
 CANNOT_VERIFY = "too_many_attempts"
 
@@ -47,6 +48,16 @@ def key_details(caller, nhs_number: str, born: date):
     caller.press("1")
     caller.hears(DATE_OF_BIRTH_PROMPT)
     return caller.press(keyed(born) + "#")
+
+
+def key_details_again(caller, nhs_number: str, born: date, same_nhs_number: bool = True):
+    """After details that did not match: key the date of birth again with the NHS number kept, or press 2#
+    and key both."""
+    caller.hears(NOT_MATCHED, DATE_OF_BIRTH_AGAIN)
+    if same_nhs_number:
+        return caller.press(keyed(born) + "#")
+    caller.press("2#")
+    return key_details(caller, nhs_number, born)
 
 
 def call_and_key_details(caller, nhs_number: str, born: date):
@@ -89,8 +100,19 @@ def test_an_nhs_number_with_a_wrong_check_digit_is_asked_for_again_at_once(calle
     caller.dial()
     caller.press("2")
     caller.press(with_wrong_check_digit(person.nhs_number) + "#")
-    assert caller.prompts == ["nhs_number_invalid", NHS_NUMBER_PROMPT]
+    # Ten digits that fail the check: "not right, check the digits", not "an NHS number has 10 digits".
+    assert caller.prompts == ["nhs_number_not_right", "nhs_number_ask_again"]
     assert identity_attempts(db_session) == []
+
+
+def test_after_a_mistake_the_nhs_number_is_asked_for_in_the_shorter_prompt(caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.hears(NHS_NUMBER_PROMPT)
+    caller.press("12345#")
+    assert caller.prompts == ["nhs_number_invalid", "nhs_number_ask_again"]
+    caller.press(person.nhs_number)  # the 10th digit ends the entry: no '#'
+    caller.hears("nhs_number_read_back")
 
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -113,7 +135,7 @@ def test_an_nhs_number_with_too_few_digits_is_asked_for_again(caller, person):
     caller.dial()
     caller.press("2")
     caller.press(person.nhs_number[:9] + "#")
-    assert caller.prompts == ["nhs_number_invalid", NHS_NUMBER_PROMPT]
+    assert caller.prompts == ["nhs_number_invalid", "nhs_number_ask_again"]
 
 
 def test_a_valid_nhs_number_is_read_back_in_groups_of_3_3_and_4(caller, person):
@@ -163,9 +185,22 @@ def test_an_impossible_date_of_birth_is_asked_for_again(caller, person, db_sessi
     caller.press(person.nhs_number + "#")
     caller.press("1")
     caller.press(keyed_date + "#")
-    assert caller.prompts == ["date_of_birth_invalid", DATE_OF_BIRTH_PROMPT]
+    assert caller.prompts == ["date_of_birth_invalid", "date_of_birth_ask_again"]  # now with the example
     assert identity_attempts(db_session) == []
     assert twilio.texts_to(person.mobile) == []
+
+
+def test_the_date_of_birth_example_is_said_only_after_a_mistake(caller, person):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number)
+    caller.press("1")
+    assert caller.prompts == [DATE_OF_BIRTH_PROMPT]
+    first = caller.words_of(DATE_OF_BIRTH_PROMPT)
+    caller.press("3102#")
+    assert caller.prompts == ["date_of_birth_invalid", "date_of_birth_ask_again"]
+    # The example is the subject here: "the 1st of March 1984 is 0 1, 0 3, 1 9 8 4", said only now.
+    assert "1 9 8 4" in caller.words_of("date_of_birth_ask_again") and "1 9 8 4" not in first
 
 
 def test_a_wrong_date_of_birth_and_an_unknown_nhs_number_get_exactly_the_same_words(
@@ -176,18 +211,50 @@ def test_a_wrong_date_of_birth_and_an_unknown_nhs_number_get_exactly_the_same_wo
     unknown = make_caller(from_number="+447700900502")
     call_and_key_details(unknown, unknown_nhs_number(db_session), person.date_of_birth)
 
-    wrong_date.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    assert wrong_date.prompts == [NOT_MATCHED, DATE_OF_BIRTH_AGAIN]
     assert unknown.last.text == wrong_date.last.text
     assert twilio.texts_to(person.mobile) == []
+
+
+def test_after_details_that_did_not_match_the_nhs_number_is_kept_and_only_the_date_of_birth_asked_again(
+    caller, person, twilio
+):
+    call_and_key_details(caller, person.nhs_number, person.date_of_birth + timedelta(days=1))
+    assert caller.prompts == [NOT_MATCHED, DATE_OF_BIRTH_AGAIN]
+    caller.press(keyed(person.date_of_birth))  # the 8th digit ends the entry
+    caller.hears(CODE_PROMPT)
+    caller.press(latest_code(twilio, person.mobile))
+    caller.hears(VERIFIED)
+
+
+def test_two_hash_at_the_date_of_birth_after_a_mismatch_keys_the_nhs_number_again(caller, person, twilio, db_session):
+    """A caller who keyed (and confirmed) a wrong NHS number can key it again, without going back to the menu."""
+    call_and_key_details(caller, unknown_nhs_number(db_session), person.date_of_birth)
+    caller.hears(NOT_MATCHED, DATE_OF_BIRTH_AGAIN)
+    caller.press("2#")
+    assert caller.prompts == [NHS_NUMBER_PROMPT]
+    key_details(caller, person.nhs_number, person.date_of_birth)
+    caller.hears(CODE_PROMPT)
+    assert len(twilio.texts_to(person.mobile)) == 1
+    failed = [a for a in identity_attempts(db_session) if not a.succeeded and a.kind == "details"]
+    assert len(failed) == 1  # the mismatch still counts
+
+
+def test_two_hash_at_the_first_date_of_birth_prompt_is_only_an_impossible_date(caller, person, db_session):
+    caller.dial()
+    caller.press("2")
+    caller.press(person.nhs_number)
+    caller.press("1")
+    caller.press("2#")
+    assert caller.prompts == ["date_of_birth_invalid", "date_of_birth_ask_again"]
+    assert identity_attempts(db_session) == []
 
 
 def test_three_failed_identity_checks_on_one_call_offer_a_call_back_and_tell_staff(caller, person, db_session, twilio):
     wrong = person.date_of_birth + timedelta(days=1)
     call_and_key_details(caller, person.nhs_number, wrong)
-    caller.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
-    key_details(caller, person.nhs_number, wrong)
-    caller.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
-    key_details(caller, person.nhs_number, wrong)
+    key_details_again(caller, person.nhs_number, wrong)
+    key_details_again(caller, person.nhs_number, wrong)
 
     assert caller.prompts == [NOT_MATCHED, CANNOT_VERIFY, "cannot_verify_callback"]
     follow_ups = db_session.exec(select(FollowUp)).all()
@@ -199,8 +266,8 @@ def test_three_failed_identity_checks_on_one_call_offer_a_call_back_and_tell_sta
 def test_pressing_1_after_failing_the_identity_check_asks_to_confirm_the_call_back_number(caller, person):
     wrong = person.date_of_birth + timedelta(days=1)
     call_and_key_details(caller, person.nhs_number, wrong)
-    key_details(caller, person.nhs_number, wrong)
-    key_details(caller, person.nhs_number, wrong)
+    key_details_again(caller, person.nhs_number, wrong)
+    key_details_again(caller, person.nhs_number, wrong)
     caller.press("1")
     caller.hears("callback_confirm_number")
     assert caller.value("callback_confirm_number", "caller_ending") == "5 5 5"
@@ -238,7 +305,7 @@ def test_the_right_code_proves_who_i_am(caller, person, twilio, db_session):
 def test_a_wrong_code_is_refused_and_the_code_asked_for_again(caller, person, twilio):
     reach_code_prompt(caller, person)
     caller.press(a_different_code(latest_code(twilio, person.mobile)) + "#")
-    assert caller.prompts == ["code_wrong", CODE_PROMPT]
+    assert caller.prompts == ["code_wrong", "code_ask_again"]
     caller.does_not_hear(VERIFIED)
 
 
@@ -273,7 +340,7 @@ def test_a_code_works_only_once_a_later_call_cannot_reuse_it(make_caller, person
     assert latest_code(twilio, person.mobile) != used
     second.press(used + "#")
     second.does_not_hear(VERIFIED)
-    second.hears(CODE_PROMPT)
+    second.hears("code_wrong", "code_ask_again")
 
 
 def test_a_code_that_has_proved_who_i_am_is_refused_if_keyed_again(app, caller, person, twilio, db_session):
@@ -411,8 +478,13 @@ def fail_withheld(make_caller, nhs_numbers: list[str], born: date) -> None:
     caller = make_caller(from_number="anonymous")
     caller.dial()
     caller.press("2")
+    previous = None
     for number in nhs_numbers:
-        key_details(caller, number, born)
+        if previous is None:
+            key_details(caller, number, born)
+        else:
+            key_details_again(caller, number, born, same_nhs_number=number == previous)
+        previous = number
         caller.hears(NOT_MATCHED)
         caller.does_not_hear(LOCKED)
         if CANNOT_VERIFY in caller.prompts:
@@ -451,11 +523,11 @@ def test_while_withheld_callers_fail_often_each_withheld_call_gets_one_try(make_
     slowed = make_caller(from_number="anonymous")
     call_and_key_details(slowed, person.nhs_number, person.date_of_birth + timedelta(days=1))
     slowed.hears(NOT_MATCHED, CANNOT_VERIFY)
-    slowed.does_not_hear(LOCKED, NHS_NUMBER_PROMPT)
+    slowed.does_not_hear(LOCKED, NHS_NUMBER_PROMPT, DATE_OF_BIRTH_AGAIN)
     # A caller who shows their number is not slowed by what withheld callers did.
     shown = make_caller(from_number="+447700900777")
     call_and_key_details(shown, person.nhs_number, person.date_of_birth + timedelta(days=1))
-    shown.hears(NOT_MATCHED, NHS_NUMBER_PROMPT)
+    shown.hears(NOT_MATCHED, DATE_OF_BIRTH_AGAIN)
     shown.does_not_hear(CANNOT_VERIFY)
 
 

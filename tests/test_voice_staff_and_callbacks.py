@@ -105,6 +105,8 @@ def test_call_back_on_a_number_the_caller_keys_in(caller, db_session):
     caller.press("2")
     assert caller.prompts == ["callback_number_ask"]
     caller.press("02079460999#")
+    caller.hears("callback_number_read_back")
+    caller.press("1")
     assert caller.value("callback_recorded", "number_ending") == "9 9 9"
     (follow_up,) = follow_ups(db_session)
     assert (follow_up.kind, follow_up.phone) == ("callback", "+442079460999")
@@ -121,6 +123,8 @@ def test_an_invalid_callback_number_is_asked_for_again(caller, db_session):
     expect_gather(heard)
     assert follow_ups(db_session) == []
     caller.press("07700900777#")
+    caller.hears("callback_number_read_back")
+    caller.press("1")
     assert caller.value("callback_recorded", "number_ending") == "7 7 7"
     (follow_up,) = follow_ups(db_session)
     assert follow_up.phone == "+447700900777"
@@ -148,6 +152,8 @@ def test_a_withheld_caller_is_asked_to_key_in_a_number(make_caller, db_session, 
     caller.press("1")
     assert caller.prompts == ["callback_number_ask"]
     caller.press("07700900321#")
+    caller.hears("callback_number_read_back")
+    caller.press("1")
     assert caller.value("callback_recorded", "number_ending") == "3 2 1"
     (follow_up,) = follow_ups(db_session)
     assert (follow_up.kind, follow_up.phone) == ("callback", "+447700900321")

@@ -19,7 +19,7 @@ from ivr.records.follow_ups import raise_follow_up, review_choice_after_mobile_c
 from ivr.records.identity import Identity
 from ivr.records.identity_format import mask_digits
 from ivr.records.outbox import Outbox, Text
-from ivr.records.phone_numbers import last_digits, mask_phone_number
+from ivr.records.phone_numbers import format_for_people, last_digits, mask_phone_number, parse_caller_id
 from models import ChoiceStatus, Person
 from models.time import uk_date
 
@@ -162,7 +162,8 @@ class Effects:
         if recorded.changed and recorded.event is not None and person.mobile and not replied_to_mobile:
             on = rules.spoken_date(uk_date(recorded.since))
             prompt = t.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
-            body = self.services.prompts.render("text", prompt)
+            line_number = format_for_people(self.inbound.line_id) if parse_caller_id(self.inbound.line_id) else ""
+            body = self.services.prompts.render("text", prompt, line_number=line_number)
             self.queue_text(f"choice:{recorded.event.id}", "choice_confirmation", person.mobile, body, body)
         return t.ChoiceRecorded(recorded.changed, recorded.status.value, uk_date(recorded.since).isoformat())
 

@@ -11,8 +11,20 @@ from ivr.line.dialogue.turns import Prompt
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
+def kept_for(days: int) -> str:
+    """How long the line keeps notes of a conversation, as people say it: "13 months", "2 years", "30 days"."""
+    if days >= 365 and days % 365 == 0:
+        years = days // 365
+        return f"{years} year{'s' if years != 1 else ''}"
+    if days >= 60:
+        return f"{round(days / 30.44)} months"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
 class Prompts:
-    def __init__(self, org_name: str, language: str = "en", templates_dir: Path = TEMPLATES_DIR) -> None:
+    def __init__(
+        self, org_name: str, language: str = "en", templates_dir: Path = TEMPLATES_DIR, retention_days: int = 400
+    ) -> None:
         self.language = language
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(templates_dir / "prompts"),
@@ -21,6 +33,7 @@ class Prompts:
             auto_reload=False,
         )
         self.env.globals["org_name"] = org_name
+        self.env.globals["kept_for"] = kept_for(retention_days)  # RETENTION_DAYS, as the greeting says it
 
     def render(self, channel: str, prompt: Prompt, masked: bool = False, line_number: str = "") -> str:
         """The words of one prompt; `masked` gives the form that may be stored or logged. `line_number` is

@@ -451,10 +451,15 @@ def _ended_call_reply(conversation: ConversationRecord) -> Reply:
     return Reply((), "", t.Expect("hangup"), conversation.turn)
 
 
+# Held in a state only between entry and use: an NHS number until it is matched, a call-back number until
+# it is read back and confirmed.
+_HELD_IDENTIFIERS = ("nhs_number", "callback_phone")
+
+
 def _without_identifiers(state_json: str) -> str:
-    """A stored state with any NHS number still held between entry and match taken out."""
+    """A stored state with any identifier still held between entry and use taken out."""
     state = json.loads(state_json or "{}")
-    if state.get("nhs_number") is None:
+    if all(state.get(name) is None for name in _HELD_IDENTIFIERS):
         return state_json
-    state["nhs_number"] = None
+    state.update(dict.fromkeys((name for name in _HELD_IDENTIFIERS if name in state), None))
     return json.dumps(state)

@@ -100,6 +100,7 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
         turn=turn,
         caller_id=request.form.get("From", "")[:MAX_INPUT_LENGTH],
         heard=heard,
+        line_id=request.form.get("To", "")[:MAX_INPUT_LENGTH],  # the line's number, for texts that say "call us"
         trial=request.form.get(TRIAL_PARAMETER) == "1",
     )
     handled = _line().handle(inbound, VOICE_FLOW, _render)  # any text it queued leaves through the outbox worker
@@ -169,6 +170,9 @@ def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
             speech_model=NUMBER_SPEECH_MODEL,
             speech_timeout=NUMBER_SPEECH_TIMEOUT_SECONDS,
         )
+        if expect.digits:
+            # A fixed-length entry ends at its last digit: no '#' to remember (a '#' still ends it early).
+            options["num_digits"] = expect.digits
     if expect.hints:
         options["hints"] = ", ".join(expect.hints)
     gather = Gather(**options)

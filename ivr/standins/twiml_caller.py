@@ -95,11 +95,16 @@ class TwimlCaller(_TwilioPoster):
         return self._post("/twilio/voice", {"CallStatus": "ringing"})
 
     def press(self, keys: str) -> Heard:
-        """Key in digits at the current Gather, as Twilio posts them (without the finishing #)."""
+        """Key in digits at the current Gather, as Twilio posts them: without the finishing #, and no more than
+        its numDigits (Twilio stops listening at the last one; keys pressed after it reach nothing)."""
         gather = self._current_gather()
         finish = gather.get("finishOnKey", "#")
         digits = keys[: keys.index(finish)] if finish and finish in keys else keys
-        return self._post(gather["action"], {"Digits": digits, "FinishedOnKey": finish if finish in keys else ""})
+        limit = int(gather["numDigits"]) if gather.get("numDigits", "").isdigit() else None
+        finished = finish if finish and finish in keys else ""
+        if limit is not None and len(digits) >= limit:
+            digits, finished = digits[:limit], ""
+        return self._post(gather["action"], {"Digits": digits, "FinishedOnKey": finished})
 
     def speak(self, words: str, confidence: str | None = "0.9") -> Heard:
         """Say `words` at the current Gather, as Twilio posts its transcript (with its Confidence, unless None)."""

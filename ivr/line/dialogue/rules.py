@@ -57,6 +57,7 @@ class Channel(Generic[S]):
     go_verified: Callable[[S, Context], Turn[S]]  # where a verified person's intent leads
     offer_new_code: Callable[[S, Context, Prompt], Turn[S]]  # a code expired or used up, and another may be sent
     unverified: Callable[[S], S]  # where someone who cannot be verified is left
+    after_mismatch: Callable[[S], S]  # where someone whose details did not match is asked again
 
 
 def go_where_intent_leads(state: S, context: Context, channel: Channel[S]) -> Turn[S]:
@@ -112,12 +113,13 @@ def on_check_result(state: S, event: Event, context: Context, channel: Channel[S
             return cannot_verify(state, context, channel, Prompt("no_mobile_on_record"))
         return send_new_code(state, context, channel)
     if isinstance(event, IdentityNotMatched):
-        state = replace(state, nhs_number=None, identity_failures=state.identity_failures + 1)
+        state = replace(state, identity_failures=state.identity_failures + 1)
         if event.locked:
             return cannot_verify(state, context, channel, Prompt("identity_locked"))
         if state.identity_failures >= MAX_IDENTITY_FAILURES or event.last_try:
             return cannot_verify(state, context, channel, Prompt("details_not_matched"), Prompt("too_many_attempts"))
-        return channel.ask_again(replace(state, node=NHS_NUMBER), context, (Prompt("details_not_matched"),))
+        # Which detail was wrong is never said: the channel asks again as it does best.
+        return channel.ask_again(channel.after_mismatch(state), context, (Prompt("details_not_matched"),))
     if isinstance(event, CodeSent):
         if state.node == CODE:
             return channel.ask_again(replace(state, mobile_ending=event.mobile_ending), context, (Prompt("code_resent"),))

@@ -306,4 +306,5 @@ TEXT: rules.Channel[TextState] = rules.Channel(
     go_verified=_go_verified,
     offer_new_code=_offer_new_code,
     unverified=_fresh,
+    after_mismatch=lambda state: replace(state, node=NHS_NUMBER, nhs_number=None),  # both again, as texted
 )

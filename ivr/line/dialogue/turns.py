@@ -280,6 +280,7 @@ class Expect:
     kind: Literal["menu", "number", "dial", "hangup", "reply"]
     identifier: str | None = None
     hints: tuple[str, ...] = ()
+    digits: int | None = None  # a number of fixed length: the entry ends by itself at its last digit
 
 
 S = TypeVar("S", bound=ConversationState)

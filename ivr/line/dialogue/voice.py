@@ -45,7 +45,7 @@ from ivr.records.identity_format import (
     speak_digits,
     speak_nhs_number,
 )
-from ivr.records.phone_numbers import parse_uk_phone_number
+from ivr.records.phone_numbers import format_for_people, mask_phone_number, parse_uk_phone_number
 
 # Nodes: where in the call a caller is (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's).
 MENU = "menu"
@@ -53,27 +53,29 @@ ABOUT = "about"
 NHS_NUMBER_CONFIRM = "nhs_number_confirm"
 CANNOT_VERIFY = "cannot_verify"
 CHECKED = "checked"
-CHOOSE = "choose"
 CONFIRM_CHOICE = "confirm_choice"
 AFTER_CHOICE = "after_choice"
 TRANSFER = "transfer"
 CALLBACK_OFFER = "callback_offer"
 CALLBACK_CONFIRM_NUMBER = "callback_confirm_number"
 CALLBACK_NUMBER = "callback_number"
+CALLBACK_NUMBER_READ_BACK = "callback_number_read_back"
 CALLBACK_DONE = "callback_done"
 ENDED = "ended"
 
+# The information, in three parts: how it is used for care and beyond, what it is never used for and the
+# choice, and what this line's choice is (and is not). Every fact of the privacy notice is in one of them.
 ABOUT_SECTIONS = (
-    "about_direct_care",
-    "about_secondary_uses",
-    "about_never",
-    "about_anonymised",
-    "about_your_choice",
-    "about_care_unaffected",
-    "about_national",
+    ("about_direct_care", "about_secondary_uses"),
+    ("about_never", "about_your_choice"),
+    ("about_national",),
 )
 
 MAX_SILENCES = 2  # a prompt is repeated twice, then the call ends
+# Fixed-length entries end by themselves at their last digit ('#' still works).
+NHS_NUMBER_DIGITS = 10
+DATE_OF_BIRTH_DIGITS = 8
+CODE_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class State(ConversationState):
     silences: int = 0
     caller_ending: str | None = None  # last digits of the calling number, None when withheld
     callback_number_ending: str | None = None
+    callback_phone: str | None = None  # a number keyed for a call back, only until it is read back and confirmed
+    retrying: bool = False  # the details did not match: the date of birth is asked again, the NHS number kept
 
 
 # ---- Speech ----------------------------------------------------------------------------------
@@ -195,6 +199,8 @@ def _on_speech(state: State, event: Speech, step: Step, context: Context, guess:
     said = _plain(event.text)
     # After "Did you want to ...?", a yes or a no answers that question, wherever it was asked.
     takes = frozenset(step.means) | ({meaning.CONFIRM, meaning.DENY} if guess is not None else set())
+    if state.node == CONFIRM_CHOICE:
+        takes |= set(meaning.CHOICES)  # "opt me in" at an opt-out's read-back: the other choice is read back
     if said in step.words:
         return _understood(step.accept(state, Keys(step.words[said]), context), Understood("keyword", None, True))
     intent = _KEYWORDS.get(said)
@@ -261,9 +267,9 @@ def _other_way(chosen: str | None, text: str) -> bool:
 
 
 def _choice_at_confirmation(state: State, intent: str, text: str, context: Context) -> Turn[State]:
-    """"Opt me out" at the read-back of an opt-out is a yes only with a yes in it; the other way goes back."""
+    """"Opt me out" at the read-back of an opt-out is a yes only with a yes in it; the other way is read back."""
     if _DIRECTION[intent] != state.chosen:
-        return _ask(replace(state, node=CHOOSE, chosen=None), context)
+        return _to_choice(replace(state, wants=_DIRECTION[intent]), context)
     if meaning.starts_with_yes(text) and not _other_way(state.chosen, text):
         return STEPS[CONFIRM_CHOICE].accept(state, Keys("1"), context)
     return _ask(state, context)
@@ -326,7 +332,17 @@ def _otherwise(state: State, key: str, context: Context) -> Turn[State]:
 
 
 def _back_to_menu(state: State) -> State:
-    return replace(state, node=MENU, intent=None, nhs_number=None, chosen=None, wants=None, invalid_entries=0)
+    return replace(
+        state,
+        node=MENU,
+        intent=None,
+        nhs_number=None,
+        chosen=None,
+        wants=None,
+        retrying=False,
+        callback_phone=None,
+        invalid_entries=0,
+    )
 
 
 def _entered_digits(event: Event) -> str | None:
@@ -363,13 +379,14 @@ def _go_verified(state: State, context: Context) -> Turn[State]:
 
 
 def _to_choice(state: State, context: Context) -> Turn[State]:
-    """A verified caller who named a choice hears it read back; one who did not is asked which."""
-    if state.wants is None:
-        return _ask(replace(state, node=CHOOSE, intent="set"), context)
-    if state.wants == state.current:
+    """The choice to confirm, read back: the one the caller named, or else the only change there is to make
+    (to opt out, unless they already have). The choice they have now is said first, when they made one."""
+    wants = state.wants or (ALLOWED if state.current == OPTED_OUT else OPTED_OUT)
+    if wants == state.current:
         unchanged = replace(state, node=AFTER_CHOICE, intent="set", wants=None)
         return _ask_again(unchanged, context, (Prompt("choice_unchanged"),))
-    return _ask(replace(state, node=CONFIRM_CHOICE, intent="set", chosen=state.wants, wants=None), context)
+    confirming = _ask(replace(state, node=CONFIRM_CHOICE, intent="set", chosen=wants, wants=None), context)
+    return _with_prefix(confirming, current_choice_prompt(state)) if state.current is not None else confirming
 
 
 def _offer_new_code(state: State, context: Context, reason: Prompt) -> Turn[State]:
@@ -385,6 +402,10 @@ CALL: rules.Channel[State] = rules.Channel(
     go_verified=_go_verified,
     offer_new_code=_offer_new_code,
     unverified=lambda state: replace(state, node=CANNOT_VERIFY),
+    # Details that did not match: the date of birth again, keeping the NHS number (it was read back).
+    after_mismatch=lambda state: replace(state, node=DATE_OF_BIRTH, retrying=True)
+    if state.nhs_number
+    else replace(state, node=NHS_NUMBER),
 )
 
 
@@ -414,7 +435,7 @@ def _arrive_about(state: State, context: Context) -> Turn[State]:
     last = state.about_section == len(ABOUT_SECTIONS) - 1
     options = "about_end_options" if last else "about_next_options"
     return Turn(
-        (Prompt(ABOUT_SECTIONS[state.about_section]), Prompt(options)),
+        (*(Prompt(name) for name in ABOUT_SECTIONS[state.about_section]), Prompt(options)),
         Expect("menu", hints=("next", "repeat", "main menu", "opt out")),
         state,
     )
@@ -446,13 +467,17 @@ def _on_nhs_number(state: State, event: Event, context: Context) -> Turn[State]:
     if isinstance(digits, Turn):
         return digits
     if not is_valid_nhs_number(digits):
-        return rules.invalid_entry(state, context, CALL, "nhs_number_invalid")
+        # Ten digits that fail the check digit are a slip of a finger, not a wrong length.
+        wrong = "nhs_number_not_right" if len(digits) == NHS_NUMBER_DIGITS and digits.isdigit() else "nhs_number_invalid"
+        return rules.invalid_entry(state, context, CALL, wrong)
     return _ask(replace(state, node=NHS_NUMBER_CONFIRM, nhs_number=digits, invalid_entries=0), context)
 
 
 STEPS[NHS_NUMBER] = Step(
     arrive=lambda state, context: Turn(
-        (Prompt("nhs_number_ask"),), Expect("number", identifier=IDENTIFIER_AT[NHS_NUMBER]), state
+        (Prompt("nhs_number_ask_again" if state.invalid_entries else "nhs_number_ask"),),
+        Expect("number", identifier=IDENTIFIER_AT[NHS_NUMBER], digits=NHS_NUMBER_DIGITS),
+        state,
     ),
     accept=_on_nhs_number,
     identifier=IDENTIFIER_AT[NHS_NUMBER],
@@ -483,21 +508,33 @@ def _on_date_of_birth(state: State, event: Event, context: Context) -> Turn[Stat
     digits = _number_entry(state, event, context)
     if isinstance(digits, Turn):
         return digits
-    return rules.take_date_of_birth(state, context, CALL, parse_keyed_date_of_birth(digits, context.today))
+    if digits == "2" and state.retrying:
+        # After details that did not match, "2#" keys the NHS number again instead.
+        return _ask(replace(state, node=NHS_NUMBER, nhs_number=None, retrying=False, invalid_entries=0), context)
+    born = parse_keyed_date_of_birth(digits, context.today)
+    return rules.take_date_of_birth(replace(state, retrying=state.retrying and born is None), context, CALL, born)
+
+
+def _arrive_date_of_birth(state: State, context: Context) -> Turn[State]:
+    # The example is said only after a mistake; after details that did not match, the NHS number is kept.
+    name = "date_of_birth_ask_again" if state.invalid_entries else "date_of_birth_after_mismatch" if state.retrying else None
+    prompt = Prompt(name or "date_of_birth_ask")
+    return Turn((prompt,), Expect("number", identifier=IDENTIFIER_AT[DATE_OF_BIRTH], digits=DATE_OF_BIRTH_DIGITS), state)
 
 
 STEPS[DATE_OF_BIRTH] = Step(
-    arrive=lambda state, context: Turn(
-        (Prompt("date_of_birth_ask"),), Expect("number", identifier=IDENTIFIER_AT[DATE_OF_BIRTH]), state
-    ),
+    arrive=_arrive_date_of_birth,
     accept=_on_date_of_birth,
     identifier=IDENTIFIER_AT[DATE_OF_BIRTH],
 )
 
 
 def _arrive_code(state: State, context: Context) -> Turn[State]:
-    prompt = Prompt("code_ask", {"mobile_ending": speak_digits(state.mobile_ending or "")})
-    return Turn((prompt,), Expect("number", identifier=IDENTIFIER_AT[CODE]), state)
+    if state.invalid_entries:
+        prompt = Prompt("code_ask_again")
+    else:
+        prompt = Prompt("code_ask", {"mobile_ending": speak_digits(state.mobile_ending or "")})
+    return Turn((prompt,), Expect("number", identifier=IDENTIFIER_AT[CODE], digits=CODE_DIGITS), state)
 
 
 def _new_code(state: State, context: Context) -> Turn[State]:
@@ -553,29 +590,6 @@ STEPS[CHECKED] = Step(
 )
 
 
-def _on_choose(state: State, event: Event, context: Context) -> Turn[State]:
-    key = _key(event)
-    if key in ("1", "2"):
-        chosen = OPTED_OUT if key == "1" else ALLOWED
-        state = replace(state, wants=None)
-        if chosen == state.current:
-            return _ask_again(replace(state, node=AFTER_CHOICE), context, (Prompt("choice_unchanged"),))
-        return _ask(replace(state, node=CONFIRM_CHOICE, chosen=chosen), context)
-    if key == "9":
-        return _ask_again(_back_to_menu(state), context, (Prompt("choice_kept"),))
-    return _otherwise(state, key, context)
-
-
-STEPS[CHOOSE] = Step(
-    arrive=lambda state, context: Turn(
-        (current_choice_prompt(state), Prompt("choose_ask")), Expect("menu", hints=("opt out", "allow", "keep")), state
-    ),
-    accept=_on_choose,
-    means={meaning.OPT_OUT: "1", meaning.OPT_IN: "2", meaning.CHECK: "*"},
-    words=dict.fromkeys(("keep", "keep it", "leave it", "no change", "as it is", "keep it as it is", "leave it as it is"), "9"),
-)
-
-
 def _arrive_confirm_choice(state: State, context: Context) -> Turn[State]:
     name = "confirm_opt_out" if state.chosen == OPTED_OUT else "confirm_allow"
     return Turn((Prompt(name),), Expect("menu", hints=("yes", "no")), state)
@@ -592,7 +606,7 @@ def _on_confirm_choice(state: State, event: Event, context: Context) -> Turn[Sta
         if recording is not None:
             return recording
     if key == "2":
-        return _ask(replace(state, node=CHOOSE, chosen=None), context)
+        return _ask_again(replace(state, node=AFTER_CHOICE, chosen=None), context, (Prompt("choice_kept"),))
     return _otherwise(state, key, context)
 
 
@@ -696,7 +710,7 @@ def _on_callback_number(state: State, event: Event, context: Context) -> Turn[St
         if state.invalid_entries >= rules.MAX_INVALID_ENTRIES:
             return _ask_again(_back_to_menu(state), context, (Prompt("callback_number_gave_up"),))
         return _ask_again(state, context, (Prompt("callback_number_invalid"),))
-    return perform(replace(state, callback_number_ending=phone[-3:]), RequestCallback(phone), "callback_requested")
+    return _ask(replace(state, node=CALLBACK_NUMBER_READ_BACK, callback_phone=phone, invalid_entries=0), context)
 
 
 STEPS[CALLBACK_NUMBER] = Step(
@@ -705,6 +719,32 @@ STEPS[CALLBACK_NUMBER] = Step(
     ),
     accept=_on_callback_number,
     identifier="phone_number",
+)
+
+
+def _arrive_callback_number_read_back(state: State, context: Context) -> Turn[State]:
+    phone = state.callback_phone or ""
+    spoken = ", ".join(" ".join(group) for group in format_for_people(phone).split())
+    prompt = Prompt("callback_number_read_back", {"phone_number": spoken}, {"phone_number": mask_phone_number(phone)})
+    return Turn((prompt,), Expect("menu", hints=("yes", "no")), state)
+
+
+def _on_callback_number_read_back(state: State, event: Event, context: Context) -> Turn[State]:
+    """The number keyed, read back in full: a slip of a finger is caught before staff ring the wrong number."""
+    if isinstance(event, CallbackRequested):
+        return _callback_recorded(state, context)
+    key = _key(event)
+    if key == "1" and state.callback_phone:
+        phone = state.callback_phone
+        kept = replace(state, callback_number_ending=phone[-3:], callback_phone=None)
+        return perform(kept, RequestCallback(phone), "callback_requested")
+    if key == "2":
+        return _ask(replace(state, node=CALLBACK_NUMBER, callback_phone=None), context)
+    return _otherwise(state, key, context)
+
+
+STEPS[CALLBACK_NUMBER_READ_BACK] = Step(
+    arrive=_arrive_callback_number_read_back, accept=_on_callback_number_read_back, means=_YES_NO
 )
 
 STEPS[CALLBACK_DONE] = Step(
