@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 STAMP := $(VENV)/.installed-from-pyproject
+# NHS England's local MESH, for the tests of `flask register national`, in a venv of its own: it asks for
+# gunicorn<27, which the line's own pin rules out (tests/requirements/mesh-sandbox.txt pins all of it).
+MESH_VENV := .venv-mesh
+MESH_STAMP := $(MESH_VENV)/.installed-from-requirements
 # The staff console's NHS.UK frontend CSS, JavaScript and images, from the npm registry (and axe-core, a
 # development dependency, for the browser tests' accessibility checks).
 NODE_STAMP := node_modules/.installed-from-package-lock
@@ -17,11 +21,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(MESH_STAMP): tests/requirements/mesh-sandbox.txt
+	$(PYTHON) -m venv $(MESH_VENV)
+	$(MESH_VENV)/bin/python -m pip install --quiet -r tests/requirements/mesh-sandbox.txt
+	touch $(MESH_STAMP)
+
 $(NODE_STAMP): package-lock.json
 	npm ci --include=dev --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(MESH_STAMP)
 
 # Serve the line on the embedded default (SQLite in instance/, no Twilio account needed), with the
 # outbox sender alongside it; the demo people let anyone try it with `make call`.

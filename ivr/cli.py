@@ -1,6 +1,6 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
-`flask outbox send`, `flask register apply`, `flask retention apply`, and `flask call` and `flask text`
-(the terminal phone)."""
+`flask outbox send`, `flask register apply`, `flask register national request|send|receive`, `flask retention apply`,
+and `flask call` and `flask text` (the terminal phone)."""
 
 import logging
 import os
@@ -21,6 +21,13 @@ from ivr.db import Database
 from ivr.operations import retention
 from ivr.operations.register.apply import STANDARD_STREAM, ApplyRequest, apply_register
 from ivr.operations.register.filter import ProgressCallback, RegisterApplyError
+from ivr.operations.register.national import (
+    REPLIES_FOLDER,
+    NationalCheckError,
+    receive_replies,
+    send_request,
+    write_request,
+)
 from ivr.operations.register.runs import summary_lines
 from ivr.records.outbox import SendReport
 from ivr.records.people import (
@@ -34,6 +41,7 @@ from ivr.records.people import (
 from ivr.records.staff_accounts import StaffUserRejected, check_email, create_staff_user
 from ivr.standins import demo, terminal_phone
 from models.staff import STAFF_ROLES
+from models.time import uk_today
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +192,31 @@ def register_group() -> None:
 @click.option("--column", default="nhs_number", show_default=True, help="The column that holds the NHS number.")
 @click.option("--keep-unmatched", is_flag=True, help="Keep rows whose NHS number is missing or invalid.")
 @click.option("--by", "by_email", metavar="EMAIL", help="The staff user running this (otherwise the system user).")
-def register_apply(dataset: str, output: str, column: str, keep_unmatched: bool, by_email: str | None) -> None:
-    request = ApplyRequest(dataset, output, column=column, keep_unmatched=keep_unmatched, by_email=by_email)
+@click.option("--national-reply", metavar="REPLY.dat",
+              help="Apply the national data opt-out too: a reply stored by `register national receive`; a row is kept "
+              "only if its NHS number is in it (and not opted out with us).")
+@click.option("--national-request", metavar="REQ.dat",
+              help="The request file the reply answers (otherwise the one `register national send` recorded).")
+def register_apply(
+    dataset: str,
+    output: str,
+    column: str,
+    keep_unmatched: bool,
+    by_email: str | None,
+    national_reply: str | None,
+    national_request: str | None,
+) -> None:
+    settings = current_app.extensions["settings"]
+    request = ApplyRequest(
+        dataset,
+        output,
+        column=column,
+        keep_unmatched=keep_unmatched,
+        by_email=by_email,
+        national_reply=national_reply,
+        national_request=national_request,
+        national_reply_max_age=timedelta(hours=settings.national_reply_max_age_hours),
+    )
     try:
         with _progress_bar(dataset) as on_progress:
             run = apply_register(
@@ -200,6 +231,73 @@ def register_apply(dataset: str, output: str, column: str, keep_unmatched: bool,
         return
     for line in summary_lines(run):
         click.echo(line, err=output == STANDARD_STREAM)  # standard output carries the rows then
+
+
+@register_group.group(
+    "national",
+    cls=AppGroup,
+    help="The national data opt-out, through NHS England's Check for National Data Opt-outs service over MESH.",
+)
+def national_group() -> None:
+    pass
+
+
+@national_group.command(
+    "request",
+    help="Write the request file for DATASET (a CSV file): its distinct valid NHS numbers, each followed by a comma, "
+    "one a line; numbers that are missing or invalid are counted and never sent.",
+)
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", "output", type=click.Path(path_type=Path), metavar="FILE",
+              help="The request file (otherwise MESH_MAILBOX-DDMMYY-NNNN.dat here, the next free sequence).")
+@click.option("--column", default="nhs_number", show_default=True, help="The column that holds the NHS number.")
+def national_request(dataset: Path, output: Path | None, column: str) -> None:
+    settings = current_app.extensions["settings"]
+    try:
+        written = write_request(dataset, output, mailbox=settings.mesh_mailbox, day=uk_today(), column=column)
+    except NationalCheckError as error:
+        fail(str(error))
+        return
+    click.echo(
+        f"Read {written.rows:,} {'row' if written.rows == 1 else 'rows'}: {written.numbers:,} distinct valid NHS numbers "
+        f"written to {written.path}; {written.invalid:,} with a missing or invalid NHS number (not sent)."
+    )
+
+
+@national_group.command("send", help="Send REQUEST_FILE to the national check over MESH, and record it.")
+@click.argument("request_file", type=click.Path(path_type=Path))
+def national_send(request_file: Path) -> None:
+    settings = current_app.extensions["settings"]
+    try:
+        request = send_request(_database(), settings, request_file)
+    except NationalCheckError as error:
+        fail(str(error))
+        return
+    click.echo(
+        f"Sent {request.file_name} ({request.numbers:,} NHS numbers) to {settings.national_check_mailbox} as MESH message "
+        f"{request.mesh_message_id}, local id {request.local_id}; recorded as national check request {request.id}."
+    )
+
+
+@national_group.command(
+    "receive",
+    help="Download the national check's replies from the MESH inbox, store each for its request, and acknowledge it; "
+    "one line per message.",
+)
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Where replies are stored (otherwise instance/{REPLIES_FOLDER}).")
+def national_receive(folder: Path | None) -> None:
+    settings = current_app.extensions["settings"]
+    folder = folder or Path(current_app.instance_path) / REPLIES_FOLDER
+    try:
+        received = receive_replies(_database(), settings, folder)
+    except NationalCheckError as error:
+        fail(str(error))
+        return
+    if not received:
+        click.echo("No messages for the national check in the inbox.")
+    for message in received:
+        click.echo(message.summary)
 
 
 @contextmanager

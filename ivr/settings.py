@@ -39,10 +39,36 @@ class Settings(BaseSettings):
     # By text, let a message from the mobile on record prove who someone is without a code. Off: the sender's
     # number can be spoofed, so by default a code is always texted to the mobile on record and checked first.
     sms_trust_sender_number: bool = False
+    # MESH, through which `flask register national` asks NHS England's Check for National Data Opt-outs service.
+    # The URL of the MESH API (NHS England's, or mesh-sandbox's on loopback), our mailbox, its password and the
+    # environment's shared key (NHS England gives each with the mailbox); unset: the national check is off.
+    mesh_url: str | None = None
+    mesh_mailbox: str | None = None
+    mesh_password: str | None = None
+    mesh_shared_key: str | None = None
+    # The mailbox's client certificate and its private key (PEM files), for MESH's mutual TLS.
+    mesh_client_cert: str | None = None
+    mesh_client_key: str | None = None
+    # The CA bundle MESH's server certificate is checked against (unset: the system's); MESH_VERIFY=false checks
+    # nothing, for a sandbox over https with a self-signed certificate only.
+    mesh_ca_cert: str | None = None
+    mesh_verify: bool = True
+    # NHS England's mailbox for the check, and the workflow a request is sent with.
+    national_check_mailbox: str = "X26HC036"
+    national_check_workflow: str = "SPINE_NTT_UPHOLDING"
+    # How old a national reply may be and still be applied. The national policy lets a reply be kept only as a
+    # short-lived cache, because people set and lift national opt-outs every day: a day means a data set is
+    # applied with opt-outs at most a day behind (the reply itself takes about an hour to come), and a run on
+    # a later day asks again.
+    national_reply_max_age_hours: float = Field(default=24.0, gt=0)
 
     @property
     def can_send_texts(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    @property
+    def can_use_mesh(self) -> bool:
+        return bool(self.mesh_url and self.mesh_mailbox and self.mesh_password and self.mesh_shared_key)
 
     def resolve_defaults(self, instance_path: Path) -> "Settings":
         """Fill what the environment left unset from the instance folder, creating it on first run.

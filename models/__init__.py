@@ -7,6 +7,7 @@ from models.choice import ChoiceEvent, ChoiceStatus, CurrentChoice
 from models.conversation import Conversation, ConversationStep
 from models.follow_up import FollowUp, FollowUpNote
 from models.identity_attempt import IdentityAttempt
+from models.national_check import NationalCheckReply, NationalCheckRequest
 from models.one_time_code import OneTimeCode
 from models.outbound_message import OutboundMessage
 from models.person import Person
@@ -25,6 +26,8 @@ __all__ = [
     "FollowUp",
     "FollowUpNote",
     "IdentityAttempt",
+    "NationalCheckReply",
+    "NationalCheckRequest",
     "OneTimeCode",
     "OutboundMessage",
     "Person",

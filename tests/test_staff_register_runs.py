@@ -22,7 +22,8 @@ def test_a_manager_sees_each_register_run_with_its_counts_and_the_register_it_us
         heading.decompose()
     [cells] = [[cell.get_text(" ", strip=True) for cell in row.select("td")] for row in page.select("tbody tr")]
     assert cells[1:7] == [manager.email, "extract.csv to kept.csv", "3", "1", "1", "1"]
-    assert cells[7].endswith("1 opted out") and "choices up to" in cells[7]
+    assert cells[7] == "not checked"  # no national reply applied
+    assert cells[8].endswith("1 opted out") and "choices up to" in cells[8]
     body = page.response.get_data(as_text=True)
     assert opted_out.nhs_number not in body and kept not in body
 

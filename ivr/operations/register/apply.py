@@ -5,7 +5,7 @@ import os
 import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -20,7 +20,9 @@ from ivr.operations.register.filter import (
     RegisterApplyError,
     RowCounts,
     filter_data_set,
+    filter_data_set_national,
 )
+from ivr.operations.register.national import NationalCheckError, UsableReply, usable_reply
 from ivr.operations.register.snapshot import RegisterSnapshot, load_register
 from models import RegisterRun, StaffUser, utcnow
 
@@ -34,6 +36,9 @@ class ApplyRequest:
     column: str = DEFAULT_COLUMN
     keep_unmatched: bool = False  # keep rows whose NHS number is missing or invalid
     by_email: str | None = None  # the staff user running it; None for the system user
+    national_reply: str | None = None  # a reply stored by `flask register national receive`
+    national_request: str | None = None  # its request file (otherwise the one `send` recorded)
+    national_reply_max_age: timedelta = timedelta(hours=24)
 
 
 def apply_register(
@@ -53,20 +58,32 @@ def apply_register(
     started_at = utcnow()
     staff_user_id = _staff_user_id(database, request.by_email)
     _refuse_the_data_set_as_its_own_output(request, standard_input)
+    national = _national_reply(database, request, started_at)  # checked before anything is opened for writing
     try:
         with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
             snapshot = load_register(database)
-            counts = filter_data_set(
-                source,
-                destination.stream,
-                snapshot.opted_out,
-                column=request.column,
-                keep_unmatched=request.keep_unmatched,
-                on_progress=on_progress,
-                block_bytes=block_bytes,
-            )
+            if national is None:
+                counts = filter_data_set(
+                    source,
+                    destination.stream,
+                    snapshot.opted_out,
+                    column=request.column,
+                    keep_unmatched=request.keep_unmatched,
+                    on_progress=on_progress,
+                    block_bytes=block_bytes,
+                )
+            else:
+                counts = filter_data_set_national(
+                    source,
+                    destination.stream,
+                    snapshot.opted_out,
+                    national.answer,
+                    column=request.column,
+                    on_progress=on_progress,
+                    block_bytes=block_bytes,
+                )
             destination.finish()
-            run = _run_record(request, staff_user_id, started_at, counts, snapshot)
+            run = _run_record(request, staff_user_id, started_at, counts, snapshot, national)
             with database.transaction() as session:
                 session.add(run)
                 session.flush()
@@ -76,10 +93,36 @@ def apply_register(
     return run
 
 
+def _national_reply(database: Database, request: ApplyRequest, now: datetime) -> UsableReply | None:
+    if request.national_reply is None:
+        if request.national_request is not None:
+            raise RegisterApplyError("--national-request goes with --national-reply")
+        return None
+    if request.keep_unmatched:
+        raise RegisterApplyError(
+            "--keep-unmatched cannot go with --national-reply: the national check cannot speak for an invalid NHS number"
+        )
+    try:
+        return usable_reply(
+            database,
+            Path(request.national_reply),
+            None if request.national_request is None else Path(request.national_request),
+            max_age=request.national_reply_max_age,
+            now=now,
+        )
+    except NationalCheckError as error:
+        raise RegisterApplyError(str(error)) from None
+
+
 def _run_record(
-    request: ApplyRequest, staff_user_id: int | None, started_at: datetime, counts: RowCounts, snapshot: RegisterSnapshot
+    request: ApplyRequest,
+    staff_user_id: int | None,
+    started_at: datetime,
+    counts: RowCounts,
+    snapshot: RegisterSnapshot,
+    national: UsableReply | None = None,
 ) -> RegisterRun:
-    return RegisterRun(
+    run = RegisterRun(
         staff_user_id=staff_user_id,
         started_at=started_at,
         finished_at=utcnow(),
@@ -95,6 +138,13 @@ def _run_record(
         register_as_of=snapshot.as_of,
         register_opted_out=len(snapshot.opted_out),
     )
+    if national is not None:
+        run.national_reply_sha256 = national.reply.sha256
+        run.national_reply_received_at = national.reply.received_at
+        run.withheld_national = counts.national
+        run.withheld_both = counts.both
+        run.withheld_not_in_request = counts.not_in_request
+    return run
 
 
 def _staff_user_id(database: Database, email: str | None) -> int | None:

@@ -2,6 +2,7 @@
 in order."""
 
 import csv
+import io
 import math
 import multiprocessing
 import os
@@ -37,6 +38,10 @@ class RowCounts:
     opted_out: int = 0
     invalid: int = 0  # withheld: missing or invalid NHS number
     kept_unmatched: int = 0  # kept by --keep-unmatched: missing or invalid NHS number
+    # With a national reply (`opted_out` is then ours alone, on our register and not in national trouble):
+    national: int = 0  # in the request but not in the reply: a national opt-out
+    both: int = 0  # a national opt-out and opted out with us
+    not_in_request: int = 0  # a valid number the reply cannot speak for (not opted out with us)
 
 
 def filter_data_set(
@@ -57,6 +62,48 @@ def filter_data_set(
     """
     blocks = _checked_blocks(source, block_bytes, on_progress or (lambda _: None))
     return _RowFilter(opted_out, column, keep_unmatched, sink, helper).run(_Cursor(blocks))
+
+
+@dataclass(frozen=True)
+class NationalAnswer:
+    """What the national check said: the numbers asked about, and those of them that may be used. Held in
+    memory for one run only; never stored."""
+
+    requested: frozenset[str]
+    may_be_used: frozenset[str]  # a subset of `requested`
+
+
+def filter_data_set_national(
+    source: BinaryIO,
+    sink: BinaryIO,
+    opted_out: frozenset[bytes],
+    national: NationalAnswer,
+    *,
+    column: str = DEFAULT_COLUMN,
+    on_progress: ProgressCallback | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> RowCounts:
+    """As `filter_data_set`, but a row is kept only if its NHS number is valid, not opted out with us, and in the
+    national reply; withheld rows are counted by reason. Read record by record, by the same rules."""
+    blocks = _checked_blocks(source, block_bytes, on_progress or (lambda _: None))
+    return _NationalRowFilter(opted_out, national, column, sink).run(_Cursor(blocks))
+
+
+@dataclass
+class NumbersRead:
+    """The NHS numbers of a data set's column, as the national check is asked about them."""
+
+    numbers: set[str]  # the distinct valid NHS numbers, as 10 digits
+    rows: int = 0
+    invalid: int = 0  # rows whose NHS number is missing or invalid
+
+
+def read_nhs_numbers(source: BinaryIO, *, column: str = DEFAULT_COLUMN, block_bytes: int = BLOCK_BYTES) -> NumbersRead:
+    """The distinct valid NHS numbers in `column` of the data set, read by the rules `filter_data_set` reads it
+    by (the header, quoting, line endings; bad input is the same RegisterApplyError), one record at a time."""
+    reader = _NumberReader(column)
+    reader.run(_Cursor(_checked_blocks(source, block_bytes, lambda _: None)))
+    return NumbersRead(reader.numbers, reader.counts.read, reader.counts.invalid)
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -536,3 +583,67 @@ def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
     if number is not None:
         return number.encode()
     return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
+
+
+class _Discard(io.BytesIO):
+    def write(self, data: object) -> int:
+        return len(data)  # type: ignore[arg-type]  # bytes or a memoryview, both sized
+
+
+class _NumberReader(_RowFilter):
+    """A row filter that keeps nothing and notes each row's NHS number instead."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(frozenset(), column, False, _Discard(), helper=False)
+        self.numbers: set[str] = set()
+
+    def _filter_plain_lines(self, plain: bytes) -> None:
+        self._filter_line_by_line(plain)
+
+    def _keep_or_withhold(self, raw: list[bytes], value: str, named_after_a_line_break: bool) -> None:
+        self.counts.read += 1
+        number = normalise_nhs_number(value)
+        if number is None:
+            self.counts.invalid += 1
+        else:
+            self.numbers.add(number)
+
+
+class _NationalRowFilter(_RowFilter):
+    """A row filter that also asks the national answer about each valid number, record by record."""
+
+    def __init__(self, opted_out: frozenset[bytes], national: NationalAnswer, column: str, sink: BinaryIO) -> None:
+        super().__init__(opted_out, column, False, sink, helper=False)
+        self.national = national
+
+    def _filter_plain_lines(self, plain: bytes) -> None:
+        self._filter_line_by_line(plain)
+
+    def _keep_or_withhold(self, raw: list[bytes], value: str, named_after_a_line_break: bool) -> None:
+        number = normalise_nhs_number(value)
+        counts = self.counts
+        counts.read += 1
+        if number is None:
+            ours = _register_number_named(value, self.opted_out) is not None
+        else:
+            ours = number.encode() in self.opted_out
+        ours = ours or named_after_a_line_break
+        if number is None or number not in self.national.requested:
+            if ours:
+                counts.opted_out += 1
+            elif number is None:
+                counts.invalid += 1
+            else:
+                counts.not_in_request += 1
+            return
+        if number not in self.national.may_be_used:
+            if ours:
+                counts.both += 1
+            else:
+                counts.national += 1
+            return
+        if ours:
+            counts.opted_out += 1
+            return
+        counts.kept += 1
+        self.write(b"".join(raw))
