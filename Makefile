@@ -1,4 +1,5 @@
-# Everything installs into .venv from pyproject.toml; each target sets it up on first use.
+# Everything installs from the project's own files, on first use: the line into .venv from pyproject.toml,
+# and (for the tests) NHS England's MESH sandbox into .venv-mesh.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,7 +31,7 @@ $(NODE_STAMP): package-lock.json
 	npm ci --include=dev --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP) $(MESH_STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 # Serve the line on the embedded default (SQLite in instance/, no Twilio account needed), with the
 # outbox sender alongside it; the demo people let anyone try it with `make call`.
@@ -63,7 +64,7 @@ lint: $(STAMP)
 
 # The lint and type checks, then the whole suite, on SQLite and on the local PostgreSQL (a throwaway
 # database per run); tests/browser drives Debian's chromium, and fails, rather than skips, without it.
-test: install $(CHROMIUM)
+test: install $(MESH_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -16,7 +16,7 @@ PASSWORD = "password"  # the sandbox's password for every mailbox it finds as a 
 OUR_MAILBOX = "X26OPTOUT1"
 NATIONAL_MAILBOX = "X26HC036"
 STARTUP_SECONDS = 30.0
-# The sandbox runs from a venv of its own (`make install` makes it from tests/requirements/mesh-sandbox.txt):
+# The sandbox runs from a venv of its own (`make test` makes it from tests/requirements/mesh-sandbox.txt):
 # it asks for a gunicorn the line's own pin rules out.
 SANDBOX_PYTHON = Path(__file__).resolve().parent.parent / ".venv-mesh" / "bin" / "python"
 
@@ -24,7 +24,7 @@ SANDBOX_PYTHON = Path(__file__).resolve().parent.parent / ".venv-mesh" / "bin" /
 class MeshSandbox:
     def __init__(self, folder: Path, mailboxes: tuple[str, ...] = (OUR_MAILBOX, NATIONAL_MAILBOX)) -> None:
         if not SANDBOX_PYTHON.exists():
-            raise RuntimeError(f"mesh-sandbox is not installed in {SANDBOX_PYTHON.parent.parent}: run `make install`")
+            raise RuntimeError(f"mesh-sandbox is not installed in {SANDBOX_PYTHON.parent.parent}: run `make test` once")
         self.folder = folder
         self.mailboxes = mailboxes
         self._process: subprocess.Popen[bytes] | None = None
