@@ -24,7 +24,10 @@ LOCAL_ACCOUNT_SID = "AC" + "0" * 32
 LOCAL_FROM_NUMBER = "+447700900999"
 # Builds the app the phone rings (app.create_app): given by the entry point, so nothing here imports `app`.
 AppFactory = Callable[[Mapping[str, object]], Flask]
-HELP = "Key digits (end numbers with #), '*' to repeat, 'say WORDS' to speak, Enter to stay silent, 'h' to hang up."
+HELP = (
+    "Key digits ('#' ends a number; an NHS number, date of birth or code ends by itself), '*' to repeat, "
+    "'say WORDS' to speak, Enter to stay silent, 'h' to hang up."
+)
 
 
 def flask_transport(client: FlaskClient) -> Transport:
