@@ -38,6 +38,8 @@ install: $(STAMP) $(NODE_STAMP)
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
+	@echo "The line: http://127.0.0.1:$(PORT)/twilio/voice and /twilio/sms (try it with 'make call' or 'make text')."
+	@echo "The staff console: http://127.0.0.1:$(PORT)/staff/ (first admin: $(FLASK) staff create you@example.org --role admin)"
 	$(FLASK) outbox send --watch & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(FLASK) run --port $(PORT)
 
 # A phone in the terminal: call the line, key in digits, see the texts it sends.

@@ -1,6 +1,6 @@
-"""GET /healthz: the app answers and the database can be reached."""
+"""GET /healthz: the app answers and the database can be reached. GET /: the way to the staff console."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, redirect, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
@@ -16,3 +16,10 @@ def healthz() -> ResponseReturnValue:
         current_app.logger.error("Health check cannot reach the database: %s", type(error).__name__)
         return jsonify(app="up", database="down"), 503
     return jsonify(app="up", database="up")
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """Someone who opens the line's address in a browser is led to the staff console (its sign-in), never to a
+    bare "Not Found": the line itself answers Twilio's webhooks, not browsers."""
+    return redirect(url_for("staff.index"))

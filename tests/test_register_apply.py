@@ -258,6 +258,28 @@ def test_bad_input_is_a_one_line_error_with_no_output_file(app, runner, tmp_path
     assert runs(app) == []
 
 
+@pytest.mark.parametrize("header", ["NHS Number", "nhs number", " NHS_Number ", "Nhs-Number"])
+def test_a_spreadsheets_nhs_number_header_is_found_in_any_case_and_spacing(app, runner, tmp_path, header):
+    opt_out(app, "9990000107")
+    source, out = tmp_path / "extract.csv", tmp_path / "kept.csv"
+    source.write_text(f"{header},given_name\n9990000107,Ada\n9990000204,Mary\n")
+
+    result = apply(runner, str(source), "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines() == [f"{header},given_name", "9990000204,Mary"]
+
+
+def test_a_header_without_the_column_is_told_the_columns_it_has(app, runner, tmp_path):
+    source, out = tmp_path / "extract.csv", tmp_path / "kept.csv"
+    source.write_text("Patient ID,Given name,Postcode\n123,Ada,W10 6TH\n")
+
+    error = one_line_error(apply(runner, str(source), "--out", str(out)))
+
+    assert "no column nhs_number" in error and "Patient ID, Given name, Postcode" in error
+    assert not out.exists()
+
+
 def test_a_ragged_row_deep_in_a_large_file_leaves_no_partial_output(app, runner, tmp_path):
     good = b"".join(row(nhs(serial), "kept").raw for serial in range(20_000))
     source, out = tmp_path / "extract.csv", tmp_path / "out" / "kept.csv"

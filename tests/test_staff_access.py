@@ -89,6 +89,13 @@ def test_every_console_route_but_sign_in_and_assets_needs_a_signed_in_member_of_
     assert public == PUBLIC_ENDPOINTS == {"staff.sign_in", "staff.asset"}
 
 
+def test_the_lines_own_address_leads_to_the_console_sign_in_not_to_not_found(app):
+    client = app.test_client()
+    home = client.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == "/staff/"
+    assert client.get("/staff/").headers["Location"].startswith("/staff/sign-in")
+
+
 def test_role_restricted_routes_refuse_lower_roles_with_403(app):
     ids = {
         "conversation_id": create_conversation(app).id,

@@ -336,7 +336,14 @@ class _RowFilter:
         names = [name.strip() for name in fields]
         matches = [index for index, name in enumerate(names) if name == self.column_name]
         if not matches:
-            raise RegisterApplyError(f"the header row has no column {self.column_name} (--column names another)")
+            # A spreadsheet's "NHS Number" is the column nhs_number: compared in any case, spaces and
+            # underscores alike.
+            wanted = column_key(self.column_name)
+            matches = [index for index, name in enumerate(names) if column_key(name) == wanted]
+        if not matches:
+            raise RegisterApplyError(
+                f"the header row has no column {self.column_name} (--column names another); it has {_listed(names)}"
+            )
         if len(matches) > 1:
             raise RegisterApplyError(f"the header row has more than one column {self.column_name}")
         self.column, self.columns = matches[0], len(names)
@@ -607,6 +614,21 @@ class _NumberReader(_RowFilter):
             self.counts.invalid += 1
         else:
             self.numbers.add(number)
+
+
+def column_key(name: str) -> str:
+    """A column's name as it is matched: lower case, with spaces, underscores, hyphens and dots left out."""
+    return "".join(char for char in name.lower() if char not in " _-.\t")
+
+
+_COLUMNS_LISTED = 12
+
+
+def _listed(names: list[str]) -> str:
+    """The header's column names, for an error of one line: the first few, each cut short."""
+    shown = ", ".join(name[:30] if name else "(blank)" for name in names[:_COLUMNS_LISTED])
+    more = len(names) - _COLUMNS_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 class _NationalRowFilter(_RowFilter):
