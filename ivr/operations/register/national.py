@@ -122,16 +122,21 @@ def _write_private_file(path: Path, content: bytes, *, replace: bool) -> None:
             os.unlink(draft)
 
 
-def read_request_file(path: Path) -> tuple[bytes, int]:
-    """A request file's content and how many NHS numbers it holds, once it is known to be in the national format."""
+def _read_bytes(path: Path, what: str) -> bytes:
+    """A whole file's content, or a one-line reason it cannot be read (`what` names what it should be)."""
     try:
-        content = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise NationalCheckError(f"there is no file {path}") from None
     except IsADirectoryError:
-        raise NationalCheckError(f"{path} is a folder, not a request file") from None
+        raise NationalCheckError(f"{path} is a folder, not {what}") from None
     except OSError as error:
         raise NationalCheckError(f"cannot read {path}: {error.strerror}") from None
+
+
+def read_request_file(path: Path) -> tuple[bytes, int]:
+    """A request file's content and how many NHS numbers it holds, once it is known to be in the national format."""
+    content = _read_bytes(path, "a request file")
     if not content:
         raise NationalCheckError(f"{path.name} is empty: there is nothing to check")
     if not content.endswith(b"\n") or b"\r" in content:
@@ -392,14 +397,7 @@ def usable_reply(
     """The reply file checked for applying: received through `receive` (its stored row, matched by checksum, gives
     the time it came), not an error reply, no older than `max_age`, and the reply to its request file (given, or
     the one `send` recorded), holding none but that request's numbers."""
-    try:
-        content = reply_path.read_bytes()
-    except FileNotFoundError:
-        raise NationalCheckError(f"there is no file {reply_path}") from None
-    except IsADirectoryError:
-        raise NationalCheckError(f"{reply_path} is a folder, not a national reply") from None
-    except OSError as error:
-        raise NationalCheckError(f"cannot read {reply_path}: {error.strerror}") from None
+    content = _read_bytes(reply_path, "a national reply")
     checksum = hashlib.sha256(content).hexdigest()
     with database.transaction() as session:
         reply = session.exec(
