@@ -148,6 +148,16 @@ _CONFIRM_NEGATIONS = _NEGATIONS | {
 _CONFIRM_HEDGES = re.compile(r"(?:^| )(?:maybe|perhaps|not sure|think so|i guess|suppose|\?)(?= |$)")
 
 
+# A whole answer that plainly says yes or no, alike by phone and by text (a lone "yes" never arrives by text:
+# it is a network word). Only these, CONFIRM, a key, or words that open with a plain yes confirm a read-back.
+PLAIN_YES = frozenset(
+    {"yes", "yeah", "yep", "correct", "right", "confirm", "that's right", "thats right", "yes please", "yes that's right",
+     "yes thats right"}
+)  # fmt: skip
+PLAIN_NO = frozenset(
+    {"no", "nope", "not right", "wrong", "incorrect", "that's wrong", "no thanks", "no thank you", "that's not right"}
+)
+
 _YES_FIRST = re.compile(
     r"^(?:(?:oh|um|er|erm|ok|okay) )*(?:yes|yeah|yep|yup|aye|correct|that's (?:right|correct)|thats (?:right|correct)|"
     r"that is (?:right|correct)|confirm)\b"
@@ -159,38 +169,52 @@ def starts_with_yes(text: str) -> bool:
     return bool(_YES_FIRST.match(normalise(text)))
 
 
-def directions(text: str) -> frozenset[str]:
-    """Which ways words name a choice: opt_out, opt_in, both or neither ("yes opt me in" names opt_in)."""
-    said = normalise(text)
-    found = set()
+def _decisive(said: str, placeholders: bool) -> tuple[str, set[str]]:
+    """Normalised words with each decisive phrase ("don't share") replaced, by a placeholder word that still
+    counts as a choice word, or by nothing; and the directions those phrases named."""
+    seen = set()
     for direction, pattern in _DECISIVE:
         if pattern.search(said):
-            found.add(direction)
-            said = pattern.sub(" ", said)
-    words = said.split()
-    if any(_OUT_WORD.match(word) for word in words):
-        found.add(OPT_OUT)
-    if any(_IN_WORD.match(word) or (word == "in" and i > 0 and words[i - 1] in _IN_AFTER) for i, word in enumerate(words)):
-        found.add(OPT_IN)
-    return frozenset(found)
+            seen.add(direction)
+            said = pattern.sub(_PLACEHOLDER[direction] if placeholders else " ", said)
+    return said, seen
+
+
+def _says_out(words: list[str]) -> bool:
+    return any(_OUT_WORD.match(word) for word in words)
+
+
+def _says_in(words: list[str]) -> bool:
+    return any(_IN_WORD.match(word) or (word == "in" and i > 0 and words[i - 1] in _IN_AFTER) for i, word in enumerate(words))
 
 
 def _negation(word: str) -> bool:
     return word in _NEGATIONS or word.endswith("n't")
 
 
-def hedged(text: str) -> bool:
-    """Whether words hedge ("maybe later", "not sure") or negate a choice ("I don't want to opt out")."""
-    said = normalise(text)
-    for _, pattern in _DECISIVE:
-        said = pattern.sub(" ", said)  # "don't share" is a choice, not a negated one
-    if _HEDGE.search(said):
-        return True
-    words = said.split()
+def _negated_choice(words: list[str]) -> bool:
+    """A negation within a few words before a choice word ("don't want to opt out")."""
     return any(
         _CHOICE_WORD.match(word) and any(_negation(before) for before in words[max(0, i - _WINDOW) : i])
         for i, word in enumerate(words)
     )
+
+
+def directions(text: str) -> frozenset[str]:
+    """Which ways words name a choice: opt_out, opt_in, both or neither ("yes opt me in" names opt_in)."""
+    said, found = _decisive(normalise(text), placeholders=False)
+    words = said.split()
+    if _says_out(words):
+        found.add(OPT_OUT)
+    if _says_in(words):
+        found.add(OPT_IN)
+    return frozenset(found)
+
+
+def hedged(text: str) -> bool:
+    """Whether words hedge ("maybe later", "not sure") or negate a choice ("I don't want to opt out")."""
+    said, _ = _decisive(normalise(text), placeholders=False)  # "don't share" is a choice, not a negated one
+    return bool(_HEDGE.search(said)) or _negated_choice(said.split())
 
 
 def guard(text: str, intent: str) -> str:
@@ -202,11 +226,7 @@ def guard(text: str, intent: str) -> str:
         return "hedge" if _CONFIRM_HEDGES.search(said) else ""
     if intent not in CHOICES:
         return ""
-    seen = set()
-    for direction, pattern in _DECISIVE:
-        if pattern.search(said):
-            seen.add(direction)
-            said = pattern.sub(_PLACEHOLDER[direction], said)
+    said, seen = _decisive(said, placeholders=True)
     if seen and intent not in seen:
         return "contradiction"
     if _HEDGE.search(said):
@@ -215,17 +235,12 @@ def guard(text: str, intent: str) -> str:
         return "question"
     words = said.split()
     if intent == OPT_OUT:
-        says_which_way = any(_OUT_WORD.match(word) for word in words)
+        says_which_way = _says_out(words)
     else:
-        says_which_way = any(
-            _IN_WORD.match(word) or (word == "in" and i > 0 and words[i - 1] in _IN_AFTER) for i, word in enumerate(words)
-        )
+        says_which_way = _says_in(words)
         # Sharing again is the direction that undoes someone's privacy: a leftover "out" word asks back.
-        if says_which_way and any(_OUT_WORD.match(word) and not word.startswith("xchoice") for word in words):
+        if says_which_way and _says_out([word for word in words if not word.startswith("xchoice")]):
             return "both directions"
     if not says_which_way:
         return "no direction"
-    for i, word in enumerate(words):
-        if _CHOICE_WORD.match(word) and any(_negation(before) for before in words[max(0, i - _WINDOW) : i]):
-            return "negation"
-    return ""
+    return "negation" if _negated_choice(words) else ""

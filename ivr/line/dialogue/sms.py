@@ -60,10 +60,6 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (HELP, ("help", "what can i text")),
     (HUMAN, ("call me", "call back", "ring me")),
 )
-# At the read-back, a whole message that plainly says yes or no (a lone YES never arrives: it is a network
-# word). Anything else there is asked again: a guess never changes a choice.
-_YES_AT_CONFIRM = frozenset({"yep", "yeah", "yes please", "yes that's right", "yes thats right", "that's right", "correct"})
-_NO_AT_CONFIRM = frozenset({"no", "nope", "no thanks", "no thank you", "not right", "that's not right", "wrong"})
 
 
 @dataclass(frozen=True)
@@ -132,12 +128,12 @@ def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
     if word is not None:
         return replace(_on_intent(state, word, body, context), understood=_KEYWORD)
     plain = _words(body)
-    if state.node == CONFIRM and plain in _NO_AT_CONFIRM | _YES_AT_CONFIRM:
-        answer = meaning.DENY if plain in _NO_AT_CONFIRM else meaning.CONFIRM
+    if state.node == CONFIRM and plain in meaning.PLAIN_NO | meaning.PLAIN_YES:
+        answer = meaning.DENY if plain in meaning.PLAIN_NO else meaning.CONFIRM
         return replace(_on_intent(state, answer, body, context), understood=_KEYWORD)
     if state.node in (NHS_NUMBER, DATE_OF_BIRTH, CODE) and _has_digits(body):
         return _on_identifier(state, body, context)  # an identifier is read as one, never guessed at
-    if guess is not None and plain in _YES_AT_CONFIRM:
+    if guess is not None and plain in meaning.PLAIN_YES:
         return replace(_on_intent(state, guess, body, context), understood=_KEYWORD)
     heard = context.understand(body) if context.understand is not None and plain else None
     judged = meaning.judge(body, heard, _TAKES_AT_CONFIRM if state.node == CONFIRM else _TAKES)
@@ -196,7 +192,7 @@ def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> T
         return _reply(_fresh(state), Prompt("confirm_cancelled"))
     says = meaning.directions(body)
     other_way = bool(says) and says != {pending}
-    clear = keyword_of(body) == CONFIRM_WORD or _words(body) in _YES_AT_CONFIRM or meaning.starts_with_yes(body)
+    clear = keyword_of(body) == CONFIRM_WORD or _words(body) in meaning.PLAIN_YES or meaning.starts_with_yes(body)
     if intent == CONFIRM_WORD and clear and not other_way:
         recording = rules.record_choice(state, OPTED_OUT if pending == OPT_OUT else ALLOWED)
         if recording is not None:
