@@ -24,6 +24,7 @@ EXPECTED_ROLES = {
     "staff.reactivate_staff_user": "admin",
     "staff.set_staff_password": "admin",
     "staff.register_runs": "manager",
+    "staff.download_national_request": "manager",
     "staff.import_people": "manager",
     "staff.record_choice": "manager",
     "staff.reveal_person": "manager",

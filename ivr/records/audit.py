@@ -21,6 +21,7 @@ ACTION_NAMES = {
     "exported_conversations": "Downloaded conversations",
     "exported_register": "Downloaded the register",
     "exported_words_not_understood": "Downloaded the words the line did not understand",
+    "downloaded_national_request": "Downloaded a national check request file",
     "revealed_phone_number": "Revealed a phone number",
     "revealed_person_identifiers": "Revealed a person's NHS number and mobile",
     "assigned_follow_up": "Took on or handed on a follow-up",
