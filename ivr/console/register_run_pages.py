@@ -3,6 +3,7 @@ which national reply; the national checks sent; and the download of a request fi
 
 from flask import Response, abort, current_app, render_template, send_file
 from flask_login import current_user
+from markupsafe import Markup
 from sqlmodel import Session
 
 from ivr.console.access import requires_role
@@ -20,7 +21,7 @@ def register_runs() -> str:
     return _register_runs_page()
 
 
-def _register_runs_page(errors: list[dict[str, str]] | None = None) -> str:
+def _register_runs_page(errors: list[dict[str, Markup]] | None = None) -> str:
     with Session(current_app.extensions["database"].engine) as session:
         runs = list_register_runs(session)
         national_checks = list_national_checks(session)
@@ -43,7 +44,9 @@ def download_national_request(request_id: int) -> Response | tuple[str, int]:
     except NoSuchRequest:
         abort(404)
     except RequestFileUnavailable as problem:
-        return _register_runs_page([{"text": str(problem), "href": "#national-checks"}]), 409
+        # The message names a folder, which may be long with nowhere to break: it may break anywhere.
+        reason = Markup('<span class="nhsuk-u-text-break-word">{}</span>').format(str(problem))
+        return _register_runs_page([{"html": reason}]), 409
     response = send_file(
         request_file.stream,
         mimetype=REQUEST_FILE_TYPE,
