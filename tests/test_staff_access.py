@@ -204,6 +204,7 @@ def test_every_console_page_has_the_security_headers(app, client_request):
         ("/staff/assets/nhsuk-frontend.min.css", "text/css"),
         ("/staff/assets/nhsuk-frontend.min.js", "text/javascript"),
         ("/staff/assets/console.js", "text/javascript"),
+        ("/staff/assets/console.css", "text/css"),
         ("/staff/assets/images/favicon.svg", "image/svg+xml"),
         ("/staff/assets/manifest.json", "application/json"),
     ],

@@ -1,13 +1,20 @@
 """Conversations in the staff console: every call and text thread, newest first, filtered and paged;
 one conversation's timeline with identifiers masked and whatever a caller sent shown inert."""
 
+import ast
+import importlib
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 
 from sqlmodel import Session, select
 
+import ivr.line
 from ivr.console import conversations
 from ivr.console.conversations import ConversationFilter, PageKey, list_conversations
-from models import AuditEntry, ChoiceEvent
+from ivr.console.steps import STEP_WORDS, describe_step
+from ivr.line.dialogue import voice
+from models import AuditEntry, ChoiceEvent, Conversation
 from tests.builders import create_conversation, create_outbound_message, create_person, create_step
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -344,3 +351,135 @@ def test_only_a_real_viewing_of_a_conversation_is_audited(app, client_request):
     client_request.get("staff.conversation", conversation_id=call.id)
     with Session(app.extensions["database"].engine) as session:
         assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "viewed_conversation")).all()) == 1
+
+
+# ---- Links and staff's words ------------------------------------------------------------------
+
+
+def _summary_value(page, key: str):
+    for row in page.select(".nhsuk-summary-list__row"):
+        if row.select_one(".nhsuk-summary-list__key").get_text(strip=True) == key:
+            return row.select_one(".nhsuk-summary-list__value")
+    raise AssertionError(f"no {key!r} in the summary")
+
+
+def test_the_verified_person_is_a_link_to_their_page_masked_as_before(app, client_request):
+    with app.extensions["database"].transaction() as session:
+        person = create_person(session, nhs_number="9990000107", mobile="+447700900123")
+    verified = create_conversation(app, person_id=person.id)
+    unverified = create_conversation(app)
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.conversation", conversation_id=verified.id)
+    [link] = _summary_value(page, "Verified person").find_all("a")
+    assert link["href"] == f"/staff/people/{person.id}"
+    assert link.get_text(" ", strip=True) == "NHS number *** *** *107"
+    html = page.response.get_data(as_text=True)
+    for secret in ("9990000107", "999 000 0107", "+447700900123"):
+        assert secret not in html
+    # The link leads to the person, whom a viewer may see (masked there too).
+    assert "*** *** *107" in client_request.get(link["href"]).text_of("main")
+
+    page = client_request.get("staff.conversation", conversation_id=unverified.id)
+    value = _summary_value(page, "Verified person")
+    assert value.find("a") is None and value.get_text(strip=True) == "Not verified"
+    assert not page.select("main a[href^='/staff/people/']")
+
+
+def _step_cells(page) -> list:
+    """The timeline's Step cells, in order; each keeps the name the line stored in `data-step`."""
+    return page.select("table")[0].select("tbody td[data-step]")
+
+
+def _staff_words(cell) -> str:
+    for heading in cell.select(".nhsuk-table__heading"):  # the label narrow screens show
+        heading.decompose()
+    return cell.get_text(" ", strip=True)
+
+
+def test_the_timeline_says_each_step_of_a_call_in_staffs_words(app, client_request, make_caller):
+    caller = make_caller()
+    caller.dial()
+    caller.press("2")
+    caller.hears("nhs_number_ask")
+    caller.press("123#")  # too short: asked again
+    caller.hang_up()
+    with Session(app.extensions["database"].engine) as session:
+        call = session.exec(select(Conversation)).one()
+    client_request.sign_in("viewer")
+    cells = _step_cells(client_request.get("staff.conversation", conversation_id=call.id))
+    stored = [cell["data-step"] for cell in cells]
+    assert stored[:3] == ["start", "menu", "nhs_number"]
+    words = {cell["data-step"]: _staff_words(cell) for cell in cells}
+    assert "NHS number" in words["nhs_number"] and "menu" in words["menu"]
+    for name, said in words.items():
+        assert said and "_" not in said and said != name, (name, said)
+
+
+def test_the_timeline_says_each_step_of_a_text_thread_in_staffs_words(app, client_request, texter):
+    texter.text("CHECK")
+    texter.text("943 476 5919")
+    with Session(app.extensions["database"].engine) as session:
+        thread = session.exec(select(Conversation)).one()
+    client_request.sign_in("viewer")
+    cells = _step_cells(client_request.get("staff.conversation", conversation_id=thread.id))
+    assert [cell["data-step"] for cell in cells] == ["idle", "nhs_number"]
+    words = [_staff_words(cell) for cell in cells]
+    assert "NHS number" in words[1] and "_" not in words[0] and words[0] != "idle"
+
+
+def test_a_step_name_the_console_has_no_words_for_is_still_shown_readably(app, client_request):
+    call = create_conversation(app)
+    create_step(app, conversation=call, turn=0, node="legacy_greeting_step", said="Hello.")
+    create_step(app, conversation=call, turn=1, node="", said="Goodbye.")
+    client_request.sign_in("viewer")
+    cells = _step_cells(client_request.get("staff.conversation", conversation_id=call.id))
+    assert [_staff_words(cell) for cell in cells][0] == "Legacy greeting step"
+    assert _staff_words(cells[1])  # never an empty cell
+    assert [cell["data-step"] for cell in cells] == ["legacy_greeting_step", ""]
+
+
+def _names_in(expression: ast.expr, module: ModuleType) -> set[str]:
+    """The step names an expression can be: a string, a module's constant, or either side of `x if c else y`."""
+    if isinstance(expression, ast.IfExp):
+        return _names_in(expression.body, module) | _names_in(expression.orelse, module)
+    if isinstance(expression, ast.Constant) and isinstance(expression.value, str):
+        return {expression.value}
+    value: object = module
+    if isinstance(expression, ast.Name):
+        value = getattr(module, expression.id, None)
+    elif isinstance(expression, ast.Attribute) and isinstance(expression.value, ast.Name):
+        value = getattr(getattr(module, expression.value.id, None), expression.attr, None)
+    return {value} if isinstance(value, str) else set()
+
+
+def storable_step_names() -> set[str]:
+    """Every name the line can store a step under, read from the line's own code: the call's steps
+    (voice.STEPS), every node a dialogue moves to (`node=...`, `node = ...`, a state's default node), and the
+    names the runner stores itself (`_add_step`'s first argument)."""
+    names = set(voice.STEPS)
+    line = Path(ivr.line.__file__).resolve().parent
+    for path in sorted(line.rglob("*.py")):
+        relative = path.relative_to(line.parent.parent).with_suffix("")
+        module = importlib.import_module(".".join(relative.parts))
+        for found in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(found, ast.keyword) and found.arg == "node":
+                names |= _names_in(found.value, module)
+            elif isinstance(found, ast.Assign | ast.AnnAssign) and found.value is not None:
+                targets = found.targets if isinstance(found, ast.Assign) else [found.target]
+                if any(isinstance(target, ast.Name) and target.id == "node" for target in targets):
+                    names |= _names_in(found.value, module)
+            elif isinstance(found, ast.Call) and isinstance(found.func, ast.Attribute) and found.func.attr == "_add_step":
+                names |= _names_in(found.args[0], module)
+    names.discard("")  # the shared state's placeholder (turns.ConversationState), which each channel's state replaces
+    return names
+
+
+def test_every_step_the_line_can_store_has_staff_words():
+    names = storable_step_names()
+    # Both channels, and the runner's own, are found: the search is not looking in the wrong place.
+    assert {"start", "network_word", "menu", "confirm_choice", "idle", "confirm", "nhs_number", "code"} <= names
+    assert sorted(names - set(STEP_WORDS)) == [], "steps the console has no words for"
+    assert sorted(set(STEP_WORDS) - names) == [], "words for steps the line no longer stores"
+    for name, words in STEP_WORDS.items():
+        assert describe_step(name) == words and "_" not in words, name

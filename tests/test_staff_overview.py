@@ -283,7 +283,7 @@ def test_the_call_funnel_shows_where_callers_left_the_line(app, client_request, 
     name = accessible_name(page, chart)
     assert name.startswith("How far calls got, last 30 days")
     assert "Were asked for their NHS number: 5 (71%)" in name
-    widths = [float(rect["width"]) for rect in chart.find_all("rect")]
+    widths = [float(rect["width"].removesuffix("%")) for rect in chart.find_all("rect")]
     assert widths[0] > 0 and [round(width / widths[0] * 7) for width in widths] == [7, 5, 3, 2]
     assert [text.get_text() for text in chart.find_all("text")][-4:] == ["7 (100%)", "5 (71%)", "3 (43%)", "2 (29%)"]
 

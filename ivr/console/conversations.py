@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
+from ivr.console.steps import describe_step
 from ivr.console.understanding import describe_understanding
 from ivr.db import Database, select_columns
 from ivr.line.dialogue.turns import OUTCOME_WEIGHT
@@ -198,6 +199,11 @@ class StepRow:
     understood: str | None = None  # "taken", or why it asked again
 
     @property
+    def step(self) -> str:
+        """Where the person was, in staff's words (the stored `node` is the dialogue's own name)."""
+        return describe_step(self.node)
+
+    @property
     def understanding(self) -> str | None:
         """What the line understood, in staff's words; None when the person used no words it judged."""
         return describe_understanding(self.intent, self.confidence, self.understood)
@@ -224,6 +230,7 @@ class ChoiceRow:
 class ConversationTimeline:
     conversation: ConversationRow
     twilio_sid: str | None
+    person_id: int | None  # the verified person, whose page the timeline links to
     person_nhs_number: str | None  # masked
     steps: list[StepRow]
     texts: list[TextRow]
@@ -242,7 +249,7 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
     """Every step, text and choice of one conversation, identifiers masked; ConversationNotFound if there is none."""
     with Session(database.engine) as session:
         row = session.exec(
-            select_columns(*_ROW_COLUMNS, Conversation.twilio_sid, Person.nhs_number)
+            select_columns(*_ROW_COLUMNS, Conversation.twilio_sid, Person.id, Person.nhs_number)
             .join(Person, col(Conversation.person_id) == Person.id, isouter=True)
             .where(Conversation.id == conversation_id)
         ).first()
@@ -280,10 +287,11 @@ def conversation_timeline(database: Database, conversation_id: int) -> Conversat
             .where(ChoiceEvent.conversation_id == conversation_id)
             .order_by(col(ChoiceEvent.id))
         ).all()
-    *columns, twilio_sid, nhs_number = row
+    *columns, twilio_sid, person_id, nhs_number = row
     return ConversationTimeline(
         conversation=ConversationRow(*columns),
         twilio_sid=twilio_sid,
+        person_id=person_id,
         person_nhs_number=mask_nhs_number(nhs_number) if nhs_number else None,
         steps=[StepRow(*step) for step in steps],
         texts=[
