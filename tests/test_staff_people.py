@@ -10,11 +10,20 @@ from datetime import date
 import pytest
 import requests
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
-from ivr.console.people_directory import NOT_A_MOBILE, NOT_A_NUMBER, NOT_A_UK_NUMBER, NOT_A_WHOLE_MOBILE
+from ivr.console.people_directory import (
+    NOT_A_MOBILE,
+    NOT_A_NUMBER,
+    NOT_A_UK_NUMBER,
+    NOT_A_WHOLE_MOBILE,
+    SearchRejected,
+    read_search,
+)
 from ivr.records.choices import record_choice
 from ivr.standins.demo import synthetic_nhs_number
 from models import AuditEntry, ChoiceStatus, Conversation
@@ -169,6 +178,35 @@ def _no_digits_of(number: str, text: str) -> bool:
     """True when `text` holds none of the E.164 `number`: not whole, nor its national digits, nor its last six."""
     national = number.removeprefix("+44")
     return all(form not in text for form in (number, number[1:], "0" + national, national, national[-6:]))
+
+
+@given(st.text(max_size=120))
+def test_whatever_is_typed_is_read_as_one_search_or_told_what_to_type(typed):
+    try:
+        search = read_search(typed)
+    except SearchRejected as rejected:
+        assert str(rejected)
+    else:
+        assert [search.nhs_number, search.name, search.mobile].count(None) == 2
+
+
+@given(st.from_regex(r"7[1-57-9][0-9]{8}", fullmatch=True), st.sampled_from(range(6)))
+def test_every_uk_mobile_in_every_everyday_form_is_read_as_that_mobile(national, form):
+    written = [
+        f"0{national[:4]} {national[4:]}",
+        f"+44 {national[:4]} {national[4:]}",
+        f"(0{national[:4]}) {national[4:7]}-{national[7:]}",
+        f"44{national}",
+        f"0044 {national}",
+        f"+44 (0){national}",
+    ][form]
+    assert read_search(written).mobile == f"+44{national}"
+
+
+@given(st.integers(min_value=1, max_value=99_999))
+def test_a_valid_nhs_number_written_in_its_groups_is_read_as_that_nhs_number(serial):
+    number = synthetic_nhs_number(serial)
+    assert read_search(f"{number[:3]} {number[3:6]} {number[6:]}").nhs_number == number
 
 
 @pytest.mark.parametrize("written", EVERYDAY_FORMS)

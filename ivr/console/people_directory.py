@@ -109,10 +109,6 @@ class PeopleSearch:
     mobile: str | None = None
     could_be_mobile: bool = False
 
-    @property
-    def by_number(self) -> bool:
-        return self.name is None
-
 
 # What a search box may hold when it holds a number: digits and what people write between them.
 _NUMBER_CHARACTERS = re.compile(r"[\d\s().+\-]+")
