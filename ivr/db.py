@@ -149,15 +149,26 @@ _watchdog = _Watchdog()
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for `url`. Its errors never carry a statement's parameters (hide_parameters): they are
+    often identifiers (an NHS number, a mobile searched for), and an error's text reaches the log."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, hide_parameters=True
+        )
         _keep_sqlite_file_private(engine, parsed.database or "", bool(parsed.query.get("uri")))
         _make_sqlite_transactions_immediate(engine)
         return engine
     # A database that has gone away must fail a webhook fast (the caller hears the apology in good time,
     # within Twilio's 15 seconds), and pre-ping finds dead pooled connections once it is back.
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 3},
+        hide_parameters=True,
+    )
     _watchdog.watch(engine)
     return engine
 

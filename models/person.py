@@ -13,8 +13,9 @@ class PersonBase(SQLModel):
     family_name: str = Field(max_length=100)
     date_of_birth: date
     postcode: str = Field(max_length=10)
-    # E.164, e.g. +447700900123; None when no mobile is on record.
-    mobile: str | None = Field(default=None, max_length=16)
+    # E.164, e.g. +447700900123; None when no mobile is on record. Indexed, not unique: staff look people up
+    # by it to ring them back, and people in one household may share a mobile.
+    mobile: str | None = Field(default=None, max_length=16, index=True)
 
 
 class Person(PersonBase, table=True):

@@ -1,10 +1,11 @@
-"""People as staff look them up: search by full NHS number or by name, and one person's choices and conversations;
-and as managers change them: importing people, and recording a choice for someone.
+"""People as staff look them up: search by full NHS number, mobile number or name, and one person's choices and
+conversations; and as managers change them: importing people, and recording a choice for someone.
 
 Identifiers are masked here, before any page sees them: the NHS number to its last three digits,
 the date of birth to its year, the mobile to its last three digits.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -17,12 +18,13 @@ from ivr.records.audit import record_audit
 from ivr.records.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES, check_proxy_role, record_choice
 from ivr.records.identity_format import mask_nhs_number, normalise_nhs_number
 from ivr.records.people import Importer, ImportReport, import_people
-from ivr.records.phone_numbers import mask_phone_number
+from ivr.records.phone_numbers import mask_phone_number, parse_uk_mobile_number, parse_uk_phone_number
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, Person, StaffUser
 
 MAX_RESULTS = 50
 MIN_NAME_LENGTH = 2
 MAX_QUERY_LENGTH = 100
+NO_MOBILE = "No mobile on record"
 
 
 class PersonNotFound(Exception):
@@ -40,6 +42,7 @@ class PersonRow:
     nhs_number: str  # masked
     born_in: int
     current_choice: str | None
+    mobile: str  # masked
 
 
 @dataclass(frozen=True)
@@ -95,38 +98,85 @@ class StaffChoice:
 
 @dataclass(frozen=True)
 class PeopleSearch:
-    """A search as typed, read: by a full NHS number, or by part of a name."""
+    """A search as typed, read: by a full NHS number, a UK mobile number (E.164), or part of a name.
+
+    `could_be_mobile` is True for an NHS number whose ten digits are also a UK mobile number written without
+    its leading 0 (7700 900123): the NHS number is searched for, and the page says so and how to search for
+    the mobile instead."""
 
     nhs_number: str | None
     name: str | None
+    mobile: str | None = None
+    could_be_mobile: bool = False
+
+
+# What a search box may hold when it holds a number: digits and what people write between them.
+_NUMBER_CHARACTERS = re.compile(r"[\d\s().+\-]+")
+ENTER_SOMETHING = "Enter a full NHS number, a phone number or at least 2 letters of a name"
+NOT_A_NUMBER = "Enter a full, valid 10-digit NHS number, a UK mobile number such as 07700 900123, or a name"
+NOT_A_UK_NUMBER = "That is not a UK phone number: enter a UK mobile number, such as 07700 900123 or +44 7700 900123"
+NOT_A_WHOLE_MOBILE = "A UK mobile number has 11 digits, starting 07, such as 07700 900123: check the number"
+NOT_A_MOBILE = "That is not a mobile number: the number on record is a mobile, such as 07700 900123"
 
 
 def read_search(query: str) -> PeopleSearch:
-    """What `query` searches by; SearchRejected (saying what to type) when it cannot be run."""
+    """What `query` searches by; SearchRejected (saying what to type) when it cannot be run.
+
+    The rule for digits: ten digits, with nothing but spaces or hyphens between them, are an NHS number when
+    their check digit is right. Anything else made of digits and what people write between them (spaces,
+    hyphens, dots, brackets, a leading +) is a phone number, and is searched for when it is a UK mobile in
+    any everyday form: 07700 900123, +44 7700 900123, (07700) 900-123, 447700900123, 0044 7700 900123, or
+    7700 900123 (when those ten digits are not a valid NHS number).
+    """
     query = " ".join(query.split())
     if not query:
-        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+        raise SearchRejected(ENTER_SOMETHING)
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchRejected(f"Enter at most {MAX_QUERY_LENGTH} characters")
-    number = normalise_nhs_number(query)
-    if number is not None:
-        return PeopleSearch(number, None)
     if any(ch.isdigit() for ch in query):
-        raise SearchRejected("Enter a full, valid 10-digit NHS number, or a name")
+        return _read_number(query)
     if len(query) < MIN_NAME_LENGTH:
-        raise SearchRejected("Enter a full NHS number or at least 2 letters of a name")
+        raise SearchRejected(ENTER_SOMETHING)
     return PeopleSearch(None, query)
 
 
-def search_people(database: Database, query: str, staff_user_id: int) -> list[PersonRow]:
-    """People whose full NHS number is `query` (spaces or hyphens allowed), or whose name contains it.
+def _read_number(query: str) -> PeopleSearch:
+    if not _NUMBER_CHARACTERS.fullmatch(query):  # digits among letters: neither a number nor a name
+        raise SearchRejected(NOT_A_NUMBER)
+    nhs_number = normalise_nhs_number(query)
+    mobile = parse_uk_mobile_number(query)
+    if nhs_number is not None:
+        return PeopleSearch(nhs_number, None, could_be_mobile=mobile is not None)
+    if mobile is not None:
+        return PeopleSearch(None, None, mobile)
+    raise SearchRejected(_why_not_a_number(query))
 
-    A search by NHS number is audited, since its answer tells whether someone is on record.
+
+def _why_not_a_number(query: str) -> str:
+    """What is wrong with digits that are neither an NHS number nor a UK mobile number, as plainly as can be told."""
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if not (query.startswith(("+", "0", "(")) or len(digits) > 10):  # not written as a phone number
+        return NOT_A_NUMBER
+    number = parse_uk_phone_number(query)
+    if number is not None and not number.startswith("+44"):
+        return NOT_A_UK_NUMBER
+    national = digits.removeprefix("00").removeprefix("44").removeprefix("0")
+    if national.startswith("7") and len(national) != 10:  # a mobile, with a digit missing or one too many
+        return NOT_A_WHOLE_MOBILE
+    return NOT_A_MOBILE if number is not None else NOT_A_NUMBER
+
+
+def search_people(database: Database, search: PeopleSearch, staff_user_id: int) -> list[PersonRow]:
+    """People whose full NHS number or mobile on record is the one searched for, or whose name contains it.
+
+    A search by number is audited, since its answer tells whether someone is on record; the audit names
+    a mobile by its last three digits only, as the console shows it.
     """
-    search = read_search(query)
     statement = _people_with_choices()
     if search.nhs_number is not None:
         statement = statement.where(Person.nhs_number == search.nhs_number)
+    elif search.mobile is not None:
+        statement = statement.where(Person.mobile == search.mobile)
     else:
         assert search.name is not None
         pattern = "%" + search.name.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
@@ -136,6 +186,10 @@ def search_people(database: Database, query: str, staff_user_id: int) -> list[Pe
     if search.nhs_number is not None:
         with database.transaction() as session:
             record_audit(session, staff_user_id, "searched_by_nhs_number", "person", "", detail=f"{len(rows)} found")
+    elif search.mobile is not None:
+        detail = f"{mask_phone_number(search.mobile)}: {len(rows)} found"
+        with database.transaction() as session:
+            record_audit(session, staff_user_id, "searched_by_phone_number", "person", "", detail=detail)
     return rows
 
 
@@ -200,7 +254,7 @@ def view_person(database: Database, person_id: int, staff_user_id: int, audited:
     return PersonRecord(
         person=_person_row(person, status),
         postcode=person.postcode,
-        mobile=mask_phone_number(person.mobile) if person.mobile else "No mobile on record",
+        mobile=mask_phone_number(person.mobile) if person.mobile else NO_MOBILE,
         choices=[
             ChoiceHistoryRow(
                 event.recorded_at,
@@ -292,4 +346,5 @@ def _person_row(person: Person, status: str | None) -> PersonRow:
         mask_nhs_number(person.nhs_number),
         person.date_of_birth.year,
         status,
+        mask_phone_number(person.mobile) if person.mobile else NO_MOBILE,
     )

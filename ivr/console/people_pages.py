@@ -1,10 +1,14 @@
-"""People: search by full NHS number or name, and one person's choice history and conversations.
+"""People: search by full NHS number, mobile number or name, and one person's choice history and conversations.
 
-The search box posts, so an NHS number never goes into an address (nor, with it, into a browser's history,
-a proxy's log or the server's request log). The answer is a redirect: a name to `?q=NAME`, an NHS number
-to `?found=TOKEN`, a signed token naming the people found (by row id) and who searched, so Back and
-reloading show the results again without a second search.
+The search box posts, so an NHS number or a phone number never goes into an address (nor, with it, into a
+browser's history, a proxy's log or the server's request log). The answer is a redirect: a name to `?q=NAME`,
+a number to `?found=TOKEN`, a signed token naming the people found (by row id), who searched, and what the
+number was read as (for a mobile, its last three digits, as the console shows it), so Back and reloading
+show the results again without a second search.
 """
+
+from dataclasses import dataclass
+from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,6 +19,7 @@ from ivr.console.access import IDLE_LIMIT, requires_role
 from ivr.console.blueprint import ROW_ID, bp
 from ivr.console.forms import ActionForm
 from ivr.console.people_directory import (
+    PeopleSearch,
     PersonNotFound,
     PersonRow,
     RevealedIdentifiers,
@@ -26,10 +31,33 @@ from ivr.console.people_directory import (
     view_person,
 )
 from ivr.records.choices import IDENTITY_SOURCE_NAMES, PROXY_ROLE_NAMES
-from ivr.records.phone_numbers import format_for_people
+from ivr.records.phone_numbers import format_for_people, last_digits
 
-SEARCH_BY_NUMBER_IN_ADDRESS = "Search by NHS number with the search box below, not in the address"
+SEARCH_BY_NUMBER_IN_ADDRESS = "Search by NHS number or phone number with the search box below, not in the address"
 SEARCH_EXPIRED = "Those search results are no longer available: search again"
+
+
+@dataclass(frozen=True)
+class NumberSearched:
+    """What a search by number was read as, for its results page: never the number, at most a mobile's last digits."""
+
+    kind: str  # "nhs_number" or "mobile"
+    mobile_ending: str | None = None
+    could_be_mobile: bool = False  # an NHS number whose digits are also a mobile without its leading 0
+
+    @classmethod
+    def of(cls, search: PeopleSearch) -> "NumberSearched":
+        if search.mobile is not None:
+            return cls("mobile", last_digits(search.mobile))
+        return cls("nhs_number", could_be_mobile=search.could_be_mobile)
+
+    @classmethod
+    def from_token(cls, found: dict[str, Any]) -> "NumberSearched":
+        """As a results token carries it (a token from before searches by mobile carries none: an NHS number)."""
+        ending = found.get("ending")
+        if found.get("as") == "mobile" and isinstance(ending, str) and ending.isdigit():
+            return cls("mobile", ending)
+        return cls("nhs_number", could_be_mobile=found.get("could_be_mobile") is True)
 
 
 @bp.route("/people", methods=["GET", "POST"])
@@ -45,14 +73,14 @@ def people() -> Response | tuple[str, int] | str:
     if any(ch.isdigit() for ch in query):  # never searched, nor shown again: it came in the address
         return _search_page(error=SEARCH_BY_NUMBER_IN_ADDRESS), 400
     try:
-        results = search_people(current_app.extensions["database"], query, current_user.id)
+        search = read_search(query)
     except SearchRejected as rejected:
         return _search_page(query, error=str(rejected)), 400
-    return _search_page(query, results)
+    return _search_page(query, search_people(current_app.extensions["database"], search, current_user.id))
 
 
 def _search_from_form() -> Response | tuple[str, int]:
-    """The search box (its CSRF token checked before this runs): run a search by NHS number here, audited."""
+    """The search box (its CSRF token checked before this runs): run a search by number here, audited."""
     query = request.form.get("q", "")
     try:
         search = read_search(query)
@@ -60,18 +88,28 @@ def _search_from_form() -> Response | tuple[str, int]:
         return _search_page(query, error=str(rejected)), 400
     if search.name is not None:
         return redirect(url_for("staff.people", q=search.name))
-    results = search_people(current_app.extensions["database"], query, current_user.id)
-    token = _search_tokens().dumps({"by": current_user.id, "ids": [found.id for found in results]})
+    results = search_people(current_app.extensions["database"], search, current_user.id)
+    searched = NumberSearched.of(search)
+    token = _search_tokens().dumps(
+        {
+            "by": current_user.id,
+            "ids": [found.id for found in results],
+            "as": searched.kind,
+            "ending": searched.mobile_ending,
+            "could_be_mobile": searched.could_be_mobile,
+        }
+    )
     return redirect(url_for("staff.people", found=token))
 
 
 def _search_tokens() -> URLSafeTimedSerializer:
-    # create_app always sets the secret key; Flask types it as possibly None.
+    # create_app always sets the secret key; Flask types it as possibly None. The salt is from when only NHS
+    # numbers were searched for here: kept, so results links made before still work.
     return URLSafeTimedSerializer(current_app.secret_key, salt="people-search-by-nhs-number")  # type: ignore[arg-type]
 
 
 def _found_page(token: str) -> tuple[str, int] | str:
-    """A search by NHS number's results again, for the member of staff who searched, while their session could last."""
+    """A search by number's results again, for the member of staff who searched, while their session could last."""
     try:
         found = _search_tokens().loads(token, max_age=int(IDLE_LIMIT.total_seconds()))
     except BadSignature:
@@ -79,18 +117,19 @@ def _found_page(token: str) -> tuple[str, int] | str:
     if not isinstance(found, dict) or found.get("by") != current_user.id:
         return _search_page(error=SEARCH_EXPIRED), 400
     ids = [person_id for person_id in found.get("ids", []) if isinstance(person_id, int)]
-    return _search_page(results=people_by_id(current_app.extensions["database"], ids), by_nhs_number=True)
+    results = people_by_id(current_app.extensions["database"], ids)
+    return _search_page(results=results, searched=NumberSearched.from_token(found))
 
 
 def _search_page(
-    query: str = "", results: list[PersonRow] | None = None, error: str | None = None, by_nhs_number: bool = False
+    query: str = "", results: list[PersonRow] | None = None, error: str | None = None, searched: NumberSearched | None = None
 ) -> str:
     return render_template(
         "staff/people.html",
         query=query,
         results=results,
         error=error,
-        by_nhs_number=by_nhs_number,
+        searched=searched,
         form=ActionForm(formdata=None),
     )
 

@@ -17,6 +17,7 @@ ACTION_NAMES = {
     "signed_out": "Signed out",
     "viewed_conversation": "Viewed a conversation",
     "searched_by_nhs_number": "Searched for an NHS number",
+    "searched_by_phone_number": "Searched for a phone number",
     "viewed_person": "Viewed a person",
     "exported_conversations": "Downloaded conversations",
     "exported_register": "Downloaded the register",

@@ -36,6 +36,13 @@ def parse_uk_phone_number(raw: str, mobile_only: bool = False) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def parse_uk_mobile_number(raw: str) -> str | None:
+    """A UK mobile number (07700 900123, +44 7700 900123, 447700900123 ...) in E.164, or None for anything else,
+    a landline or another country's number included: what a person's mobile on record can be looked up by."""
+    e164 = parse_uk_phone_number(raw, mobile_only=True)
+    return e164 if e164 is not None and e164.startswith("+44") else None
+
+
 def _is_mobile(parsed: phonenumbers.PhoneNumber) -> bool:
     kind = phonenumbers.number_type(parsed)
     if kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
