@@ -490,3 +490,26 @@ def test_texts_blocked_is_resolved_in_one_step_once_the_number_texts_again(app, 
     assert _stored(app, strangers.id).status == "open"
     assert len(_audit(app, "resolved_follow_up")) == 1
     client_request.post("staff.resolve_follow_up_texting_again", follow_up_id=999999, _expected_status=404)
+
+
+def test_a_number_that_blocks_our_texts_again_is_not_resolved_as_texting_again(app, make_texter, client_request):
+    texter = make_texter(GRACE_MOBILE)
+    texter.text("STOP")
+    texter.text("START")
+    texter.text("STOP")  # blocked again: a new follow-up says so, and the first is no longer "texts again"
+    with Session(app.extensions["database"].engine) as session:
+        query = select(FollowUp).where(FollowUp.kind == "network_stop").order_by(FollowUp.id)
+        first, again = session.exec(query).all()
+    assert len(_notes(app, first.id)) == 1 and _notes(app, again.id) == []
+
+    client_request.sign_in("manager")
+    page = client_request.get("staff.follow_up", follow_up_id=first.id)
+    assert not page.select("[data-texting-again]")
+    client_request.post("staff.resolve_follow_up_texting_again", follow_up_id=first.id)
+    assert _stored(app, first.id).status == "open"
+    assert _audit(app, "resolved_follow_up") == []
+
+    texter.text("START")  # lifted again: both open follow-ups are noted, and either resolves in one step
+    assert len(_notes(app, first.id)) == 2 and len(_notes(app, again.id)) == 1
+    for follow_up in (first, again):
+        assert client_request.get("staff.follow_up", follow_up_id=follow_up.id).select("[data-texting-again] form")

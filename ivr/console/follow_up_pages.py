@@ -159,7 +159,10 @@ def resolve_follow_up_texting_again(follow_up_id: int) -> Response:
     except FollowUpAlreadyResolved:
         flash("This follow-up has been resolved already.", "warning")
     except NotTextingAgain:
-        flash("The line has not seen this number text START again, so resolve it with a note of what you did.", "warning")
+        flash(
+            "The line has not seen this number text START since it was blocked, so resolve it with a note of what you did.",
+            "warning",
+        )
     else:
         flash("The follow-up is resolved: the number texts again.", "success")
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))

@@ -108,7 +108,8 @@ class SecondStaffNeeded(Exception):
 
 
 class NotTextingAgain(Exception):
-    """Only a "Texts blocked" follow-up the line has noted START on can be resolved from that note."""
+    """Only a "Texts blocked" follow-up the line has noted START on (and not blocked again since) can be
+    resolved from that note."""
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,7 @@ class NoteRow:
 class FollowUpDetail:
     follow_up: FollowUpRow
     notes: list[NoteRow]
-
-    @property
-    def texting_again(self) -> NoteRow | None:
-        """The line's latest note that a blocked number texts again, while the follow-up is open."""
-        if self.follow_up.kind != "network_stop" or self.follow_up.status != "open":
-            return None
-        by_the_line = [note for note in self.notes if note.staff_email is None]
-        return by_the_line[-1] if by_the_line else None
+    texting_again: NoteRow | None  # the line's note it can be resolved from in one step (_texting_again_note)
 
 
 @dataclass(frozen=True)
@@ -327,7 +321,29 @@ def follow_up_detail(database: Database, follow_up_id: int) -> FollowUpDetail:
             .order_by(col(FollowUpNote.id))
         ).all()
         [row] = _rows(session, [found])
-    return FollowUpDetail(row, [NoteRow(*note) for note in notes])
+        again = _texting_again_note(session, found[0])
+    texting_again = NoteRow(again.at, None, again.text) if again else None
+    return FollowUpDetail(row, [NoteRow(*note) for note in notes], texting_again)
+
+
+def _texting_again_note(session: Session, follow_up: FollowUp) -> FollowUpNote | None:
+    """For an open "Texts blocked" follow-up, the line's latest note that the number texts again; None when
+    there is none, or the number has blocked our texts again since (a newer follow-up says so)."""
+    if follow_up.kind != "network_stop" or follow_up.status != "open" or not follow_up.phone:
+        return None
+    note = session.exec(
+        select(FollowUpNote)
+        .where(FollowUpNote.follow_up_id == follow_up.id, col(FollowUpNote.staff_user_id).is_(None))
+        .order_by(col(FollowUpNote.id).desc())
+    ).first()
+    if note is None:
+        return None
+    blocked_again = session.exec(
+        select(FollowUp.id).where(
+            FollowUp.kind == "network_stop", FollowUp.phone == follow_up.phone, col(FollowUp.created_at) > note.at
+        )
+    ).first()
+    return None if blocked_again is not None else note
 
 
 def _locked(session: Session, follow_up_id: int) -> FollowUp:
@@ -417,15 +433,11 @@ def resolve_as_texting_again(database: Database, follow_up_id: int, staff_user_i
         follow_up = _locked(session, follow_up_id)
         if follow_up.status != "open":
             raise FollowUpAlreadyResolved(follow_up_id)
-        noted = session.exec(
-            select(FollowUpNote.text)
-            .where(FollowUpNote.follow_up_id == follow_up_id, col(FollowUpNote.staff_user_id).is_(None))
-            .order_by(col(FollowUpNote.id).desc())
-        ).first()
-        if follow_up.kind != "network_stop" or noted is None:
+        noted = _texting_again_note(session, follow_up)
+        if noted is None:
             raise NotTextingAgain(follow_up_id)
         now = utcnow()
-        text = f"Resolved: the number texts again, so our texts reach it. The line noted: {noted}"
+        text = f"Resolved: the number texts again, so our texts reach it. The line noted: {noted.text}"
         session.add(FollowUpNote(follow_up_id=follow_up_id, staff_user_id=staff_user_id, at=now, text=text))
         follow_up.status = "resolved"
         follow_up.resolved_at = now
