@@ -25,12 +25,13 @@ class FollowUp(SQLModel, table=True):
 
 
 class FollowUpNote(SQLModel, table=True):
-    """A note a member of staff added to a follow-up; kept, never edited."""
+    """A note on a follow-up, by a member of staff or by the line itself (staff_user_id None: say a number
+    that blocked our texts texted START again); kept, never edited."""
 
     __tablename__ = "follow_up_note"
 
     id: int | None = Field(default=None, primary_key=True)
     follow_up_id: int = Field(foreign_key="follow_up.id", index=True)
-    staff_user_id: int = Field(foreign_key="staff_user.id")
+    staff_user_id: int | None = Field(default=None, foreign_key="staff_user.id")
     at: datetime = Field(default_factory=utcnow)
     text: str = Field(sa_type=Text)

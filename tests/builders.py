@@ -238,6 +238,7 @@ def create_follow_up(
     detail: str = "Asked for a call back on the number ending 456.",
     conversation: Conversation | None = None,
     status: str = "open",
+    person: Person | None = None,
 ) -> FollowUp:
     follow_up = FollowUp(
         kind=kind,
@@ -245,6 +246,7 @@ def create_follow_up(
         detail=detail,
         conversation_id=conversation.id if conversation else None,
         status=status,
+        person_id=person.id if person else None,
     )
     _add(target, follow_up)
     return follow_up

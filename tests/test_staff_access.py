@@ -34,6 +34,7 @@ EXPECTED_ROLES = {
     "staff.assign_follow_up_to": "manager",
     "staff.add_follow_up_note": "manager",
     "staff.resolve_follow_up": "manager",
+    "staff.resolve_follow_up_texting_again": "manager",
     "staff.reveal_follow_up_phone": "manager",
     "staff.try_line": "manager",
     "staff.start_trial_call": "manager",

@@ -1,4 +1,5 @@
-"""Follow-ups: what staff must do for callers and texters; take one on, add a note, reveal the number, resolve."""
+"""Follow-ups: what staff must do for callers and texters, and who each is about; take one on, add a note,
+reveal the number, resolve (in one step, from the line's note that a blocked number texts again)."""
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -10,7 +11,7 @@ from ivr.console.blueprint import ROW_ID, bp
 from ivr.console.forms import ActionForm, AssignForm, FollowUpFilterForm, NoteForm, error_list
 from ivr.db import Database
 from ivr.records import follow_ups
-from ivr.records.follow_ups import AssigneeNotAllowed, FollowUpAlreadyResolved, FollowUpNotFound
+from ivr.records.follow_ups import AssigneeNotAllowed, FollowUpAlreadyResolved, FollowUpNotFound, NotTextingAgain
 from ivr.records.phone_numbers import format_for_people
 
 
@@ -144,6 +145,26 @@ def resolve_follow_up(follow_up_id: int) -> Response:
         flash("You changed this person's mobile, so another member of staff must check this choice.", "warning")
     else:
         flash("The follow-up is resolved.", "success")
+    return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
+
+
+@bp.post(f"/follow-ups/<{ROW_ID}:follow_up_id>/resolve-texting-again")
+@requires_role("manager")
+def resolve_follow_up_texting_again(follow_up_id: int) -> Response:
+    """Resolve "Texts blocked" in one step once the line has noted the number texted START again."""
+    try:
+        follow_ups.resolve_as_texting_again(_database(), follow_up_id, current_user.id)
+    except FollowUpNotFound:
+        abort(404)
+    except FollowUpAlreadyResolved:
+        flash("This follow-up has been resolved already.", "warning")
+    except NotTextingAgain:
+        flash(
+            "The line has not seen this number text START since it was blocked, so resolve it with a note of what you did.",
+            "warning",
+        )
+    else:
+        flash("The follow-up is resolved: the number texts again.", "success")
     return redirect(url_for("staff.follow_up", follow_up_id=follow_up_id))
 
 

@@ -27,7 +27,7 @@ from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
 from ivr.line.prompts import Prompts
 from ivr.line.understanding.model import understand as understand_words
-from ivr.records.follow_ups import raise_follow_up
+from ivr.records.follow_ups import note_texting_again, raise_follow_up
 from ivr.records.identity import Identity
 from ivr.records.identity_format import mask_free_text
 from ivr.records.outbox import Outbox
@@ -404,6 +404,8 @@ class _TurnRun:
                 conversation_id=self.conversation.id,
                 phone=number,
             )
+        elif changed and number is not None:
+            note_texting_again(self.session, number, word)  # staff who were to write or ring can text again
         said = "(no reply: the network answers this word itself)"
         self._add_step("network_word", mask_free_text(self.inbound.heard or word), said, now)
         self._changes = {"turn": self.conversation.turn + 1, "updated_at": now}
