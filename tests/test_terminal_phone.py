@@ -129,9 +129,9 @@ class ServedLine:
         self.port, self.texts_port, self.database_url = port, texts_port, database_url
         self.url = f"http://127.0.0.1:{port}"
 
-    def phone(self, target: str, **variables: str) -> Terminal:
+    def phone(self, target: str, auth_token: str = AUTH_TOKEN, **variables: str) -> Terminal:
         command = recipe_of(target, *make_variables(self.port, self.texts_port, **variables))
-        return Terminal(command, line_environment(self.database_url))
+        return Terminal(command, {**line_environment(self.database_url), "TWILIO_AUTH_TOKEN": auth_token})
 
 
 @pytest.fixture
@@ -225,6 +225,12 @@ def test_make_call_opts_ada_out_on_the_running_line_and_shows_her_texts(served_l
 
 
 def test_make_call_from_another_number_in_any_uk_form(served_line):
+    wrong_token = served_line.phone("call", auth_token="not the line's token")
+    assert wrong_token.finish() != 0
+    [reason] = wrong_token.errors().strip().splitlines()
+    assert "403" in reason and "TWILIO_AUTH_TOKEN" in reason
+    assert rows(served_line.database_url, Conversation) == []
+
     phone = served_line.phone("call", FROM="+44 7700 900002")
     try:
         phone.expect("from 07700 900002")
