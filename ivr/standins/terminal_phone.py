@@ -20,6 +20,7 @@ import requests
 from flask import current_app
 from flask.cli import with_appcontext
 from flask.testing import FlaskClient
+from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from ivr.records.phone_numbers import format_for_people, parse_uk_phone_number
@@ -31,6 +32,7 @@ LOCAL_LINE_URL = "http://127.0.0.1:5000"  # where `make run` serves the line
 LOCAL_TEXTS_URL = "http://127.0.0.1:5001"  # where `make run` keeps its Twilio stand-in
 WEBHOOK_TIMEOUT_SECONDS = 15.0  # as long as Twilio waits for the line's answer
 TEXTS_LOOK_EVERY_SECONDS = 0.25
+UNANSWERED = (requests.RequestException, TwilioRestException)  # the stand-in is not there, or not Twilio's API
 HELP = (
     "Key digits ('#' ends a number; an NHS number, date of birth or code ends by itself), '*' to repeat, "
     "'say WORDS' to speak, Enter to stay silent, 'h' to hang up."
@@ -76,7 +78,8 @@ def check_line_answers(line_url: str) -> None:
         raise LineUnreachable(f"Nothing is answering at {line_url}: start the line with `make run` first.") from None
     if answer.status_code != 200:
         raise LineUnreachable(
-            f"{line_url} answers, but not as the Opt-Out Line does (GET /healthz: HTTP {answer.status_code})."
+            f"{line_url} answers GET /healthz with HTTP {answer.status_code}: is it the Opt-Out Line, and is its "
+            "database up?"
         )
 
 
@@ -96,7 +99,6 @@ class TextsArriving:
         self.own_number = own_number
         self.client = Client(account_sid, auth_token)
         self.client.api.base_url = texts_url.rstrip("/")
-        self.shown = 0
         self._seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -107,7 +109,7 @@ class TextsArriving:
         """False (said on the terminal) when no stand-in answers: the call goes on without its texts."""
         try:
             self._seen = {message.sid for message in self._sent()}  # only texts from now on are this call's
-        except Exception:
+        except UNANSWERED:
             click.echo(
                 f"(The texts the line sends are not shown here: no Twilio stand-in answers at {self.texts_url}; "
                 "`make run` starts one.)"
@@ -140,7 +142,7 @@ class TextsArriving:
         while not self._stop.wait(TEXTS_LOOK_EVERY_SECONDS):
             try:
                 messages = self._sent()
-            except Exception:
+            except UNANSWERED:
                 continue  # the stand-in went away for a moment: look again
             for message in reversed(messages):  # Twilio lists the newest first
                 sid, to, body = message.sid, message.to, message.body
@@ -154,7 +156,6 @@ class TextsArriving:
         with self._output:
             lead = "\n" if self.at_prompt else ""
             click.echo(lead + click.style(f"  [text to {to}] {body}", fg="green"))
-            self.shown += 1
             if self.at_prompt:
                 click.echo("  you: ", nl=False)
 
