@@ -1,4 +1,4 @@
-"""Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
+"""Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`, `flask demo serve`,
 `flask outbox send`, `flask register apply`, `flask register national request|send|receive`, `flask retention apply`,
 and `flask call` and `flask text` (the terminal phone)."""
 
