@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-FLASK := $(BIN)/flask --app app
+# The old setuptools that python3 -m venv seeds (65.5 on Python 3.11) puts a distutils shim in front of every
+# program, which warns ("Setuptools is replacing distutils", "... not an editable install") whenever a library
+# imports distutils; the line uses neither, so its commands run without the shim.
+FLASK := SETUPTOOLS_USE_DISTUTILS=stdlib $(BIN)/flask --app app
 STAMP := $(VENV)/.installed-from-pyproject
 # NHS England's local MESH, for the tests of `flask register national`, in a venv of its own: it asks for
 # gunicorn<27, which the line's own pin rules out (tests/requirements/mesh-sandbox.txt pins all of it).
@@ -13,6 +16,11 @@ MESH_STAMP := $(MESH_VENV)/.installed-from-requirements
 # development dependency, for the browser tests' accessibility checks).
 NODE_STAMP := node_modules/.installed-from-package-lock
 PORT ?= 5000
+# The local Twilio stand-in `make run` sends the line's texts to, and the terminal phone reads them from.
+TEXTS_PORT ?= 5001
+LINE_URL := http://127.0.0.1:$(PORT)
+# The number the terminal phone calls or texts from, in any UK form (make call FROM="07700 900002").
+FROM ?= 07700 900001
 
 .PHONY: install run call text lint test bench bench-understanding bench-register bench-console bench-effort drill
 
@@ -34,25 +42,22 @@ $(NODE_STAMP): package-lock.json
 install: $(STAMP) $(NODE_STAMP)
 
 # Serve the line on the embedded default (SQLite in instance/, no Twilio account needed), with the
-# outbox sender alongside it; the demo people let anyone try it with `make call`.
+# outbox worker alongside it and, without a Twilio account, a local Twilio stand-in for its texts; the demo
+# people let anyone try it with `make call` or `make text` in another terminal.
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
-	@echo "The line: http://127.0.0.1:$(PORT)/twilio/voice and /twilio/sms (try it with 'make call' or 'make text')."
-	@echo "The staff console: http://127.0.0.1:$(PORT)/staff/ (first admin: $(FLASK) staff create you@example.org --role admin)"
-	$(FLASK) outbox send --watch & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(FLASK) run --port $(PORT)
+	@echo "The line: $(LINE_URL)/twilio/voice and /twilio/sms (try it with 'make call' or 'make text' in another terminal)."
+	@echo "The staff console: $(LINE_URL)/staff/ (first admin: $(BIN)/flask --app app staff create you@example.org --role admin)"
+	$(FLASK) demo serve --port $(PORT) --texts-port $(TEXTS_PORT)
 
-# A phone in the terminal: call the line, key in digits, see the texts it sends.
+# A phone in the terminal: call the line `make run` serves, key in digits, see the texts it sends.
 call: install
-	$(FLASK) db upgrade >/dev/null
-	$(FLASK) demo seed >/dev/null
-	$(FLASK) call
+	$(FLASK) call --url $(LINE_URL) --texts-url http://127.0.0.1:$(TEXTS_PORT) --from "$(FROM)"
 
-# Text the line from the terminal.
+# Text the line `make run` serves from the terminal.
 text: install
-	$(FLASK) db upgrade >/dev/null
-	$(FLASK) demo seed >/dev/null
-	$(FLASK) text
+	$(FLASK) text --url $(LINE_URL) --texts-url http://127.0.0.1:$(TEXTS_PORT) --from "$(FROM)"
 
 # tests/browser drives Debian's chromium package (Playwright's own browsers are never downloaded).
 CHROMIUM := /usr/bin/chromium

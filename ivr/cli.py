@@ -1,4 +1,4 @@
-"""Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`,
+"""Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`, `flask demo serve`,
 `flask outbox send`, `flask register apply`, `flask register national request|send|receive`, `flask retention apply`,
 and `flask call` and `flask text` (the terminal phone)."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 import migrations
 from ivr.db import Database
@@ -39,17 +39,18 @@ from ivr.records.people import (
     read_people_csv,
 )
 from ivr.records.staff_accounts import StaffUserRejected, check_email, create_staff_user
-from ivr.standins import demo, terminal_phone
+from ivr.standins import demo, local_line, terminal_phone
 from models.staff import STAFF_ROLES
 from models.time import uk_today
 
 log = logging.getLogger(__name__)
 
 
-def register(app: Flask, create_app: terminal_phone.AppFactory) -> None:
+def register(app: Flask, create_app: local_line.AppFactory) -> None:
     for group in (db_group, people_group, staff_group, demo_group, outbox_group, register_group, retention_group):
         app.cli.add_command(group)
-    for command in terminal_phone.phone_commands(create_app):
+    demo_group.add_command(_demo_serve(create_app))
+    for command in terminal_phone.phone_commands():
         app.cli.add_command(command)
 
 
@@ -138,9 +139,29 @@ def demo_group() -> None:
 def demo_seed() -> None:
     report = import_people(_database(), demo.demo_people(), Importer(None, "flask demo seed"))
     click.echo(f"Demo people: {report.created} added, {report.updated} refreshed. Try the line as:")
-    for person in demo.demo_people()[:3]:
-        born = person.date_of_birth.strftime("%d%m%Y")
-        click.echo(f"  {person.given_name} {person.family_name}: NHS number {person.nhs_number}, born {born}")
+    for person in demo.demo_people():
+        click.echo(f"  {demo.how_to_try(person)}")
+
+
+def _demo_serve(create_app: local_line.AppFactory) -> click.Command:
+    """`flask demo serve`, which builds the served app with `create_app` (nothing here imports `app`)."""
+
+    @click.command(
+        "serve",
+        help="Serve the line on 127.0.0.1 with its outbox worker (what `make run` runs); without a Twilio account "
+        "its texts go to a local Twilio stand-in, which the terminal phone reads and which reports them delivered.",
+    )
+    @click.option("--port", default=5000, show_default=True, help="The line's port.")
+    @click.option("--texts-port", default=5001, show_default=True, help="The Twilio stand-in's port.")
+    @with_appcontext
+    def demo_serve(port: int, texts_port: int) -> None:
+        settings = current_app.extensions["settings"]
+        try:
+            local_line.serve_locally(create_app, settings, Path(current_app.instance_path), port, texts_port)
+        except local_line.TextsPortTaken as taken:
+            fail(f"{taken}: stop the other `make run`, or choose another with TEXTS_PORT=.")
+
+    return demo_serve
 
 
 @click.group("outbox", cls=AppGroup, help="Texts waiting to be sent.")

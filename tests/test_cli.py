@@ -1,6 +1,5 @@
 """The command line: people import, staff users, demo data, migrations and the terminal phone."""
 
-import logging
 import re
 from datetime import date
 from pathlib import Path
@@ -16,9 +15,8 @@ from werkzeug.security import check_password_hash
 import migrations
 from ivr.records import people as people_module
 from ivr.standins.demo import demo_people, synthetic_nhs_number
-from models import AuditEntry, Conversation, Person, StaffUser
+from models import AuditEntry, Person, StaffUser
 from tests.builders import create_person
-from tests.said import prompts_in, value_of
 
 HEADER = "nhs_number,given_name,family_name,date_of_birth,postcode,mobile"
 GOOD_PASSWORD = "correct horse battery staple"
@@ -319,56 +317,3 @@ def test_db_upgrade_on_a_migrated_database_succeeds_and_keeps_the_data(app):
     with app.extensions["database"].engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
     assert count(app, Person) == 1
-
-
-# ---- flask call ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def keep_log_level():
-    """`flask call` turns the root logger down for the terminal; put it back for the tests after."""
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
-
-
-def test_flask_call_reaches_the_code_prompt_and_shows_the_code_text(app, twilio, keep_log_level):
-    assert flask_command(app, "demo", "seed").exit_code == 0
-    ada = demo_people()[0]
-    keyed = f"2\n{ada.nhs_number}#\n1\n{ada.date_of_birth:%d%m%Y}#\n"
-    result = flask_command(app, "call", "--from", "07700 900001", input=keyed)
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "Calling the Opt-Out Line from 07700 900001" in out
-    said = [prompts_in("voice", line) for line in re.findall(r"^Line: (.*)$", out, re.MULTILINE)]
-    assert said[:3] == [["greeting", "menu"], ["nhs_number_ask"], ["nhs_number_read_back"]], out
-    assert "code_ask" in said[-1], out
-    shown = re.search(rf"\[text to {re.escape(ada.mobile)}\] (.*)", out)
-    assert shown, out
-    assert re.fullmatch(r"\d{6}", value_of(shown.group(1), "one_time_code", "code")), shown.group(1)
-    assert out.rstrip().endswith("Call ended.")
-    assert twilio.texts() == []  # the terminal phone has its own stand-in
-    with app.extensions["database"].transaction() as session:
-        [call] = session.exec(select(Conversation)).all()
-    assert call.channel == "voice" and call.caller_last_digits == "0001"
-    assert call.twilio_status == "completed" and call.ended_at is not None
-
-
-def test_flask_call_hanging_up_ends_the_call(app, keep_log_level):
-    result = flask_command(app, "call", "--from", "07700 900002", input="h\n")
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "Kensington and Chelsea Social Council" in out
-    assert out.rstrip().endswith("Call ended.")
-    assert out.count("Line:") == 1  # nothing was said after the greeting
-    with app.extensions["database"].transaction() as session:
-        [call] = session.exec(select(Conversation)).all()
-    assert (call.twilio_status, call.outcome) == ("completed", "abandoned")
-    assert call.ended_at is not None and call.turn == 1
-
-
-def test_flask_call_refuses_a_number_that_is_not_a_phone_number(app, keep_log_level):
-    result = flask_command(app, "call", "--from", "not a number", input="h\n")
-    assert result.exit_code != 0
-    assert count(app, Conversation) == 0

@@ -991,53 +991,7 @@ def test_texts_ask_twilio_for_receipts_at_the_public_url(database_url, twilio):
 # ---- flask text ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def keep_log_level():
-    """`flask text` turns the root logger down for the terminal; put it back for the tests after."""
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
-
-
-def test_flask_text_prints_the_replies(runner, twilio, keep_log_level):
-    result = runner.invoke(args=["text", "--from", "07700 900001"], input="HELP\n\nABOUT\n")
-    assert result.exit_code == 0, result.output
-    out = result.output
-    assert "Texting the Opt-Out Line from 07700 900001" in out
-    replies = re.findall(r"\[text to \+447700900001\] (.*)", out)
-    assert [prompt_of(reply) for reply in replies] == [
-        "help",
-        "about_1",
-        "about_2",
-        "about_3",
-    ], out
-    assert out.rstrip().endswith("Stopped texting.")
-    assert twilio.texts() == []  # the terminal phone has a stand-in of its own
-
-
-def test_a_new_user_can_opt_out_by_text_from_the_terminal_phone(app, runner, keep_log_level, monkeypatch):
-    """The README's walk-through: OPT OUT, the NHS number, the date of birth, the code from the text, CONFIRM."""
-    someone = create_person(app, mobile="+447700900001", date_of_birth=BORN)
-    monkeypatch.setattr("ivr.records.identity.secrets.randbelow", lambda _: 314159)  # the code, typed before it is shown
-    typed = f"OPT OUT\n{someone.nhs_number}\n{in_words(BORN)}\n314159\nCONFIRM\n"
-    result = runner.invoke(args=["text", "--from", "07700 900001"], input=typed)
-    assert result.exit_code == 0, result.output
-    replies = re.findall(r"\[text to \+447700900001\] (.*)", result.output)
-    assert [prompt_of(reply) for reply in replies] == [
-        "nhs_number_ask",
-        "date_of_birth_ask",
-        "one_time_code",
-        "code_sent",
-        "confirm_opted_out",
-        "recorded_opted_out",
-    ], result.output
-    assert value_of(replies[2], "one_time_code", "code") == "314159"
-    [choice] = choices_of(app, someone)
-    assert (choice.status, choice.channel) == ("opted_out", "sms")
-
-
-def test_flask_text_refuses_a_number_that_is_not_a_phone_number(app, runner, keep_log_level):
+def test_flask_text_refuses_a_number_that_is_not_a_phone_number(app, runner):
     result = runner.invoke(args=["text", "--from", "not a number"], input="HELP\n")
     assert result.exit_code != 0
     assert count(app, Conversation) == 0

@@ -1,10 +1,14 @@
 """Synthetic people for demos and tests: 999-prefixed test NHS numbers, Ofcom drama-range mobiles."""
 
 from datetime import date
+from typing import TypeGuard
 
 import nhs_number
 
+from ivr.records.phone_numbers import format_for_people
 from models import Person
+
+TEST_NUMBER_PREFIX = "+447700900"  # Ofcom's drama range: 07700 900000 to 07700 900999
 
 _NAMES = (
     ("Ada", "Lovelace", date(1984, 3, 1)),
@@ -42,3 +46,23 @@ def demo_people() -> list[Person]:
             )
         )
     return people
+
+
+def is_test_number(number: str | None) -> TypeGuard[str]:
+    """A number in Ofcom's drama range, which never reaches a phone."""
+    if number is None or not number.startswith(TEST_NUMBER_PREFIX):
+        return False
+    ending = number[len(TEST_NUMBER_PREFIX) :]
+    return len(ending) == 3 and ending.isascii() and ending.isdigit()
+
+
+def spaced_nhs_number(number: str) -> str:
+    """As the NHS writes it: 999 000 0107."""
+    return f"{number[:3]} {number[3:6]} {number[6:]}"
+
+
+def how_to_try(person: Person) -> str:
+    """One line of the demo people's table (`flask demo seed` prints it; the README has the same)."""
+    born = person.date_of_birth.strftime("%d%m%Y")
+    mobile = format_for_people(person.mobile) if person.mobile else "no mobile on record"
+    return f"{person.given_name} {person.family_name}: NHS number {spaced_nhs_number(person.nhs_number)}, born {born}, {mobile}"

@@ -4,10 +4,16 @@ Point the real Twilio REST client at it with TWILIO_API_BASE_URL; it answers as 
 message, and listing the messages sent to a number) and keeps what it was sent. It can be told to fail (a
 status such as 503 or 429) or to stall for a while, and a stall can still take the message in (a send
 whose answer never reaches the client).
+
+Given the auth token of the app it stands in front of, it also reports each text's progress as Twilio does:
+queued, sent, then delivered, each a form posted to the text's StatusCallback and signed with that token.
 """
 
 import json
+import logging
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +21,15 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
+
+# The statuses Twilio reports for a text that reaches the phone, in order.
+DELIVERED_PROGRESS = ("queued", "sent", "delivered")
+CALLBACK_TIMEOUT_SECONDS = 15.0  # as long as Twilio waits for a webhook's answer
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,22 @@ class ReceivedText:
         }
 
 
+@dataclass(frozen=True)
+class PostedStatus:
+    """A status callback the stand-in posted, and how the app answered it (None: no answer came)."""
+
+    sid: str
+    status: str
+    answered: int | None
+
+
 class LocalTwilio:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, auth_token: str | None = None) -> None:
+        """On `port` of loopback (0: any free one); with `auth_token`, each text's progress is posted to its
+        StatusCallback, signed with it, as Twilio does."""
         self.received: list[ReceivedText] = []
+        self.posted_statuses: list[PostedStatus] = []
+        self._validator = RequestValidator(auth_token) if auth_token else None
         self._failures: list[int] = []
         self._stall_seconds = 0.0
         self._keep_stalled = False
@@ -57,7 +84,7 @@ class LocalTwilio:
         self.before_reading: Callable[[], object] | None = None
         self._lock = threading.Lock()
         self._new_text = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -112,6 +139,45 @@ class LocalTwilio:
         with self._new_text:
             self.received.append(text)
             self._new_text.notify_all()
+        if self._validator is not None and text.status_callback:
+            threading.Thread(target=self._report_progress, args=(text,), daemon=True).start()
+
+    def _report_progress(self, text: ReceivedText) -> None:
+        """Post queued, sent and delivered to the text's StatusCallback, one after the other, as Twilio does
+        once the network has the text (in a thread of its own: the receipts come after the send's answer)."""
+        for status in DELIVERED_PROGRESS:
+            answered = self._post_status(text, status)
+            with self._lock:
+                self.posted_statuses.append(PostedStatus(text.sid, status, answered))
+
+    def _post_status(self, text: ReceivedText, status: str) -> int | None:
+        assert self._validator is not None and text.status_callback is not None
+        form = {
+            "MessageSid": text.sid,
+            "SmsSid": text.sid,
+            "AccountSid": text.account_sid,
+            "From": text.from_,
+            "To": text.to,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "ApiVersion": "2010-04-01",
+        }
+        signature = self._validator.compute_signature(text.status_callback, form)
+        request = urllib.request.Request(
+            text.status_callback,
+            data=urlencode(form).encode(),
+            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=CALLBACK_TIMEOUT_SECONDS) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            log.warning("The app answered a %s status callback with HTTP %s", status, refused.code)
+            return refused.code
+        except OSError as error:
+            log.warning("A %s status callback reached nothing: %s", status, type(error).__name__)
+            return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self

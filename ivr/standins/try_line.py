@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
@@ -29,26 +29,18 @@ from ivr.db import Database
 from ivr.line.runner import TRIAL_PARAMETER
 from ivr.records.phone_numbers import format_for_people
 from ivr.standins import demo
+from ivr.standins.demo import TEST_NUMBER_PREFIX, is_test_number
 from ivr.standins.terminal_phone import LOCAL_ACCOUNT_SID, LOCAL_FROM_NUMBER, flask_transport
 from ivr.standins.twiml_caller import Heard, Texter, Transport, TwimlCaller
 from models import Conversation, ConversationStep, OutboundMessage, Person
 
 TRIAL = {TRIAL_PARAMETER: "1"}  # marks every webhook of a trial, so its conversation is kept apart
-TEST_NUMBER_PREFIX = "+447700900"  # Ofcom's drama range: 07700 900000 to 07700 900999
 WITHHELD = "anonymous"  # what Twilio puts in From when the caller withholds their number
 CALL_ANSWERED = "completed"
 
 
 class LineNotWaiting(Exception):
     """The trial call is not at a point where the line takes this (keys, words, silence, a transfer)."""
-
-
-def is_test_number(number: str | None) -> TypeGuard[str]:
-    """A number in Ofcom's drama range, which never reaches a phone."""
-    if number is None or not number.startswith(TEST_NUMBER_PREFIX):
-        return False
-    ending = number[len(TEST_NUMBER_PREFIX) :]
-    return len(ending) == 3 and ending.isascii() and ending.isdigit()
 
 
 # ---- Texts to test numbers, caught as the line writes them --------------------------------------

@@ -4,6 +4,8 @@ and a texter who posts messages as Twilio does.
 The terminal phone, the test suite and the benchmarks all call and text the line through these classes.
 """
 
+import math
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -80,10 +82,13 @@ class TwimlCaller(_TwilioPoster):
         to_number: str = "+442079460000",
         account_sid: str = "AC" + "0" * 32,
         extra_params: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(transport, auth_token, from_number, to_number, account_sid, extra_params)
         self.base_url = base_url.rstrip("/") + "/"
         self.call_sid = call_sid
+        self.clock = clock
+        self.answered_at: float | None = None  # by `clock`, when the line answered the call
         self.current_url = self.base_url
         self.last: Heard | None = None
         self.transcript: list[Heard] = []
@@ -92,7 +97,9 @@ class TwimlCaller(_TwilioPoster):
     # ---- what a caller does ----------------------------------------------------------------
 
     def dial(self) -> Heard:
-        return self._post("/twilio/voice", {"CallStatus": "ringing"})
+        heard = self._post("/twilio/voice", {"CallStatus": "ringing"})
+        self.answered_at = self.clock()
+        return heard
 
     def press(self, keys: str) -> Heard:
         """Key in digits at the current Gather, as Twilio posts them: without the finishing #, and no more than
@@ -125,11 +132,21 @@ class TwimlCaller(_TwilioPoster):
         assert self.last is not None and self.last.dial_action, "no transfer in progress"
         return self._post(self.last.dial_action, {"DialCallStatus": "completed" if answered else "no-answer"})
 
-    def hang_up(self, duration_seconds: int = 42) -> int:
+    def hang_up(self, duration_seconds: int | None = None) -> int:
+        """Twilio posts the call's end to the status callback, with CallDuration: the whole seconds from the
+        answer to the hang-up, as this caller's clock measured them (unless told)."""
+        if duration_seconds is None:
+            duration_seconds = self.measured_duration()
         status, _ = self.send_signed(
             "/twilio/voice/status", {"CallStatus": "completed", "CallDuration": str(duration_seconds)}
         )
         return status
+
+    def measured_duration(self) -> int:
+        """Seconds from the answer until now, rounded up as a started second counts (0 if never answered)."""
+        if self.answered_at is None:
+            return 0
+        return max(0, math.ceil(self.clock() - self.answered_at))
 
     def replay_last(self) -> Heard:
         """Post the last request again, as Twilio does when it retries a webhook."""
