@@ -27,7 +27,9 @@ FROM ?= 07700 900001
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# -qq: setuptools' build of an editable install of a flat layout always prints an information-only
+	@# "Editable installation ... folders with the same name as your package" notice; errors still print.
+	$(BIN)/python -m pip install -qq -e '.[test]'
 	touch $(STAMP)
 
 $(MESH_STAMP): tests/requirements/mesh-sandbox.txt
