@@ -80,7 +80,8 @@ def _open(source: BinaryIO) -> pq.ParquetFile:
             "a Parquet data set cannot be read from standard input (its index is at the end of the file): give its path"
         )
     try:
-        return pq.ParquetFile(source, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        # Pages written with checksums are checked: a damaged page is refused rather than read as other values.
+        return pq.ParquetFile(source, buffer_size=READ_BUFFER_BYTES, pre_buffer=False, page_checksum_verification=True)
     except (pa.ArrowException, ValueError, OSError) as error:
         raise _not_readable(error) from None
 
@@ -307,7 +308,7 @@ class _Writer:
     row groups of ROW_GROUP_ROWS so that few kept rows per batch still make row groups of a useful size."""
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema, data_set: pq.ParquetFile) -> None:
-        self._writer = pq.ParquetWriter(sink, schema, compression=_compression(data_set))
+        self._writer = pq.ParquetWriter(sink, schema, compression=_compression(data_set), write_page_checksum=True)
         self._schema = schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
