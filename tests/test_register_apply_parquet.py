@@ -359,6 +359,8 @@ _WRITTEN = st.one_of(
     st.sampled_from(_PEOPLE).map(lambda number: "\u00a0" + number[:5] + "\u2009" + number[5:]),
     st.sampled_from(_PEOPLE).map(lambda number: "".join(chr(0x0660 + int(digit)) for digit in number)),  # Arabic-Indic
     st.sampled_from(_PEOPLE).map(lambda number: number + " and " + _PEOPLE[0]),
+    st.integers(min_value=0, max_value=9_999_999_999).map(lambda number: f"{number:010d}"),  # any check digit, CHI too
+    st.integers(min_value=0, max_value=3_112_999_999).map(lambda number: f"{number:010d}"),
     st.text(alphabet="0123456789 -.xE+", max_size=14),
     st.just(""),
 )

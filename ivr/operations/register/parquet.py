@@ -3,15 +3,16 @@ at once (pyarrow.compute), every column, type and the schema's metadata kept, an
 
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import nhs_number
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ivr.operations.register.check_digits import valid_nhs_numbers
 from ivr.operations.register.filter import (
     DEFAULT_COLUMN,
     NationalAnswer,
@@ -29,7 +30,6 @@ BATCH_ROWS = 1 << 16  # rows decided at once: big enough that Python's work per 
 ROW_GROUP_ROWS = 1 << 18  # kept rows gathered into one row group of the output
 READ_BUFFER_BYTES = 8 << 20  # a column chunk is read through a buffer this size, not whole: huge row groups fit
 
-_TEN_DIGITS = "^[0-9]{10}$"
 _ASCII_SEPARATORS = "[ \t\n\r\v\f-]+"  # what normalise_nhs_number removes, in ASCII; other spaces are rare
 _DIGIT_RUN = re.compile(r"\d{4,}")
 _TEN_DIGIT_LIMIT = 10_000_000_000
@@ -146,18 +146,18 @@ class _Fates:
     """What becomes of each row of a batch, as boolean arrays a row long: one reason per row withheld."""
 
     rows: int
-    valid: pa.BooleanArray  # a valid NHS number
-    ours: pa.BooleanArray  # withheld as opted out with us
-    invalid: pa.BooleanArray  # withheld (unless kept unmatched): a missing or invalid NHS number
-    national: pa.BooleanArray | None = None  # withheld: a national opt-out (not ours)
-    both: pa.BooleanArray | None = None  # withheld: a national opt-out and ours
-    not_in_request: pa.BooleanArray | None = None  # withheld: a valid number the reply cannot speak for
-    kept_nationally: pa.BooleanArray | None = None
+    valid: np.ndarray  # a valid NHS number
+    ours: np.ndarray  # withheld as opted out with us
+    invalid: np.ndarray  # withheld (unless kept unmatched): a missing or invalid NHS number
+    national: np.ndarray | None = None  # withheld: a national opt-out (not ours)
+    both: np.ndarray | None = None  # withheld: a national opt-out and ours
+    not_in_request: np.ndarray | None = None  # withheld: a valid number the reply cannot speak for
+    kept_nationally: np.ndarray | None = None
 
     def kept(self, keep_unmatched: bool) -> pa.BooleanArray:
         if self.kept_nationally is not None:
-            return self.kept_nationally
-        return pc.invert(self.ours) if keep_unmatched else pc.and_(self.valid, pc.invert(self.ours))
+            return pa.array(self.kept_nationally)
+        return pa.array(~self.ours if keep_unmatched else self.valid & ~self.ours)
 
     def add_to(self, counts: RowCounts, keep_unmatched: bool) -> None:
         ours, invalid = _count(self.ours), _count(self.invalid)
@@ -179,52 +179,81 @@ class _Fates:
             counts.kept += self.rows - ours - invalid
 
 
-def _count(flags: pa.BooleanArray | None) -> int:
-    return 0 if flags is None else int(pc.sum(flags).as_py() or 0)
+def _count(flags: np.ndarray | None) -> int:
+    return 0 if flags is None else int(np.count_nonzero(flags))
+
+
+class _NumberSet:
+    """NHS numbers (10 digits) as sorted 64-bit integers, to look many up at once, built once for the run (pyarrow's
+    is_in would build its hash table again for every batch). A bitmap of their hashes answers most lookups (every
+    number not in the set, but for a few); np.searchsorted settles the rest exactly."""
+
+    _HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: consecutive numbers land far apart
+
+    def __init__(self, numbers: Iterable[bytes]) -> None:
+        joined = b"".join(number for number in numbers if len(number) == 10 and number.isdigit())
+        digits = np.frombuffer(joined, np.uint8).reshape(-1, 10) - np.uint8(48)
+        self.keys = np.unique(digits @ _POWERS)
+        self._bits = max(10, min(27, int(len(self.keys) * 32).bit_length()))  # about 32 bits a number, at most 16 MiB
+        self._bitmap = np.zeros(1 << (self._bits - 3), np.uint8)
+        slots = self._slots(self.keys)
+        np.bitwise_or.at(self._bitmap, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.asarray((keys.astype(np.uint64) * self._HASH) >> np.uint64(64 - self._bits)).astype(np.int64)
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each key is in the set; -1 (no number) never is."""
+        held = np.zeros(len(keys), np.bool_)
+        if not len(self.keys):
+            return held
+        slots = self._slots(keys)
+        maybe = np.flatnonzero(((self._bitmap[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1).astype(np.bool_) & (keys >= 0))
+        wanted = keys[maybe]
+        found = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        held[maybe] = self.keys[found] == wanted
+        return held
 
 
 @dataclass(frozen=True)
 class _Register:
-    """The numbers each batch is tested against, as Arrow value sets built once for the run."""
+    """The numbers each batch is tested against, as sorted keys built once for the run."""
 
     opted_out: frozenset[bytes]
-    opted_out_values: pa.Array
-    requested: pa.Array | None
-    may_be_used: pa.Array | None
+    opted_out_keys: _NumberSet
+    requested: _NumberSet | None
+    may_be_used: _NumberSet | None
 
     @classmethod
     def of(cls, opted_out: frozenset[bytes], national: NationalAnswer | None) -> "_Register":
-        def values(numbers: frozenset[str]) -> pa.Array:
-            return pa.array(sorted(numbers), pa.string())
-
         return cls(
             opted_out,
-            values(frozenset(number.decode() for number in opted_out)),
-            None if national is None else values(national.requested),
-            None if national is None else values(national.may_be_used),
+            _NumberSet(opted_out),
+            None if national is None else _NumberSet(map(str.encode, national.requested)),
+            None if national is None else _NumberSet(map(str.encode, national.may_be_used)),
         )
 
     def decide(self, column: pa.Array) -> _Fates:
         numbers = _NumbersRead.of(column, self.opted_out)
-        valid = pc.is_valid(numbers.valid_numbers)
-        ours = pc.or_(numbers.named_by_odd_values, pc.fill_null(pc.is_in(numbers.candidates, self.opted_out_values), False))
-        not_ours = pc.invert(ours)
-        invalid = pc.and_(not_ours, pc.invert(valid))
+        valid = numbers.valid
+        ours = numbers.named_by_odd_values | self.opted_out_keys.holds(numbers.keys)
+        invalid = ~ours & ~valid
         if self.requested is None or self.may_be_used is None:
             return _Fates(len(column), valid, ours, invalid)
-        in_request = pc.fill_null(pc.is_in(numbers.valid_numbers, self.requested), False)
-        may_be_used = pc.fill_null(pc.is_in(numbers.valid_numbers, self.may_be_used), False)
-        refused = pc.and_(in_request, pc.invert(may_be_used))
+        valid_keys = np.where(valid, numbers.keys, -1)  # the national answer speaks only for valid numbers
+        in_request = self.requested.holds(valid_keys)
+        refused = in_request & ~self.may_be_used.holds(valid_keys)
         # A local opt-out wins whatever the reply says; counted as "both" only when the reply refuses it too.
         return _Fates(
             len(column),
             valid,
-            pc.and_(ours, pc.invert(refused)),
+            ours & ~refused,
             invalid,
-            national=pc.and_(not_ours, refused),
-            both=pc.and_(ours, refused),
-            not_in_request=pc.and_(not_ours, pc.and_(valid, pc.invert(in_request))),
-            kept_nationally=pc.and_(not_ours, pc.and_(in_request, may_be_used)),
+            national=~ours & refused,
+            both=ours & refused,
+            not_in_request=~ours & valid & ~in_request,
+            kept_nationally=~ours & in_request & ~refused,
         )
 
 
@@ -232,30 +261,35 @@ class _Register:
 class _NumbersRead:
     """A batch's NHS numbers as `_RowFilter` reads them from CSV fields, most of them without Python touching a value.
 
-    `candidates` holds every value that is 10 ASCII digits once ASCII spaces and hyphens are gone (valid or not; a
-    number on the register is withheld whatever its check digit), `valid_numbers` the valid ones (otherwise null),
-    and `named_by_odd_values` marks the other values that name a number on the register in any written form
-    (normalise_nhs_number's rules, then register_number_named's), read one by one in Python.
+    `keys` holds, as an integer, every value that is 10 ASCII digits once ASCII spaces and hyphens are gone (valid
+    or not: a number on the register is withheld whatever its check digit), and -1 for the rest; `valid` whether
+    it is a valid NHS number. The values of other forms are read one by one in Python, by normalise_nhs_number's
+    rules, and `named_by_odd_values` marks those that name a number on the register in any written form
+    (register_number_named).
     """
 
-    candidates: pa.StringArray
-    valid_numbers: pa.StringArray
-    named_by_odd_values: pa.BooleanArray
+    keys: np.ndarray
+    valid: np.ndarray
+    named_by_odd_values: np.ndarray
 
     @classmethod
     def of(cls, column: pa.Array, opted_out: frozenset[bytes]) -> "_NumbersRead":
         text = _as_text(column)
-        candidates = pc.if_else(pc.match_substring_regex(text, _TEN_DIGITS), text, None)
+        candidates = pc.if_else(_ten_ascii_digits(text), text, None)
         odd = pc.and_(pc.is_valid(text), pc.is_null(candidates))
         if pc.any(odd).as_py():
             stripped = pc.replace_substring_regex(pc.if_else(odd, text, None), _ASCII_SEPARATORS, "")
-            candidates = pc.coalesce(candidates, pc.if_else(pc.match_substring_regex(stripped, _TEN_DIGITS), stripped, None))
+            candidates = pc.coalesce(candidates, pc.if_else(_ten_ascii_digits(stripped), stripped, None))
             odd = pc.and_(pc.is_valid(text), pc.is_null(candidates))
-        valid_numbers = pc.if_else(_check_digits_hold(candidates), candidates, None)
-        named = pa.array([False] * len(column)) if not pc.any(odd).as_py() else None
-        if named is None:
-            valid_numbers, named = _read_odd_values(text, odd, valid_numbers, opted_out)
-        return cls(candidates, valid_numbers, named)
+        keys, valid = _keys_and_validity(candidates)
+        named = np.zeros(len(column), np.bool_)
+        if pc.any(odd).as_py():
+            _read_odd_values(text, odd, keys, valid, named, opted_out)
+        return cls(keys, valid, named)
+
+
+def _ten_ascii_digits(text: pa.StringArray) -> pa.BooleanArray:
+    return pc.fill_null(pc.and_(pc.equal(pc.binary_length(text), 10), pc.ascii_is_decimal(text)), False)
 
 
 def _as_text(column: pa.Array) -> pa.StringArray:
@@ -270,34 +304,42 @@ def _as_text(column: pa.Array) -> pa.StringArray:
     return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
-def _check_digits_hold(candidates: pa.StringArray) -> pa.BooleanArray:
-    """Whether each candidate (10 ASCII digits, or null) has a right check digit; null ones do not."""
-    filled = pc.fill_null(candidates, "0000000001")  # a wrong check digit stands in for the null
-    count = len(filled)
-    if count == 0:
-        return pa.array([], pa.bool_())
-    (start,) = struct.unpack_from("<i", filled.buffers()[1], 4 * filled.offset)  # where its first value begins
-    joined = memoryview(filled.buffers()[2])[start : start + 10 * count].tobytes()
-    flags = pa.Array.from_buffers(pa.uint8(), count, [None, pa.py_buffer(valid_nhs_numbers(joined))])
-    return pc.and_(pc.equal(flags, 1), pc.is_valid(candidates))
+_WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2], np.int32)
+_POWERS = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+_CHI_NUMBERS = (100_000_000, 3_112_999_999)  # Scotland's: valid only if they also begin with a date (DDMMYY)
+
+
+def _keys_and_validity(candidates: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate (10 ASCII digits, or null) as an integer (-1 for null), and whether it is a valid NHS number:
+    its modulus-11 check digit as nhs_number.is_valid works it out, for all at once, read straight from the
+    digits' bytes; CHI numbers' date rule is left to nhs_number itself, one by one (they are few)."""
+    count = len(candidates)
+    present = np.asarray(pc.is_valid(candidates).to_numpy(zero_copy_only=False))
+    filled = pc.fill_null(candidates, "0000000000")  # every value 10 bytes, laid end to end
+    (start,) = struct.unpack_from("<i", filled.buffers()[1], 4 * filled.offset)
+    digits = np.frombuffer(filled.buffers()[2], np.uint8, 10 * count, start).reshape(count, 10) - np.uint8(48)
+    keys = np.where(present, digits @ _POWERS, -1)
+    check = (11 - (digits[:, :9].astype(np.int32) @ _WEIGHTS) % 11) % 11  # 11 is 0; 10 matches no digit: never valid
+    valid = present & (check == digits[:, 9])
+    for index in np.flatnonzero(valid & (keys >= _CHI_NUMBERS[0]) & (keys <= _CHI_NUMBERS[1])):
+        valid[index] = nhs_number.is_valid(f"{keys[index]:010d}")
+    return keys, valid
 
 
 def _read_odd_values(
-    text: pa.StringArray, odd: pa.BooleanArray, valid_numbers: pa.StringArray, opted_out: frozenset[bytes]
-) -> tuple[pa.StringArray, pa.BooleanArray]:
-    """The few values of other forms, one by one: a valid number once normalised (non-ASCII spaces, say), or whether
-    the value names a number on the register (9.990000107E+09, digits of another script, two numbers in one)."""
-    numbers = valid_numbers.to_pylist()
-    named = [False] * len(text)
+    text: pa.StringArray, odd: pa.BooleanArray, keys: np.ndarray, valid: np.ndarray, named: np.ndarray,
+    opted_out: frozenset[bytes],
+) -> None:
+    """The few values of other forms, one by one: a valid number once normalised (non-ASCII spaces, say) goes in
+    `keys`; otherwise whether the value names a number on the register (9.990000107E+09, digits of another script,
+    two numbers in one) goes in `named`."""
     for index in pc.indices_nonzero(odd).to_pylist():
         value = text[index].as_py()
         number = normalise_nhs_number(value)
         if number is not None:
-            numbers[index] = number
-            named[index] = number.encode() in opted_out
+            keys[index], valid[index] = int(number), True
         else:
             named[index] = register_number_named(value, opted_out) is not None
-    return pa.array(numbers, pa.string()), pa.array(named, pa.bool_())
 
 
 # ---- Writing ------------------------------------------------------------------------------------------
@@ -308,7 +350,13 @@ class _Writer:
     row groups of ROW_GROUP_ROWS so that few kept rows per batch still make row groups of a useful size."""
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema, data_set: pq.ParquetFile) -> None:
-        self._writer = pq.ParquetWriter(sink, schema, compression=_compression(data_set), write_page_checksum=True)
+        self._writer = pq.ParquetWriter(
+            sink,
+            schema,
+            compression=_compression(data_set),
+            use_dictionary=_dictionary_columns(data_set),
+            write_page_checksum=True,
+        )
         self._schema = schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
@@ -333,6 +381,15 @@ class _Writer:
         if error_type is None:
             self._flush()
         self._writer.close()  # writes the footer; the sink itself stays open, for its owner to finish
+
+
+def _dictionary_columns(data_set: pq.ParquetFile) -> bool | list[str]:
+    """The columns the data set dictionary-encodes (in its first row group), to be encoded alike: a column of
+    distinct values (as NHS numbers mostly are) is quicker to write and no bigger without."""
+    if data_set.metadata.num_row_groups == 0:
+        return True
+    group = data_set.metadata.row_group(0)
+    return [group.column(index).path_in_schema for index in range(group.num_columns) if group.column(index).has_dictionary_page]
 
 
 def _compression(data_set: pq.ParquetFile) -> str:
