@@ -70,8 +70,8 @@ def apply_register(
             snapshot = load_register(database)
             if data_format == PARQUET:
                 counts = filter_parquet(
-                    source,
-                    destination.stream,
+                    request.source if request.source != STANDARD_STREAM else source,  # a path: pyarrow reads it itself
+                    destination.temporary or destination.stream,
                     snapshot.opted_out,
                     national=None if national is None else national.answer,
                     column=request.column,
@@ -309,8 +309,14 @@ class _Destination:
         self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in __exit__, which drops the lock
         return self
 
+    @property
+    def temporary(self) -> str | None:
+        """The temporary file's path, for a writer that opens it itself (it stays locked by this run), or None."""
+        return self._temporary
+
     def finish(self) -> None:
-        """Everything is written: make sure it is on disk before it is renamed into place."""
+        """Everything is written (through `stream`, or the temporary file's path): make sure it is on disk before it
+        is renamed into place."""
         self.stream.flush()
         if self._temporary is not None:
             os.fsync(self.stream.fileno())

@@ -1,6 +1,7 @@
 """Filtering a Parquet data set against the register: streamed a batch at a time with pyarrow, each batch decided
 at once (pyarrow.compute), every column, type and the schema's metadata kept, and the kept rows in their order."""
 
+import os
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -36,8 +37,8 @@ _TEN_DIGIT_LIMIT = 10_000_000_000
 
 
 def filter_parquet(
-    source: BinaryIO,
-    sink: BinaryIO,
+    source: BinaryIO | str,
+    sink: BinaryIO | str,
     opted_out: frozenset[bytes],
     *,
     national: NationalAnswer | None = None,
@@ -47,7 +48,10 @@ def filter_parquet(
 ) -> RowCounts:
     """Write to `sink` the rows of the Parquet data set in `source` that `filter_data_set` (or, with `national`,
     `filter_data_set_national`) would keep, by the same rules and with the same counts, in a Parquet file with the
-    data set's schema and metadata. Memory is bounded by the batch and row group sizes, not the data set."""
+    data set's schema and metadata. Memory is bounded by the batch and row group sizes, not the data set.
+
+    `source` and `sink` may be paths (of files already made), which pyarrow reads and writes without Python between.
+    """
     if national is not None and keep_unmatched:
         raise RegisterApplyError("--keep-unmatched cannot go with --national-reply")
     data_set = _open(source)
@@ -57,7 +61,7 @@ def filter_parquet(
     counts = RowCounts()
     total_rows = max(data_set.metadata.num_rows, 1)
     size = _size(source)
-    with _Writer(sink, schema, data_set) as writer:
+    with _Writer(sink, schema, data_set, schema.names[index]) as writer:
         for batch in _batches(data_set):
             fates = register.decide(batch.column(index))
             fates.add_to(counts, keep_unmatched)
@@ -74,8 +78,8 @@ def is_parquet_name(path: str) -> bool:
 # ---- Reading ------------------------------------------------------------------------------------------
 
 
-def _open(source: BinaryIO) -> pq.ParquetFile:
-    if not source.seekable():
+def _open(source: BinaryIO | str) -> pq.ParquetFile:
+    if not isinstance(source, str) and not source.seekable():
         raise RegisterApplyError(
             "a Parquet data set cannot be read from standard input (its index is at the end of the file): give its path"
         )
@@ -105,7 +109,9 @@ def _not_readable(error: Exception) -> RegisterApplyError:
     return RegisterApplyError(f"this is not a Parquet file, or it is damaged: {_DIGIT_RUN.sub('…', reason)}")
 
 
-def _size(source: BinaryIO) -> int:
+def _size(source: BinaryIO | str) -> int:
+    if isinstance(source, str):
+        return os.path.getsize(source)
     position = source.tell()
     size = source.seek(0, 2)
     source.seek(position)
@@ -349,12 +355,12 @@ class _Writer:
     """The kept rows as a Parquet file with the data set's schema (its metadata too) and compression, gathered into
     row groups of ROW_GROUP_ROWS so that few kept rows per batch still make row groups of a useful size."""
 
-    def __init__(self, sink: BinaryIO, schema: pa.Schema, data_set: pq.ParquetFile) -> None:
+    def __init__(self, sink: BinaryIO | str, schema: pa.Schema, data_set: pq.ParquetFile, nhs_number_column: str) -> None:
         self._writer = pq.ParquetWriter(
             sink,
             schema,
             compression=_compression(data_set),
-            use_dictionary=_dictionary_columns(data_set),
+            use_dictionary=_dictionary_columns(data_set, nhs_number_column),
             write_page_checksum=True,
         )
         self._schema = schema
@@ -383,13 +389,16 @@ class _Writer:
         self._writer.close()  # writes the footer; the sink itself stays open, for its owner to finish
 
 
-def _dictionary_columns(data_set: pq.ParquetFile) -> bool | list[str]:
-    """The columns the data set dictionary-encodes (in its first row group), to be encoded alike: a column of
-    distinct values (as NHS numbers mostly are) is quicker to write and no bigger without."""
+def _dictionary_columns(data_set: pq.ParquetFile, nhs_number_column: str) -> list[str]:
+    """The columns the data set dictionary-encodes (in its first row group), to be encoded alike, but for the NHS
+    number: its values are mostly distinct, so a dictionary costs much of the time of writing and saves nothing."""
     if data_set.metadata.num_row_groups == 0:
-        return True
+        return []
     group = data_set.metadata.row_group(0)
-    return [group.column(index).path_in_schema for index in range(group.num_columns) if group.column(index).has_dictionary_page]
+    columns = (group.column(index) for index in range(group.num_columns))
+    return [
+        column.path_in_schema for column in columns if column.has_dictionary_page and column.path_in_schema != nhs_number_column
+    ]
 
 
 def _compression(data_set: pq.ParquetFile) -> str:
