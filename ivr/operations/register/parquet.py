@@ -5,6 +5,7 @@ import os
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -353,7 +354,11 @@ def _read_odd_values(
 
 class _Writer:
     """The kept rows as a Parquet file with the data set's schema (its metadata too) and compression, gathered into
-    row groups of ROW_GROUP_ROWS so that few kept rows per batch still make row groups of a useful size."""
+    row groups of ROW_GROUP_ROWS so that few kept rows per batch still make row groups of a useful size.
+
+    A row group is encoded and written by a thread of its own (pyarrow lets go of the GIL meanwhile) while the next
+    batches are read and decided; one at a time, so the order is kept and memory holds at most two row groups.
+    """
 
     def __init__(self, sink: BinaryIO | str, schema: pa.Schema, data_set: pq.ParquetFile, nhs_number_column: str) -> None:
         self._writer = pq.ParquetWriter(
@@ -366,6 +371,8 @@ class _Writer:
         self._schema = schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._writing: Future[None] | None = None
 
     def __enter__(self) -> "_Writer":
         return self
@@ -379,14 +386,26 @@ class _Writer:
             self._flush()
 
     def _flush(self) -> None:
+        self._wait()
         if self._pending:
-            self._writer.write_table(pa.Table.from_batches(self._pending, self._schema), row_group_size=ROW_GROUP_ROWS)
+            table = pa.Table.from_batches(self._pending, self._schema)
+            self._writing = self._thread.submit(self._writer.write_table, table, row_group_size=ROW_GROUP_ROWS)
         self._pending, self._pending_rows = [], 0
 
+    def _wait(self) -> None:
+        """The row group being written, finished (its error, if any, raised here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
     def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
-        if error_type is None:
-            self._flush()
-        self._writer.close()  # writes the footer; the sink itself stays open, for its owner to finish
+        try:
+            if error_type is None:
+                self._flush()
+            self._wait()
+        finally:
+            self._thread.shutdown(wait=True)
+            self._writer.close()  # writes the footer; a sink given as a stream stays open, for its owner to finish
 
 
 def _dictionary_columns(data_set: pq.ParquetFile, nhs_number_column: str) -> list[str]:
