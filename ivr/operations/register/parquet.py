@@ -1,5 +1,5 @@
 """Filtering a Parquet data set against the register: streamed a batch at a time with pyarrow, each batch decided
-at once (pyarrow.compute), every column, type and the schema's metadata kept, and the kept rows in their order."""
+at once (pyarrow.compute, numpy), every column, type and the schema's metadata kept, and the kept rows in their order."""
 
 import os
 import re
@@ -56,19 +56,21 @@ def filter_parquet(
     if national is not None and keep_unmatched:
         raise RegisterApplyError("--keep-unmatched cannot go with --national-reply")
     data_set = _open(source)
-    schema = data_set.schema_arrow
-    index = _nhs_number_column(schema, column)
-    register = _Register.of(opted_out, national)
-    counts = RowCounts()
-    total_rows = max(data_set.metadata.num_rows, 1)
-    size = _size(source)
-    with _Writer(sink, schema, data_set, schema.names[index]) as writer:
-        for batch in _batches(data_set):
-            fates = register.decide(batch.column(index))
-            fates.add_to(counts, keep_unmatched)
-            writer.write(batch.filter(fates.kept(keep_unmatched)))
-            if on_progress is not None:
-                on_progress(size * counts.read // total_rows)
+    try:
+        schema = data_set.schema_arrow
+        index = _nhs_number_column(schema, column)
+        register = _Register.of(opted_out, national)
+        counts = RowCounts()
+        total_rows, size = max(data_set.metadata.num_rows, 1), _size(source)
+        with _Writer(sink, schema, data_set, schema.names[index]) as writer:
+            for batch in _batches(data_set):
+                fates = register.decide(batch.column(index))
+                fates.add_to(counts, keep_unmatched)
+                writer.write(batch.filter(fates.kept(keep_unmatched)))
+                if on_progress is not None:
+                    on_progress(size * counts.read // total_rows)
+    finally:
+        data_set.close()
     return counts
 
 
