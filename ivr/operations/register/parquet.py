@@ -4,7 +4,7 @@ at once (pyarrow.compute, numpy), every column, type and the schema's metadata k
 import os
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -193,32 +193,32 @@ def _count(flags: np.ndarray | None) -> int:
 
 
 class _NumberSet:
-    """NHS numbers (10 digits) as sorted 64-bit integers, to look many up at once, built once for the run (pyarrow's
-    is_in would build its hash table again for every batch). A bitmap of their hashes answers most lookups (every
-    number not in the set, but for a few); np.searchsorted settles the rest exactly."""
+    """Distinct NHS numbers (10 digits) as sorted 64-bit integers, to look many up at once, built once for the run
+    (pyarrow's is_in would build its hash table again for every batch). A table of their hashes answers most
+    lookups (every number not in the set, but for a few); np.searchsorted settles the rest exactly."""
 
     _HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: consecutive numbers land far apart
 
-    def __init__(self, numbers: Iterable[bytes]) -> None:
-        joined = b"".join(number for number in numbers if len(number) == 10 and number.isdigit())
-        digits = np.frombuffer(joined, np.uint8).reshape(-1, 10) - np.uint8(48)
-        self.keys = np.unique(digits @ _POWERS)
-        self._bits = max(10, min(27, int(len(self.keys) * 32).bit_length()))  # about 32 bits a number, at most 16 MiB
-        self._bitmap = np.zeros(1 << (self._bits - 3), np.uint8)
-        slots = self._slots(self.keys)
-        np.bitwise_or.at(self._bitmap, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+    def __init__(self, numbers: Collection[bytes]) -> None:
+        if sum(map(len, numbers)) != 10 * len(numbers):  # some are not 10 long: they can name no 10-digit value
+            numbers = [number for number in numbers if len(number) == 10]
+        digits = np.frombuffer(b"".join(numbers), np.uint8).reshape(-1, 10) - np.uint8(48)
+        keys = digits[(digits <= 9).all(axis=1)] @ _POWERS  # a byte that is no digit wraps round past 9
+        self.keys = np.sort(keys)
+        self._bits = max(10, min(24, (len(self.keys) * 32).bit_length()))  # about 32 slots a number, at most 16 MiB
+        self._table = np.zeros(1 << self._bits, np.bool_)
+        self._table[self._slots(self.keys)] = True
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
-            return np.asarray((keys.astype(np.uint64) * self._HASH) >> np.uint64(64 - self._bits)).astype(np.int64)
+            return np.asarray((keys.astype(np.uint64) * self._HASH) >> np.uint64(64 - self._bits)).astype(np.intp)
 
     def holds(self, keys: np.ndarray) -> np.ndarray:
         """Whether each key is in the set; -1 (no number) never is."""
         held = np.zeros(len(keys), np.bool_)
         if not len(self.keys):
             return held
-        slots = self._slots(keys)
-        maybe = np.flatnonzero(((self._bitmap[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1).astype(np.bool_) & (keys >= 0))
+        maybe = np.flatnonzero(self._table[self._slots(keys)] & (keys >= 0))
         wanted = keys[maybe]
         found = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
         held[maybe] = self.keys[found] == wanted
@@ -239,8 +239,8 @@ class _Register:
         return cls(
             opted_out,
             _NumberSet(opted_out),
-            None if national is None else _NumberSet(map(str.encode, national.requested)),
-            None if national is None else _NumberSet(map(str.encode, national.may_be_used)),
+            None if national is None else _NumberSet([number.encode() for number in national.requested]),
+            None if national is None else _NumberSet([number.encode() for number in national.may_be_used]),
         )
 
     def decide(self, column: pa.Array) -> _Fates:
