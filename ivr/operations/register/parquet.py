@@ -3,7 +3,6 @@ at once (pyarrow.compute, numpy), every column, type and the schema's metadata k
 
 import os
 import re
-import struct
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -200,9 +199,10 @@ class _NumberSet:
     _HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: consecutive numbers land far apart
 
     def __init__(self, numbers: Collection[bytes]) -> None:
-        if sum(map(len, numbers)) != 10 * len(numbers):  # some are not 10 long: they can name no 10-digit value
-            numbers = [number for number in numbers if len(number) == 10]
-        digits = np.frombuffer(b"".join(numbers), np.uint8).reshape(-1, 10) - np.uint8(48)
+        joined = b"".join(numbers)
+        if len(joined) != 10 * len(numbers):  # some are not 10 long: they can name no 10-digit value
+            joined = b"".join(number for number in numbers if len(number) == 10)
+        digits = np.frombuffer(joined, np.uint8).reshape(-1, 10) - np.uint8(48)
         keys = digits[(digits <= 9).all(axis=1)] @ _POWERS  # a byte that is no digit wraps round past 9
         self.keys = np.sort(keys)
         self._bits = max(10, min(24, (len(self.keys) * 32).bit_length()))  # about 32 slots a number, at most 16 MiB
@@ -284,21 +284,41 @@ class _NumbersRead:
     @classmethod
     def of(cls, column: pa.Array, opted_out: frozenset[bytes]) -> "_NumbersRead":
         text = _as_text(column)
-        candidates = pc.if_else(_ten_ascii_digits(text), text, None)
-        odd = pc.and_(pc.is_valid(text), pc.is_null(candidates))
-        if pc.any(odd).as_py():
-            stripped = pc.replace_substring_regex(pc.if_else(odd, text, None), _ASCII_SEPARATORS, "")
-            candidates = pc.coalesce(candidates, pc.if_else(_ten_ascii_digits(stripped), stripped, None))
-            odd = pc.and_(pc.is_valid(text), pc.is_null(candidates))
-        keys, valid = _keys_and_validity(candidates)
+        digits, clean = _ten_digit_rows(text)
+        odd = ~clean if not text.null_count else ~clean & np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False))
+        if odd.any():
+            where = np.flatnonzero(odd)
+            stripped = pc.replace_substring_regex(text.filter(pa.array(odd)), _ASCII_SEPARATORS, "")
+            stripped_digits, stripped_clean = _ten_digit_rows(stripped)
+            digits[where[stripped_clean]] = stripped_digits[stripped_clean]
+            clean[where[stripped_clean]] = True
+            odd[where[stripped_clean]] = False
+        keys, valid = _keys_and_validity(digits, clean)
         named = np.zeros(len(column), np.bool_)
-        if pc.any(odd).as_py():
-            _read_odd_values(text, odd, keys, valid, named, opted_out)
+        if odd.any():
+            _read_odd_values(text, np.flatnonzero(odd), keys, valid, named, opted_out)
         return cls(keys, valid, named)
 
 
-def _ten_ascii_digits(text: pa.StringArray) -> pa.BooleanArray:
-    return pc.fill_null(pc.and_(pc.equal(pc.binary_length(text), 10), pc.ascii_is_decimal(text)), False)
+def _ten_digit_rows(text: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """The values' digits, a row of 10 each (zeros where a value is not 10 ASCII digits), and whether each value is
+    10 ASCII digits, read straight from the array's buffers: no pass of pyarrow.compute, no Python per value."""
+    count = len(text)
+    offsets = np.frombuffer(text.buffers()[1], np.int32, count + 1, 4 * text.offset)
+    data = text.buffers()[2]
+    values = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    ten = np.diff(offsets) == 10
+    if text.null_count:
+        ten &= np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False))
+    if ten.all():
+        digits = values[offsets[0] : offsets[0] + 10 * count].reshape(count, 10) - np.uint8(48)
+    else:
+        digits = np.zeros((count, 10), np.uint8)
+        digits[ten] = values[offsets[:-1][ten][:, None] + np.arange(10)] - np.uint8(48)
+    clean = ten & (digits <= 9).all(axis=1)  # a byte that is no digit wraps round past 9
+    if not clean.all():
+        digits[~clean] = 0
+    return digits, clean
 
 
 def _as_text(column: pa.Array) -> pa.StringArray:
@@ -318,31 +338,26 @@ _POWERS = 10 ** np.arange(9, -1, -1, dtype=np.int64)
 _CHI_NUMBERS = (100_000_000, 3_112_999_999)  # Scotland's: valid only if they also begin with a date (DDMMYY)
 
 
-def _keys_and_validity(candidates: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Each candidate (10 ASCII digits, or null) as an integer (-1 for null), and whether it is a valid NHS number:
-    its modulus-11 check digit as nhs_number.is_valid works it out, for all at once, read straight from the
-    digits' bytes; CHI numbers' date rule is left to nhs_number itself, one by one (they are few)."""
-    count = len(candidates)
-    present = np.asarray(pc.is_valid(candidates).to_numpy(zero_copy_only=False))
-    filled = pc.fill_null(candidates, "0000000000")  # every value 10 bytes, laid end to end
-    (start,) = struct.unpack_from("<i", filled.buffers()[1], 4 * filled.offset)
-    digits = np.frombuffer(filled.buffers()[2], np.uint8, 10 * count, start).reshape(count, 10) - np.uint8(48)
-    keys = np.where(present, digits @ _POWERS, -1)
+def _keys_and_validity(digits: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of 10 digits as an integer (-1 where the value was not 10 digits), and whether it is a valid NHS
+    number: its modulus-11 check digit as nhs_number.is_valid works it out, for all at once; CHI numbers' date rule
+    is left to nhs_number itself, one by one (they are few)."""
+    keys = np.where(clean, digits @ _POWERS, -1)
     check = (11 - (digits[:, :9].astype(np.int32) @ _WEIGHTS) % 11) % 11  # 11 is 0; 10 matches no digit: never valid
-    valid = present & (check == digits[:, 9])
+    valid = clean & (check == digits[:, 9])
     for index in np.flatnonzero(valid & (keys >= _CHI_NUMBERS[0]) & (keys <= _CHI_NUMBERS[1])):
         valid[index] = nhs_number.is_valid(f"{keys[index]:010d}")
     return keys, valid
 
 
 def _read_odd_values(
-    text: pa.StringArray, odd: pa.BooleanArray, keys: np.ndarray, valid: np.ndarray, named: np.ndarray,
+    text: pa.StringArray, odd: np.ndarray, keys: np.ndarray, valid: np.ndarray, named: np.ndarray,
     opted_out: frozenset[bytes],
 ) -> None:
     """The few values of other forms, one by one: a valid number once normalised (non-ASCII spaces, say) goes in
     `keys`; otherwise whether the value names a number on the register (9.990000107E+09, digits of another script,
     two numbers in one) goes in `named`."""
-    for index in pc.indices_nonzero(odd).to_pylist():
+    for index in odd.tolist():
         value = text[index].as_py()
         number = normalise_nhs_number(value)
         if number is not None:
