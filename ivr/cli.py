@@ -19,7 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 import migrations
 from ivr.db import Database
 from ivr.operations import retention
-from ivr.operations.register.apply import STANDARD_STREAM, ApplyRequest, apply_register
+from ivr.operations.register.apply import FORMATS, STANDARD_STREAM, ApplyRequest, apply_register
 from ivr.operations.register.filter import ProgressCallback, RegisterApplyError
 from ivr.operations.register.national import (
     REPLIES_FOLDER,
@@ -205,8 +205,9 @@ def register_group() -> None:
 
 @register_group.command(
     "apply",
-    help="Copy the rows of DATASET (a CSV file, or - for standard input) whose people have not opted out, "
-    "byte for byte, to --out; rows with a missing or invalid NHS number are withheld too. The run is recorded.",
+    help="Copy the rows of DATASET (a CSV or Parquet file, or - for standard input) whose people have not opted out "
+    "to --out, in the same format (CSV byte for byte; Parquet with every column and type); rows with a missing or invalid "
+    "NHS number are withheld too. The run is recorded, and audited.",
 )
 @click.argument("dataset")
 @click.option("--out", "output", required=True, metavar="FILE", help="Where the kept rows go (- for standard output).")
@@ -218,6 +219,8 @@ def register_group() -> None:
               "only if its NHS number is in it (and not opted out with us).")
 @click.option("--national-request", metavar="REQ.dat",
               help="The request file the reply answers (otherwise the one `register national send` recorded).")
+@click.option("--format", "data_format", type=click.Choice(FORMATS),
+              help="The format of DATASET and --out (otherwise told by their names: .csv, .parquet).")
 def register_apply(
     dataset: str,
     output: str,
@@ -226,6 +229,7 @@ def register_apply(
     by_email: str | None,
     national_reply: str | None,
     national_request: str | None,
+    data_format: str | None,
 ) -> None:
     settings = current_app.extensions["settings"]
     request = ApplyRequest(
@@ -237,6 +241,7 @@ def register_apply(
         national_reply=national_reply,
         national_request=national_request,
         national_reply_max_age=timedelta(hours=settings.national_reply_max_age_hours),
+        data_format=data_format,
     )
     try:
         with _progress_bar(dataset) as on_progress:

@@ -41,6 +41,7 @@ ACTION_NAMES = {
     "made_trial_call": "Tried the line by phone",
     "sent_trial_text": "Tried the line by text",
     "applied_retention": "Removed old conversation steps and texts",
+    "applied_register": "Applied the register to a data set",
 }
 
 

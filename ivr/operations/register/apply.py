@@ -23,10 +23,14 @@ from ivr.operations.register.filter import (
     filter_data_set_national,
 )
 from ivr.operations.register.national import NationalCheckError, UsableReply, usable_reply
+from ivr.operations.register.parquet import filter_parquet, is_parquet_name
 from ivr.operations.register.snapshot import RegisterSnapshot, load_register
+from ivr.records.audit import record_audit
 from models import RegisterRun, StaffUser, utcnow
 
 STANDARD_STREAM = "-"
+CSV, PARQUET = "csv", "parquet"
+FORMATS = (CSV, PARQUET)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ApplyRequest:
     national_reply: str | None = None  # a reply stored by `flask register national receive`
     national_request: str | None = None  # its request file (otherwise the one `send` recorded)
     national_reply_max_age: timedelta = timedelta(hours=24)
+    data_format: str | None = None  # CSV or PARQUET, for the data set and the output; None: told by their names
 
 
 def apply_register(
@@ -56,13 +61,24 @@ def apply_register(
     and the run is recorded; otherwise RegisterApplyError, and no output file is left behind.
     """
     started_at = utcnow()
+    data_format = data_format_of(request)
     staff_user_id = _staff_user_id(database, request.by_email)
     _refuse_the_data_set_as_its_own_output(request, standard_input)
     national = _national_reply(database, request, started_at)  # checked before anything is opened for writing
     try:
         with _Source(request.source, standard_input) as source, _Destination(request.destination, standard_output) as destination:
             snapshot = load_register(database)
-            if national is None:
+            if data_format == PARQUET:
+                counts = filter_parquet(
+                    request.source if request.source != STANDARD_STREAM else source,  # a path: pyarrow reads it itself
+                    destination.temporary or destination.stream,
+                    snapshot.opted_out,
+                    national=None if national is None else national.answer,
+                    column=request.column,
+                    keep_unmatched=request.keep_unmatched,
+                    on_progress=on_progress,
+                )
+            elif national is None:
                 counts = filter_data_set(
                     source,
                     destination.stream,
@@ -87,10 +103,61 @@ def apply_register(
             with database.transaction() as session:
                 session.add(run)
                 session.flush()
+                record_audit(session, staff_user_id, "applied_register", "register_run", run.id, _audit_detail(run, data_format))
                 destination.publish()
     except OSError as error:  # a disk that is full, a pipe closed by the reader of standard output
         raise RegisterApplyError(f"cannot read the data set or write the output: {error.strerror or error}") from None
     return run
+
+
+def data_format_of(request: ApplyRequest) -> str:
+    """The format of the data set and of the output: --format, else told by their names (.csv, .parquet); standard
+    input and output take the other's, or CSV. The output is always in the data set's format."""
+    given = request.data_format
+    if given is not None and given not in FORMATS:
+        raise RegisterApplyError(f"--format must be csv or parquet, not {given}")
+    # A data set that is missing or a folder, or an output that is a folder, is told so when it is opened.
+    named = {
+        path: _format_by_name(path)
+        for path, must_exist in ((request.source, True), (request.destination, False))
+        if path != STANDARD_STREAM and not os.path.isdir(path) and (os.path.exists(path) or not must_exist)
+    }
+    for path, by_name in named.items():
+        if by_name is None and given is None:
+            raise RegisterApplyError(
+                f"{Path(path).name} is named neither .csv nor .parquet: give --format csv or --format parquet"
+            )
+        if given is not None and by_name not in (None, given):
+            raise RegisterApplyError(f"{Path(path).name} is named as {_format_name(by_name)}, but --format is {given}")
+    if given is not None:
+        return given
+    formats = set(named.values())
+    if len(formats) > 1:
+        raise RegisterApplyError(
+            f"the data set is {_format_name(named.get(request.source))} but the output is named as "
+            f"{_format_name(named.get(request.destination))}: the output is written in the data set's format"
+        )
+    return next(iter(formats), None) or CSV
+
+
+def _format_by_name(path: str) -> str | None:
+    if is_parquet_name(path):
+        return PARQUET
+    return CSV if path.lower().endswith(".csv") else None
+
+
+def _format_name(data_format: str | None) -> str:
+    return "Parquet" if data_format == PARQUET else "CSV"
+
+
+def _audit_detail(run: RegisterRun, data_format: str) -> str:
+    """What the audit keeps of a run: file names and counts, never an NHS number."""
+    withheld = run.rows_read - run.rows_kept
+    national = " with the national data opt-out" if run.national_reply_sha256 is not None else ""
+    return (
+        f"{run.input_name} to {run.output_name} ({_format_name(data_format)}){national}: "
+        f"read {run.rows_read:,}, kept {run.rows_kept:,}, withheld {withheld:,}"
+    )
 
 
 def _national_reply(database: Database, request: ApplyRequest, now: datetime) -> UsableReply | None:
@@ -198,7 +265,7 @@ class _Source:
         except FileNotFoundError:
             raise RegisterApplyError(f"there is no file {self._path}") from None
         except IsADirectoryError:
-            raise RegisterApplyError(f"{self._path} is a folder, not a CSV file") from None
+            raise RegisterApplyError(f"{self._path} is a folder, not a data set") from None
         except OSError as error:
             raise RegisterApplyError(f"cannot read {self._path}: {error.strerror}") from None
         return self._file
@@ -242,8 +309,14 @@ class _Destination:
         self.stream = open(handle, "wb", buffering=1 << 20)  # noqa: SIM115  closed in __exit__, which drops the lock
         return self
 
+    @property
+    def temporary(self) -> str | None:
+        """The temporary file's path, for a writer that opens it itself (it stays locked by this run), or None."""
+        return self._temporary
+
     def finish(self) -> None:
-        """Everything is written: make sure it is on disk before it is renamed into place."""
+        """Everything is written (through `stream`, or the temporary file's path): make sure it is on disk before it
+        is renamed into place."""
         self.stream.flush()
         if self._temporary is not None:
             os.fsync(self.stream.fileno())

@@ -342,7 +342,7 @@ class _RowFilter:
             matches = [index for index, name in enumerate(names) if column_key(name) == wanted]
         if not matches:
             raise RegisterApplyError(
-                f"the header row has no column {self.column_name} (--column names another); it has {_listed(names)}"
+                f"the header row has no column {self.column_name} (--column names another); it has {listed_columns(names)}"
             )
         if len(matches) > 1:
             raise RegisterApplyError(f"the header row has more than one column {self.column_name}")
@@ -468,7 +468,7 @@ class _RowFilter:
         counts = self.counts
         counts.read += 1
         if number is None:
-            on_register = _register_number_named(value, self.opted_out) is not None
+            on_register = register_number_named(value, self.opted_out) is not None
         else:
             on_register = number.encode() in self.opted_out
         if on_register or named_after_a_line_break:
@@ -517,7 +517,7 @@ _PIECE_SEPARATORS = re.compile(f'[,"{_LINE_BREAKS}]')
 _DECIMAL_ZEROS = re.compile(r"[.,]0*\s*$")
 
 
-def _register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | None:
+def register_number_named(value: str, opted_out: frozenset[bytes]) -> bytes | None:
     """The number on the register that `value` names in any written form, or None.
 
     A person or a spreadsheet reads a number in the value's digits, in any script and whatever
@@ -554,7 +554,7 @@ def _names_after_a_line_break(fields: list[str], opted_out: frozenset[bytes]) ->
         if found := _LINE_BREAK.search(field):
             rest = [field[found.end() :], *fields[index + 1 :]]
             pieces = (piece for text in rest for piece in _PIECE_SEPARATORS.split(text))
-            return any(_register_number_named(piece, opted_out) is not None for piece in pieces)
+            return any(register_number_named(piece, opted_out) is not None for piece in pieces)
     return False
 
 
@@ -589,7 +589,7 @@ def _normalised_number(field: bytes, opted_out: frozenset[bytes]) -> bytes:
     number = normalise_nhs_number(value)
     if number is not None:
         return number.encode()
-    return _register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
+    return register_number_named(value, opted_out) or _NOT_AN_NHS_NUMBER
 
 
 class _Discard(io.BytesIO):
@@ -624,7 +624,7 @@ def column_key(name: str) -> str:
 _COLUMNS_LISTED = 12
 
 
-def _listed(names: list[str]) -> str:
+def listed_columns(names: list[str]) -> str:
     """The header's column names, for an error of one line: the first few, each cut short."""
     shown = ", ".join(name[:30] if name else "(blank)" for name in names[:_COLUMNS_LISTED])
     more = len(names) - _COLUMNS_LISTED
@@ -646,7 +646,7 @@ class _NationalRowFilter(_RowFilter):
         counts = self.counts
         counts.read += 1
         if number is None:
-            ours = _register_number_named(value, self.opted_out) is not None
+            ours = register_number_named(value, self.opted_out) is not None
         else:
             ours = number.encode() in self.opted_out
         ours = ours or named_after_a_line_break
