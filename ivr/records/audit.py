@@ -20,6 +20,7 @@ ACTION_NAMES = {
     "viewed_person": "Viewed a person",
     "exported_conversations": "Downloaded conversations",
     "exported_register": "Downloaded the register",
+    "exported_register_file": "Exported the register for other systems",
     "exported_words_not_understood": "Downloaded the words the line did not understand",
     "revealed_phone_number": "Revealed a phone number",
     "revealed_person_identifiers": "Revealed a person's NHS number and mobile",
