@@ -3,11 +3,12 @@ one line per person with a choice (their current one), never anyone else; its er
 
 import csv
 import errno
+import json
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +20,8 @@ from sqlmodel import select
 
 from app import create_app
 from ivr.operations.register import export as export_module
-from ivr.records.choices import iter_register_entries, record_choice
+from ivr.operations.register.fhir_consent import EntryTemplates, Organisation, consent_resource
+from ivr.records.choices import RegisterEntry, iter_register_entries, record_choice
 from models import AuditEntry, ChoiceStatus, Person
 from tests.builders import create_person
 from tests.conftest import app_config
@@ -205,6 +207,21 @@ def test_the_fhir_export_says_how_each_choice_was_made(app, runner, exports):
     assert sources == {by_phone.nhs_number: ["CC"], by_letter.nhs_number: ["PP"]}
 
 
+@pytest.mark.parametrize("status", list(ChoiceStatus))
+@pytest.mark.parametrize(("channel", "source"), [("voice", None), ("sms", None), ("staff", "letter"), ("staff", "phone_call"),
+                                                 ("staff", None)])
+def test_each_entry_written_is_the_consent_resource_of_that_choice(status, channel, source):
+    """The bundle's entries are written from a template per kind of choice: each is still that person's resource."""
+    organisation = Organisation(ODS_CODE, 'A "quoted" organisation, naïvely named')
+    templates = EntryTemplates(organisation)
+    for serial in (1, 2):  # the second of a kind comes from the template the first made
+        entry = RegisterEntry(f"999000000{serial}", status, channel, source, datetime(2026, 12, serial, 9, 30, tzinfo=UTC))
+        written = json.loads(templates.entry_json(entry))
+        resource_id = written["resource"]["id"]
+        assert written == {"fullUrl": f"urn:uuid:{resource_id}", "resource": consent_resource(entry, organisation, resource_id)}
+        Consent.model_validate(written["resource"])
+
+
 @pytest.mark.parametrize("name", ["register.csv", "register.parquet", "register.json"])
 def test_an_empty_register_is_an_empty_export_in_every_format(app, runner, exports, name):
     make_person(app)  # someone without a choice is still not in it
@@ -237,7 +254,7 @@ def test_small_batches_and_row_groups_write_the_same_register(app, runner, peopl
     assert export(runner, "--out", str(whole)).exit_code == 0
     monkeypatch.setattr(export_module, "ROW_GROUP", 2)
     database = app.extensions["database"]
-    organisation = export_module.Organisation(ODS_CODE, "Test organisation")
+    organisation = Organisation(ODS_CODE, "Test organisation")
     export_module.export_register(database, batched, export_module.export_format(batched, None), organisation, batch=1)
 
     if name.endswith(".parquet"):
