@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -236,6 +237,29 @@ def test_an_empty_register_is_an_empty_export_in_every_format(app, runner, expor
         assert table.num_rows == 0 and table.schema.names == list(export_module.COLUMNS)
     else:
         assert not Bundle.model_validate_json(out.read_bytes()).entry
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_duckdb_anti_join() -> str:
+    """The anti-join the README gives data teams for DuckDB, as it is written there."""
+    section = README.read_text().split("### Exporting the register", 1)[1]
+    return section.split("```sql\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_duckdb_anti_join_keeps_exactly_the_people_not_opted_out(app, runner, people, exports, monkeypatch):
+    assert export(runner, "--out", str(exports / "register.parquet")).exit_code == 0
+    stranger = "9990000999"  # not on the register at all
+    numbers = [made.nhs_number for made in people] + [stranger]
+    pq.write_table(pa.table({"nhs_number": numbers, "attendances": list(range(len(numbers)))}), exports / "extract.parquet")
+    monkeypatch.chdir(exports)
+    duckdb.sql(readme_duckdb_anti_join())
+
+    kept = set(pq.read_table(exports / "kept.parquet").column("nhs_number").to_pylist())
+    not_opted_out = {made.nhs_number for made in people if made.choice != ChoiceStatus.OPTED_OUT}
+    assert kept == not_opted_out | {stranger}
+    assert kept != set(numbers)  # someone was withheld
 
 
 # ---- Streaming ------------------------------------------------------------------------------------
