@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.consent import Consent
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app import create_app
@@ -310,12 +311,13 @@ def test_the_format_can_be_given_for_a_name_without_an_extension(app, runner, pe
         ("register.parquet", ["--format", "csv"], "parquet"),
         ("register.txt", [], "--format"),  # nothing says which
         ("register.csv", ["--format", "xlsx"], "xlsx"),  # no such format
+        ("-", ["--format", "csv"], "file"),  # standard output: a file alone is written whole or not at all
     ],
 )
 def test_a_format_that_is_unclear_or_contradicted_is_a_one_line_error_and_nothing_is_written(
     app, runner, people, exports, name, options, says
 ):
-    result = export(runner, "--out", str(exports / name), *options)
+    result = export(runner, "--out", name if name == "-" else str(exports / name), *options)
     assert says in one_line_error(result)
     assert left_in(exports) == set()
 
@@ -353,6 +355,16 @@ def test_a_failure_part_way_leaves_no_file_and_the_previous_export_as_it_was(app
     assert out.read_text() == "the previous export\n"
     assert left_in(exports) == {"register.csv"}  # no partial file beside it
     assert not audit_entries(app)  # an export that failed is not recorded as made
+
+
+def test_a_database_out_of_reach_is_a_one_line_error_and_leaves_no_file(app, runner, people, exports, monkeypatch):
+    def database_gone(session, batch=1000) -> Iterator[list]:
+        raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        yield []
+
+    monkeypatch.setattr(export_module, "iter_register_entries", database_gone)
+    assert "database" in one_line_error(export(runner, "--out", str(exports / "register.parquet")))
+    assert left_in(exports) == set()
 
 
 def test_an_export_replaces_an_earlier_one_of_that_name_whole(app, runner, people, exports):

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ivr.db import Database
@@ -62,6 +63,8 @@ class RegisterExported:
 
 def export_format(path: Path, given: str | None) -> ExportFormat:
     """The format asked for, or told by the file's extension; the two must agree when both say one."""
+    if str(path) == "-":
+        raise RegisterExportError("the register is exported to a file, never to standard output: give --out FILE")
     told = FORMAT_OF_EXTENSION.get(path.suffix.lower())
     if given is None:
         if told is None:
@@ -113,6 +116,8 @@ def export_register(
                 output.publish()
     except OSError as error:  # a disk that is full, a folder that went away
         raise RegisterExportError(f"cannot write {path}: {error.strerror or error}") from None
+    except SQLAlchemyError as error:  # the database out of reach: its message may quote a row, so only its kind
+        raise RegisterExportError(f"cannot read the register from the database ({type(error).__name__})") from None
     return RegisterExported(path, export, count)
 
 
