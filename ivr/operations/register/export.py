@@ -104,9 +104,9 @@ def export_register(
     """
     at = utcnow()
     try:
-        with _PrivateOutput(path) as output, Session(database.engine) as reading:
-            batches = iter_register_entries(reading, batch)
-            count = _WRITERS[export](output.stream, batches, organisation, at)
+        with _PrivateOutput(path) as output:
+            with Session(database.engine) as reading:  # one query's snapshot, closed before the audit is written
+                count = _WRITERS[export](output.stream, iter_register_entries(reading, batch), organisation, at)
             output.finish()
             with database.transaction() as session:
                 record_audit(
