@@ -1,6 +1,6 @@
 """Command line: `flask db upgrade`, `flask people import`, `flask staff create`, `flask demo seed`, `flask demo serve`,
-`flask outbox send`, `flask register apply`, `flask register national request|send|receive`, `flask retention apply`,
-and `flask call` and `flask text` (the terminal phone)."""
+`flask outbox send`, `flask register apply`, `flask register export`, `flask register national request|send|receive`,
+`flask retention apply`, and `flask call` and `flask text` (the terminal phone)."""
 
 import logging
 import os
@@ -20,6 +20,8 @@ import migrations
 from ivr.db import Database
 from ivr.operations import retention
 from ivr.operations.register.apply import FORMATS, STANDARD_STREAM, ApplyRequest, apply_register
+from ivr.operations.register.export import RegisterExportError, check_ods_code, export_format, export_register
+from ivr.operations.register.fhir_consent import Organisation
 from ivr.operations.register.filter import ProgressCallback, RegisterApplyError
 from ivr.operations.register.national import (
     REPLIES_FOLDER,
@@ -257,6 +259,28 @@ def register_apply(
         return
     for line in summary_lines(run):
         click.echo(line, err=output == STANDARD_STREAM)  # standard output carries the rows then
+
+
+@register_group.command(
+    "export",
+    help="Write the register for other systems to --out: the current choice of every person who has made one (never "
+    "anyone else), as CSV, Parquet or a FHIR R4 bundle of Consent resources. Readable by its owner alone; audited.",
+)
+@click.option("--out", "output", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="The file to write (one of that name is replaced only once the export is whole).")
+@click.option("--format", "format_name", metavar="csv|parquet|fhir",
+              help="The format (otherwise from the name: .csv, .parquet, or .json for FHIR).")
+def register_export(output: Path, format_name: str | None) -> None:
+    settings = current_app.extensions["settings"]
+    try:
+        export = export_format(output, format_name)
+        organisation = Organisation(check_ods_code(settings.org_ods_code), settings.org_name)
+        exported = export_register(_database(), output, export, organisation)
+    except RegisterExportError as error:
+        fail(str(error))
+        return
+    people = "person" if exported.count == 1 else "people"
+    click.echo(f"Exported the current choice of {exported.count:,} {people} as {exported.format} to {exported.path}.")
 
 
 @register_group.group(

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     proxy_hops: int = Field(default=1, ge=0)
     staff_transfer_number: str | None = None
     org_name: str = DEFAULT_ORG_NAME
+    # The organisation's ODS code, by which other systems know whose register `flask register export` writes.
+    # Unset by default: no code belongs to the default organisation, and a register under another's code would
+    # be merged as theirs, so the export refuses until it is set.
+    org_ods_code: str | None = None
     # Seconds the REST client waits for Twilio before the outbox retries later.
     twilio_timeout_seconds: float = 5.0
     # Hours the outbox keeps retrying a text (a code stops sooner, when it expires); then it fails and a

@@ -21,6 +21,7 @@ ACTION_NAMES = {
     "viewed_person": "Viewed a person",
     "exported_conversations": "Downloaded conversations",
     "exported_register": "Downloaded the register",
+    "exported_register_file": "Exported the register for other systems",
     "exported_words_not_understood": "Downloaded the words the line did not understand",
     "downloaded_national_request": "Downloaded a national check request file",
     "revealed_phone_number": "Revealed a phone number",

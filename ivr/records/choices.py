@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlmodel import Session, select
+import sqlalchemy
+from sqlmodel import Session, col, select
 
 from models import ChoiceEvent, ChoiceStatus, CurrentChoice, Person, utcnow
 
@@ -117,3 +118,39 @@ def iter_register(session: Session, batch: int = 1000) -> Iterator[CurrentChoice
     """The current choice of every NHS number that has one, in NHS number order, a batch at a time."""
     query = select(CurrentChoice).order_by(CurrentChoice.nhs_number).execution_options(yield_per=batch)
     yield from session.exec(query)
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """A person's current choice with how and when it was made: one line of the register as other systems read it."""
+
+    nhs_number: str
+    status: ChoiceStatus
+    channel: str  # voice, sms or staff
+    source: str | None  # for a choice staff recorded, how they checked who the person is (IDENTITY_SOURCE_NAMES)
+    recorded_at: datetime
+
+
+def iter_register_entries(session: Session, batch: int = 1000) -> Iterator[list[RegisterEntry]]:
+    """The current choice of every NHS number that has one, with the event that made it, in NHS number order.
+
+    One query, read `batch` rows at a time (a server-side cursor on PostgreSQL), so the whole register is one
+    consistent snapshot and never in memory at once; the history behind each current choice is left out.
+    """
+    query = (
+        sqlalchemy.select(
+            col(CurrentChoice.nhs_number),
+            col(CurrentChoice.status),
+            col(ChoiceEvent.channel),
+            col(ChoiceEvent.source),
+            col(ChoiceEvent.recorded_at),
+        )
+        .join(ChoiceEvent, col(ChoiceEvent.id) == col(CurrentChoice.choice_event_id))
+        .order_by(col(CurrentChoice.nhs_number))
+        .execution_options(yield_per=batch)
+    )
+    for rows in session.connection().execute(query).partitions():
+        yield [
+            RegisterEntry(nhs_number, ChoiceStatus(status), channel, source, recorded_at)
+            for nhs_number, status, channel, source, recorded_at in rows
+        ]
