@@ -294,7 +294,7 @@ def national_group() -> None:
 
 @national_group.command(
     "request",
-    help="Write the request file for DATASET (a CSV file): its distinct valid NHS numbers, each followed by a comma, "
+    help="Write the request file for DATASET (a CSV or Parquet file): its distinct valid NHS numbers, each followed by a comma, "
     "one a line; numbers that are missing or invalid are counted and never sent.",
 )
 @click.argument("dataset", type=click.Path(path_type=Path))

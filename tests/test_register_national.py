@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from flask import Flask
 from mesh_client import MeshClient
@@ -153,6 +155,39 @@ def test_the_request_reads_the_data_set_as_register_apply_does(runner, tmp_path)
     result = national(runner, "request", str(data_set), "--column", "nhs", "--out", str(tmp_path / "req.dat"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "req.dat").read_bytes() == f"{min(a, b)},\n{max(a, b)},\n".encode()
+
+
+@pytest.mark.parametrize("as_integers", [False, True], ids=["text", "int64"])
+def test_a_parquet_data_set_gives_the_same_request_as_its_csv(runner, tmp_path, as_integers):
+    """The same column rules as `register apply` on Parquet: found in any spelling, text with spaces or whole
+    numbers, nulls and wrong check digits counted as invalid, each valid number sent once."""
+    a, b, c = nhs(11), nhs(12), nhs(13)
+    if as_integers:
+        column = pa.array([int(a), int(b), int(a), None, int(wrong_check_digit(c)), int(c)], pa.int64())
+    else:
+        column = pa.array([a, f"{b[:3]} {b[3:6]} {b[6:]}", a, None, wrong_check_digit(c), c], pa.string())
+    data_set = tmp_path / "extract.parquet"
+    pq.write_table(pa.table({"NHS Number": column, "value": pa.array(range(6), pa.int32())}), data_set, row_group_size=2)
+    result = national(runner, "request", str(data_set), "--out", str(tmp_path / "req.dat"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "req.dat").read_bytes() == b"".join(f"{n},\n".encode() for n in sorted([a, b, c]))
+    assert "Read 6 rows: 3 distinct valid NHS numbers" in result.output
+    assert "2 with a missing or invalid NHS number" in result.output
+
+
+def test_a_parquet_data_set_that_is_damaged_or_without_the_column_is_a_one_line_error(runner, tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "broken.parquet").write_bytes(b"PAR1 not really")
+    assert "not a Parquet file" in one_line_error(
+        national(runner, "request", str(folder / "broken.parquet"), "--out", str(folder / "req.dat"))
+    )
+    pq.write_table(pa.table({"name": ["Sam"]}), folder / "names.parquet")
+    assert "no column nhs_number" in one_line_error(
+        national(runner, "request", str(folder / "names.parquet"), "--out", str(folder / "req.dat"))
+    )
+    assert "there is no file" in one_line_error(national(runner, "request", str(folder / "nope.parquet")))
+    assert sorted(path.name for path in folder.iterdir()) == ["broken.parquet", "names.parquet"]
 
 
 def test_without_out_the_request_is_named_from_the_mailbox_date_and_a_sequence(runner, tmp_path, monkeypatch):

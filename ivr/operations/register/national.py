@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from ivr.db import Database
 from ivr.operations.register.filter import DEFAULT_COLUMN, NationalAnswer, RegisterApplyError, read_nhs_numbers
+from ivr.operations.register.parquet import is_parquet_name, read_parquet_nhs_numbers
 from ivr.records.identity_format import is_valid_nhs_number, mask_digits
 from ivr.settings import Settings
 from models import NationalCheckReply, NationalCheckRequest, utcnow
@@ -60,12 +61,19 @@ def write_request(
     if out is None and not mailbox:
         raise NationalCheckError("set MESH_MAILBOX to name the request file, or give --out")
     try:
-        with open(source, "rb", buffering=0) as stream:
-            read = read_nhs_numbers(stream, column=column)
+        if is_parquet_name(str(source)):
+            if source.is_dir():
+                raise IsADirectoryError
+            if not source.exists():
+                raise FileNotFoundError
+            read = read_parquet_nhs_numbers(str(source), column=column)
+        else:
+            with open(source, "rb", buffering=0) as stream:
+                read = read_nhs_numbers(stream, column=column)
     except FileNotFoundError:
         raise NationalCheckError(f"there is no file {source}") from None
     except IsADirectoryError:
-        raise NationalCheckError(f"{source} is a folder, not a CSV file") from None
+        raise NationalCheckError(f"{source} is a folder, not a data set") from None
     except OSError as error:
         raise NationalCheckError(f"cannot read {source}: {error.strerror}") from None
     except RegisterApplyError as error:

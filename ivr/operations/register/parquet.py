@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from ivr.operations.register.filter import (
     DEFAULT_COLUMN,
     NationalAnswer,
+    NumbersRead,
     ProgressCallback,
     RegisterApplyError,
     RowCounts,
@@ -75,6 +76,23 @@ def filter_parquet(
 
 def is_parquet_name(path: str) -> bool:
     return path.lower().endswith(PARQUET_SUFFIXES)
+
+
+def read_parquet_nhs_numbers(source: BinaryIO | str, *, column: str = DEFAULT_COLUMN) -> NumbersRead:
+    """The distinct valid NHS numbers in `column` of a Parquet data set, read by the rules `filter_parquet` reads
+    them by (the same column, types and errors), a batch at a time: what `flask register national request` sends."""
+    data_set = _open(source)
+    read = NumbersRead(set())
+    try:
+        index = _nhs_number_column(data_set.schema_arrow, column)
+        for batch in _batches(data_set):
+            numbers = _NumbersRead.of(batch.column(index), frozenset())
+            read.numbers.update(f"{key:010d}" for key in np.unique(numbers.keys[numbers.valid]).tolist())
+            read.rows += batch.num_rows
+            read.invalid += batch.num_rows - int(np.count_nonzero(numbers.valid))
+    finally:
+        data_set.close()
+    return read
 
 
 # ---- Reading ------------------------------------------------------------------------------------------
