@@ -196,6 +196,70 @@ def test_the_segment_count_is_right_for_the_edges():
     assert segments("ب" * 134) == 2 and segments("ب" * 135) == 3  # UCS-2: 67 to each of several
 
 
+# ---- a right-to-left text reads in order on a phone ----------------------------------------------
+
+
+def _strong(ch: str) -> str | None:
+    """A character's strong direction in the Unicode bidirectional algorithm (UAX #9), None for the rest."""
+    kind = unicodedata.bidirectional(ch)
+    return "rtl" if kind in ("R", "AL") else "ltr" if kind == "L" else None
+
+
+def paragraph_direction(text: str) -> str:
+    """The direction a phone lays the text out in: that of its first strongly directed character (UAX #9,
+    P2 and P3). An Arabic text that starts with a Latin name is laid out left to right, its clauses jumbled."""
+    return next((direction for direction in map(_strong, text) if direction), "ltr")
+
+
+def mostly_right_to_left(text: str) -> bool:
+    directions = [direction for direction in map(_strong, text) if direction]
+    return directions.count("rtl") > directions.count("ltr")
+
+
+_GROUPED_NUMBER = re.compile(r"\+?\d+(?:[ -]\d+)+")
+
+
+def numbers_shown_out_of_order(text: str) -> list[str]:
+    """The numbers in groups a phone shows with their groups reversed. In a right-to-left paragraph, digits
+    after Arabic letters are Arabic numbers (UAX #9, W2) and the spaces between groups take the paragraph's
+    direction (N1): '020 7946 0000' shows as '0000 7946 020'. A left-to-right mark (U+200E) or a Latin
+    word just before the number keeps its groups in order (W7)."""
+    if paragraph_direction(text) != "rtl":
+        return []
+    shown_reversed = []
+    for number in _GROUPED_NUMBER.finditer(text):
+        before = next((d for d in map(_strong, reversed(text[: number.start()])) if d), "rtl")
+        if before != "ltr":
+            shown_reversed.append(number.group())
+    return shown_reversed
+
+
+def test_the_layout_check_knows_how_phones_lay_out_numbers_and_paragraphs():
+    assert numbers_shown_out_of_order("اتصل على 020 7946 0000.") == ["020 7946 0000"]
+    assert numbers_shown_out_of_order("اتصل على +1 415-555-0123.") == ["+1 415-555-0123"]
+    assert numbers_shown_out_of_order("اتصل على \u200e020 7946 0000.") == []
+    assert numbers_shown_out_of_order("مثلا 01/03/1984.") == []  # one group: shown as it is
+    assert numbers_shown_out_of_order("Or call 020 7946 0000.") == []
+    assert paragraph_direction("أرسل CHECK لمعرفة اختيارك.") == "rtl"
+    assert paragraph_direction("KCSC: سمحت باستخدام معلوماتك.") == "ltr"
+    assert mostly_right_to_left("KCSC: سمحت باستخدام معلوماتك.")
+
+
+@pytest.mark.parametrize("channel", ["sms", "text"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_right_to_left_text_is_laid_out_right_to_left_with_its_numbers_in_order(language, channel):
+    problems = []
+    for org_name in (DEFAULT_ORG_NAME, LONG_ORG_NAME):
+        prompts = Prompts(org_name, language)
+        for path in templates(channel, language):
+            for body in renderings(prompts, channel, path):
+                if mostly_right_to_left(body) and paragraph_direction(body) != "rtl":
+                    problems.append(f"{language}/{channel}/{path.name} starts left to right: {body!r}")
+                if reversed_numbers := numbers_shown_out_of_order(body):
+                    problems.append(f"{language}/{channel}/{path.name} shows {reversed_numbers} reversed: {body!r}")
+    assert not problems, "\n".join(problems)
+
+
 # ---- every prompt the SMS dialogue can ask for exists ---------------------------------------------
 
 CONTEXT = Context(today=date(2026, 3, 14))
