@@ -25,7 +25,7 @@ from twilio.rest import Client
 
 from ivr.db import Database
 from ivr.records.follow_ups import raise_follow_up
-from ivr.records.gsm import to_gsm7
+from ivr.records.gsm import for_sending
 from ivr.records.phone_numbers import mask_phone_number
 from ivr.settings import Settings
 from models import OutboundMessage, TextBlock, utcnow
@@ -106,8 +106,8 @@ class Outbox:
             idempotency_key=text.idempotency_key,
             purpose=text.purpose,
             to_number=text.to_number,
-            body=to_gsm7(text.body),
-            masked_body=to_gsm7(text.masked_body),
+            body=for_sending(text.body),
+            masked_body=for_sending(text.masked_body),
             conversation_id=text.conversation_id,
             give_up_at=text.give_up_at,
         )
