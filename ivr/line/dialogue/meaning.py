@@ -442,7 +442,8 @@ def _language_words(language: str, table: dict[str, object]) -> LanguageWords:
     try:
         decisive = tuple(
             (direction, re.compile(rf"(?:^| ){fold(pattern, language)}(?= |$)"))
-            for direction, name in ((OPT_OUT, "decisive_out"), (OPT_IN, "decisive_in"))
+            # Opt-in phrases first: "no me importa que compartan" is not minding, not a "no ... compartan".
+            for direction, name in ((OPT_IN, "decisive_in"), (OPT_OUT, "decisive_out"))
             for pattern in listed(name)
         )
         fillers = "|".join(fold(filler, language) for filler in listed("fillers")) or "(?!)"
