@@ -413,8 +413,8 @@ def words_file(language: str) -> Path:
 
 @functools.cache
 def words_of(language: str) -> LanguageWords:
-    """A language's words, read from its file once per process. A language with no words file has nothing
-    that could be negated or hedged taken as said: every choice and yes in it is asked back."""
+    """A language's words, read from its file once per process. In a language with no words file no word
+    names a direction, so every choice in it is asked back (and with no examples it has no model at all)."""
     path = words_file(language)
     table = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     return _language_words(language, table)
@@ -447,9 +447,7 @@ def _language_words(language: str, table: dict[str, object]) -> LanguageWords:
             for pattern in listed(name)
         )
         fillers = "|".join(fold(filler, language) for filler in listed("fillers")) or "(?!)"
-        yes_first = re.compile(
-            f"^(?:(?:{fillers}) )*(?:{'|'.join(fold(yes, language) for yes in opening) or '(?!)'})(?= |$)"
-        )
+        yes_first = re.compile(f"^(?:(?:{fillers}) )*(?:{'|'.join(fold(yes, language) for yes in opening) or '(?!)'})(?= |$)")
     except re.error as error:
         raise WordsFileError(f"words.{language}.toml: a pattern is not valid: {error}") from None
     return LanguageWords(
