@@ -13,7 +13,7 @@ from ivr.db import Database
 from ivr.line import sms, voice
 from ivr.line.prompts import Prompts
 from ivr.line.runner import Line
-from ivr.line.understanding.model import shared_model
+from ivr.line.understanding.model import languages_with_examples, shared_model
 from ivr.logs import configure_logging, track_requests
 from ivr.records.identity import Identity
 from ivr.records.outbox import Outbox
@@ -63,7 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def serve_app() -> Flask:
     """The app as production serves it (ivr/operations/production.py): each worker learns the intent model
-    before its first request, so no caller waits while it does."""
+    before its first request, so no caller waits while it does (every language with examples)."""
     app = create_app()
-    shared_model()
+    for language in languages_with_examples():
+        shared_model(language)
     return app

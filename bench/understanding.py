@@ -1,7 +1,8 @@
-"""Benchmark: the intent model and the rules that judge it, on sentences it never learned from.
+"""Benchmark: the intent model and the rules that judge it, on sentences it never learned from, per language.
 
-The model is learned from ivr/line/understanding/examples.en.tsv, as the line learns it at start-up (one
-thread), and judged on held_out.en.tsv, which it never sees. Each held-out sentence is classified and
+Each language's model is learned from ivr/line/understanding/examples.<code>.tsv, as the line learns it
+(one thread), and judged on held_out.<code>.tsv, which it never sees: English, then every other language
+with an examples file (Arabic, Spanish), each against English's targets. Each held-out sentence is classified and
 judged (ivr/line/dialogue/meaning.py) as at a step that takes every intent, and the line's decision is:
 
 - right: it acts on the intent the person meant, or, when they meant nothing the line knows (`unknown`),
@@ -15,9 +16,9 @@ It prints the model's raw accuracy (its best guess, before any threshold or guar
 intent and per channel (a row written for `any` channel counts for both voice and sms), the confusion
 table, every harmful and wrong decision and every known intent asked back (with the model's guess and
 why), the fit time and the latency of one sentence (classify + judge), then the targets with PASS or
-FAIL; the exit status is 1 if any is missed.
+FAIL, for each language and then together; the exit status is 1 if any is missed in any language.
 
-    .venv/bin/python bench/understanding.py [--calls 2000] [--json]
+    .venv/bin/python bench/understanding.py [--language en|ar|es ...] [--calls 2000] [--json]
 """
 
 import argparse
@@ -35,7 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.line.dialogue.meaning import CONFIRM, INTENTS, OPT_IN, OPT_OUT, UNKNOWN, guard, judge, normalise  # noqa: E402
-from ivr.line.understanding.model import EXAMPLES, HELD_OUT, Example, IntentModel, load_examples  # noqa: E402
+from ivr.line.understanding.model import (  # noqa: E402
+    Example,
+    IntentModel,
+    examples_file,
+    held_out_file,
+    languages_with_examples,
+    load_examples,
+)
 
 EVERY_INTENT = frozenset(INTENTS)
 WEIGHTY = (OPT_OUT, OPT_IN, CONFIRM)  # acting on one of these wrongly changes a choice or says yes for someone
@@ -109,33 +117,33 @@ def outcome_of(gold: str, decided: str) -> str:
 
 def decide(model: IntentModel, example: Example) -> Decision:
     heard = model.classify(example.text)
-    meaning = judge(example.text, heard, EVERY_INTENT)
+    meaning = judge(example.text, heard, EVERY_INTENT, language=model.language)
     decided = meaning.intent or ASKED_BACK
-    why = f"hedged: {guard(example.text, heard.intent)}" if meaning.asked == "hedged" else meaning.asked
+    why = f"hedged: {guard(example.text, heard.intent, model.language)}" if meaning.asked == "hedged" else meaning.asked
     return Decision(
         example.intent, example.channel, example.text, heard.intent, heard.confidence, decided,
         outcome_of(example.intent, decided), why,
     )  # fmt: skip
 
 
-def key(text: str) -> str:
+def key(text: str, language: str = "en") -> str:
     """An utterance as compared between the files: normalised, apostrophes removed ("i'd" is "id")."""
-    return normalise(text).replace("'", "")
+    return normalise(text, language).replace("'", "")
 
 
-def shared_utterances(examples: list[Example], held_out: list[Example]) -> list[str]:
-    learned = {key(example.text) for example in examples}
-    return sorted({example.text for example in held_out if key(example.text) in learned})
+def shared_utterances(examples: list[Example], held_out: list[Example], language: str = "en") -> list[str]:
+    learned = {key(example.text, language) for example in examples}
+    return sorted({example.text for example in held_out if key(example.text, language) in learned})
 
 
-def fit(examples: list[Example]) -> tuple[IntentModel, Fit]:
+def fit(examples: list[Example], language: str = "en") -> tuple[IntentModel, Fit]:
     started = time.perf_counter()
     import sklearn.feature_extraction.text  # noqa: F401  the model imports these itself; timed apart here
     import sklearn.linear_model  # noqa: F401
 
     imported = time.perf_counter()
     cpu = time.process_time()
-    model = IntentModel(examples)  # fits inside threadpool_limits(1), as the line does, and warms up
+    model = IntentModel(examples, language)  # fits inside threadpool_limits(1), as the line does, and warms up
     return model, Fit(len(examples), imported - started, time.perf_counter() - imported, time.process_time() - cpu)
 
 
@@ -155,7 +163,7 @@ def measure_latency(model: IntentModel, held_out: list[Example], calls: int) -> 
     for i in range(WARM_UP_CALLS + calls):
         example = held_out[i % len(held_out)]
         wall_started, cpu_started = time.perf_counter_ns(), time.process_time_ns()
-        judge(example.text, model.classify(example.text), EVERY_INTENT)
+        judge(example.text, model.classify(example.text), EVERY_INTENT, language=model.language)
         cpu_ns, wall_ns = time.process_time_ns() - cpu_started, time.perf_counter_ns() - wall_started
         if i >= WARM_UP_CALLS:
             wall.append(wall_ns / 1e6)
@@ -213,19 +221,18 @@ def print_decisions(title: str, decisions: list[Decision]) -> None:
               f"{decision.channel}) {decision.text}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=2000, help="timed classify + judge calls (at least 2000)")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object instead")
-    args = parser.parse_args()
-    if args.calls < 2000:
-        parser.error("--calls: at least 2000, so the p99 rests on 20 calls or more")
+Target = tuple[str, str, bool]
 
-    examples, held_out = load_examples(EXAMPLES), load_examples(HELD_OUT)
-    shared = shared_utterances(examples, held_out)
-    model, fitted = fit(examples)
+
+def bench_language(language: str, calls: int, as_json: bool) -> tuple[list[Target], dict[str, object]]:
+    """One language's model learned, judged and timed; its report printed (unless `as_json`), its targets
+    and its figures returned."""
+    examples_path, held_out_path = examples_file(language), held_out_file(language)
+    examples, held_out = load_examples(examples_path, language), load_examples(held_out_path, language)
+    shared = shared_utterances(examples, held_out, language)
+    model, fitted = fit(examples, language)
     decisions = [decide(model, example) for example in held_out]
-    latency = measure_latency(model, held_out, args.calls)
+    latency = measure_latency(model, held_out, calls)
     whole, by_intent, by_channel = tallies(decisions)
     harmful = [decision for decision in decisions if decision.outcome == "harmful"]
     wrong = [decision for decision in decisions if decision.outcome == "wrong"]
@@ -239,51 +246,77 @@ def main() -> None:
          f"{latency.cpu_p99_ms:.2f} ms (wall {latency.wall_p99_ms:.2f} ms)", latency.cpu_p99_ms < TARGET_P99_MS),
         ("held-out shares no utterance with the examples", str(len(shared)), not shared),
     ]  # fmt: skip
+    figures: dict[str, object] = {
+        "examples": len(examples), "held_out": len(held_out),
+        "raw_accuracy": whole.raw_right / whole.count, "right": whole.right, "decisions": whole.counts(),
+        "by_intent": {name: tally.counts() for name, tally in by_intent.items()},
+        "by_channel": {name: tally.counts() for name, tally in by_channel.items()},
+        "confusion": confusion(decisions),
+        "harmful": [dataclasses.asdict(d) for d in harmful], "wrong": [dataclasses.asdict(d) for d in wrong],
+        "asked_back": [dataclasses.asdict(d) for d in asked],
+        "fit": dataclasses.asdict(fitted), "latency": dataclasses.asdict(latency),
+        "shared_utterances": shared,
+        "targets": [{"target": label, "value": value, "pass": kept} for label, value, kept in targets],
+    }  # fmt: skip
+    if as_json:
+        return targets, figures
+    print(f"== {language}: learned from {len(examples)} examples ({examples_path.name}), judged on {len(held_out)} "
+          f"held-out ({held_out_path.name}); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(f"\nraw accuracy (the model's best guess): {whole.raw_right}/{whole.count} = {whole.raw_right / whole.count:.1%}")
+    print(f"decisions (judge, every intent taken): right {whole.outcomes['right']}, asked back "
+          f"{whole.outcomes['asked back']}, wrong {whole.outcomes['wrong']}, harmful {whole.outcomes['harmful']}")
+    print("\nper intent (gold):")
+    for name, tally in by_intent.items():
+        print_tally(name, tally)
+    print("per channel (a row for 'any' counts in both):")
+    for name, tally in by_channel.items():
+        print_tally(name, tally)
+    print("\nconfusion (gold rows, decided columns):")
+    print_confusion(confusion(decisions))
+    print_decisions("harmful", harmful)
+    print_decisions("wrong (acted on another intent, not harmful)", wrong)
+    print_decisions("asked back (a known intent; the model's guess and why)", asked)
+    if shared:
+        print(f"\nheld-out sentences also in the examples: {len(shared)}")
+        for text in shared:
+            print(f"  {text}")
+    print(f"\nfit: import scikit-learn {fitted.import_seconds:.2f} s; learn {fitted.examples} examples "
+          f"{fitted.wall_seconds:.2f} s wall, {fitted.cpu_seconds:.2f} s CPU")
+    print(f"classify + judge, {latency.calls} calls after {WARM_UP_CALLS} to warm up:")
+    print(f"  wall  p50 {latency.wall_p50_ms:.2f} ms  p99 {latency.wall_p99_ms:.2f} ms  max {latency.wall_max_ms:.2f} ms")
+    print(f"  CPU   p50 {latency.cpu_p50_ms:.2f} ms  p99 {latency.cpu_p99_ms:.2f} ms  max {latency.cpu_max_ms:.2f} ms")
+    print()
+    for label, value, kept in targets:
+        print(f"{'PASS' if kept else 'FAIL'} {language} {label:<52} {value}")
+    print()
+    return targets, figures
 
+
+def main() -> None:
+    known = languages_with_examples()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--language", action="append", choices=known, help="only this language (again for more); all by default")
+    parser.add_argument("--calls", type=int, default=2000, help="timed classify + judge calls (at least 2000)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object instead")
+    args = parser.parse_args()
+    if args.calls < 2000:
+        parser.error("--calls: at least 2000, so the p99 rests on 20 calls or more")
+
+    results = {language: bench_language(language, args.calls, args.json) for language in args.language or known}
     if args.json:
         print(json.dumps({
             "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()[0]},
-            "examples": len(examples), "held_out": len(held_out),
-            "raw_accuracy": whole.raw_right / whole.count, "right": whole.right, "decisions": whole.counts(),
-            "by_intent": {name: tally.counts() for name, tally in by_intent.items()},
-            "by_channel": {name: tally.counts() for name, tally in by_channel.items()},
-            "confusion": confusion(decisions),
-            "harmful": [dataclasses.asdict(d) for d in harmful], "wrong": [dataclasses.asdict(d) for d in wrong],
-            "asked_back": [dataclasses.asdict(d) for d in asked],
-            "fit": dataclasses.asdict(fitted), "latency": dataclasses.asdict(latency),
-            "shared_utterances": shared,
-            "targets": [{"target": label, "value": value, "pass": kept} for label, value, kept in targets],
+            "languages": {language: figures for language, (_, figures) in results.items()},
         }, indent=2))  # fmt: skip
     else:
-        print(f"Understanding: learned from {len(examples)} examples ({EXAMPLES.name}), judged on {len(held_out)} "
-              f"held-out ({HELD_OUT.name}); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-        print(f"\nraw accuracy (the model's best guess): {whole.raw_right}/{whole.count} = {whole.raw_right / whole.count:.1%}")
-        print(f"decisions (judge, every intent taken): right {whole.outcomes['right']}, asked back "
-              f"{whole.outcomes['asked back']}, wrong {whole.outcomes['wrong']}, harmful {whole.outcomes['harmful']}")
-        print("\nper intent (gold):")
-        for name, tally in by_intent.items():
-            print_tally(name, tally)
-        print("per channel (a row for 'any' counts in both):")
-        for name, tally in by_channel.items():
-            print_tally(name, tally)
-        print("\nconfusion (gold rows, decided columns):")
-        print_confusion(confusion(decisions))
-        print_decisions("harmful", harmful)
-        print_decisions("wrong (acted on another intent, not harmful)", wrong)
-        print_decisions("asked back (a known intent; the model's guess and why)", asked)
-        if shared:
-            print(f"\nheld-out sentences also in the examples: {len(shared)}")
-            for text in shared:
-                print(f"  {text}")
-        print(f"\nfit: import scikit-learn {fitted.import_seconds:.2f} s; learn {fitted.examples} examples "
-              f"{fitted.wall_seconds:.2f} s wall, {fitted.cpu_seconds:.2f} s CPU")
-        print(f"classify + judge, {latency.calls} calls after {WARM_UP_CALLS} to warm up:")
-        print(f"  wall  p50 {latency.wall_p50_ms:.2f} ms  p99 {latency.wall_p99_ms:.2f} ms  max {latency.wall_max_ms:.2f} ms")
-        print(f"  CPU   p50 {latency.cpu_p50_ms:.2f} ms  p99 {latency.cpu_p99_ms:.2f} ms  max {latency.cpu_max_ms:.2f} ms")
-        print()
-        for label, value, kept in targets:
-            print(f"{'PASS' if kept else 'FAIL'} {label:<52} {value}")
-    if not all(kept for _, _, kept in targets):
+        print("== every language (against English's targets):")
+        for language, (targets, _) in results.items():
+            accuracy = next(value for label, value, _ in targets if label.startswith("right"))
+            harmful = next(value for label, value, _ in targets if label.startswith("harmful"))
+            missed = [label for label, _, kept in targets if not kept]
+            print(f"{'PASS' if not missed else 'FAIL'} {language}: right {accuracy}, harmful {harmful}"
+                  + (f"; missed: {'; '.join(missed)}" if missed else ""))
+    if not all(kept for targets, _ in results.values() for _, _, kept in targets):
         sys.exit(1)
 
 

@@ -5,13 +5,22 @@ The model (ivr/line/understanding) only guesses an intent and how sure it is. He
 below its threshold it is asked back by name; a choice or a yes that is negated or hedged ("I don't want
 to opt out", "not sure", "maybe later") is asked back in plain words, never acted on; an intent the step
 does not take is not acted on there. Nothing here can change a choice: an opt-out or opt-in only ever
-leads to the read-back, and its explicit confirmation. Pure Python, no model, no I/O.
+leads to the read-back, and its explicit confirmation. Pure Python, no model; the only I/O is reading a
+language's words file once (below).
+
+English's rules are written here in Python, tuned on its examples. Every other language's negations,
+hedges, choice words and plain yes and no are data, in ivr/line/understanding/words.<code>.toml, judged by
+the same steps, so adding a language needs no Python.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ivr.line.dialogue.turns import Heard
@@ -45,11 +54,39 @@ def threshold_for(intent: str) -> float:
     return THRESHOLD.get(intent, DEFAULT_THRESHOLD)
 
 
-def normalise(text: str) -> str:
+ENGLISH = "en"
+WORDS_FOLDER = Path(__file__).resolve().parent.parent / "understanding"
+
+# Arabic as people type and speech recognition writes it, made one form: the short vowels and other marks
+# (tashkeel, tatweel) dropped, the alef, ya, ta marbuta and hamza seats each made one letter, Arabic-Indic
+# digits and the Arabic question mark made plain. "أُرِيدُ" and "اريد" are then the same word.
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+_ARABIC_LETTERS = str.maketrans(
+    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ئ": "ي", "ة": "ه", "ؤ": "و", "ک": "ك",
+     "؟": "?", "٠": "0", "١": "1", "٢": "2", "٣": "3", "٤": "4", "٥": "5", "٦": "6", "٧": "7", "٨": "8", "٩": "9"}
+)  # fmt: skip
+# What survives normalising, beside a-z, 0-9, the apostrophe and '?': the Arabic letters, in one form.
+_KEPT_LETTERS = {"ar": "\u0621-\u064a"}
+
+
+def fold(text: str, language: str = ENGLISH) -> str:
+    """Letters made one form, punctuation left alone: lower case, and for Arabic the marks dropped and
+    letter forms unified, for any other language accents folded ("está" is "esta", "ñ" is "n"). The words
+    files' patterns are folded the same way, so they are written as people type."""
+    plain = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    if language == ENGLISH:
+        return plain
+    if language == "ar":
+        return _ARABIC_MARKS.sub("", plain).translate(_ARABIC_LETTERS)
+    decomposed = unicodedata.normalize("NFKD", plain)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def normalise(text: str, language: str = ENGLISH) -> str:
     """What the model and the guard see: lower case, curly quotes and hyphens made plain, punctuation
-    dropped except '?' (a lone '?' asks for help), one space between words."""
-    plain = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("-", " ")
-    plain = re.sub(r"[^a-z0-9'? ]+", " ", plain)
+    dropped except '?' (a lone '?' asks for help), one space between words; letters folded per language."""
+    plain = fold(text, language).replace("-", " ")
+    plain = re.sub(rf"[^a-z0-9'? {_KEPT_LETTERS.get(language, '')}]+", " ", plain)
     plain = re.sub(r"\?+", " ? ", plain)
     return " ".join(plain.split())
 
@@ -70,12 +107,19 @@ class Meaning:
     guess: str | None = None
 
 
-def judge(text: str, heard: Heard | None, takes: frozenset[str], speech_confidence: float | None = None) -> Meaning:
-    """The model's guess for `text`, judged: acted on only when sure, unhedged, and taken at this step."""
+def judge(
+    text: str,
+    heard: Heard | None,
+    takes: frozenset[str],
+    speech_confidence: float | None = None,
+    language: str = ENGLISH,
+) -> Meaning:
+    """The model's guess for `text`, judged: acted on only when sure, unhedged, and taken at this step. The
+    thresholds are the same in every language; the negations and hedges are the language's own."""
     if heard is None or heard.intent == UNKNOWN:
         # "I don't want to opt out", "not sure": the examples teach the model these are nothing it can act
         # on; the person still hears, in plain words, that nothing has changed.
-        return Meaning(None, heard, "hedged" if hedged(text) else "unplaced")
+        return Meaning(None, heard, "hedged" if hedged(text, language) else "unplaced")
     intent = heard.intent
     weighty = intent in CHOICES or intent in (CONFIRM, DENY)
     heard_badly = speech_confidence is not None and speech_confidence < MIN_SPEECH_CONFIDENCE and weighty
@@ -83,7 +127,7 @@ def judge(text: str, heard: Heard | None, takes: frozenset[str], speech_confiden
         # A yes or no that is not clear is asked again by the step itself: it is never "did you mean yes?".
         guess = intent if intent not in (CONFIRM, DENY) else None
         return Meaning(None, heard, "unsure", guess)
-    if guard(text, intent):
+    if guard(text, intent, language):
         return Meaning(None, heard, "hedged")
     if intent not in takes and intent not in ANYWHERE:
         return Meaning(None, heard, "elsewhere", intent)
@@ -164,9 +208,21 @@ _YES_FIRST = re.compile(
 )
 
 
-def starts_with_yes(text: str) -> bool:
+def starts_with_yes(text: str, language: str = ENGLISH) -> bool:
     """Whether words open with a plain yes ("yes, I want to opt out")."""
+    if language != ENGLISH:
+        return bool(words_of(language).yes_first.match(normalise(text, language)))
     return bool(_YES_FIRST.match(normalise(text)))
+
+
+def plain_yes(language: str = ENGLISH) -> frozenset[str]:
+    """The whole answers that plainly say yes in a language, normalised (PLAIN_YES in English)."""
+    return PLAIN_YES if language == ENGLISH else words_of(language).plain_yes
+
+
+def plain_no(language: str = ENGLISH) -> frozenset[str]:
+    """The whole answers that plainly say no in a language, normalised (PLAIN_NO in English)."""
+    return PLAIN_NO if language == ENGLISH else words_of(language).plain_no
 
 
 def _decisive(said: str, placeholders: bool) -> tuple[str, set[str]]:
@@ -200,8 +256,10 @@ def _negated_choice(words: list[str]) -> bool:
     )
 
 
-def directions(text: str) -> frozenset[str]:
+def directions(text: str, language: str = ENGLISH) -> frozenset[str]:
     """Which ways words name a choice: opt_out, opt_in, both or neither ("yes opt me in" names opt_in)."""
+    if language != ENGLISH:
+        return words_of(language).directions(normalise(text, language))
     said, found = _decisive(normalise(text), placeholders=False)
     words = said.split()
     if _says_out(words):
@@ -211,14 +269,18 @@ def directions(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def hedged(text: str) -> bool:
+def hedged(text: str, language: str = ENGLISH) -> bool:
     """Whether words hedge ("maybe later", "not sure") or negate a choice ("I don't want to opt out")."""
+    if language != ENGLISH:
+        return words_of(language).hedged(normalise(text, language))
     said, _ = _decisive(normalise(text), placeholders=False)  # "don't share" is a choice, not a negated one
     return bool(_HEDGE.search(said)) or _negated_choice(said.split())
 
 
-def guard(text: str, intent: str) -> str:
+def guard(text: str, intent: str, language: str = ENGLISH) -> str:
     """Why a would-be choice or yes must be asked back rather than acted on ("" when it need not)."""
+    if language != ENGLISH:
+        return words_of(language).guard(normalise(text, language), intent)
     said = normalise(text)
     if intent == CONFIRM:
         if any(word in _CONFIRM_NEGATIONS or word.endswith("n't") for word in said.split()):
@@ -244,3 +306,163 @@ def guard(text: str, intent: str) -> str:
     if not says_which_way:
         return "no direction"
     return "negation" if _negated_choice(words) else ""
+
+
+# ---- Every other language: the same guard, its words read from words.<code>.toml ----------------------
+
+
+class WordsFileError(ValueError):
+    """A language's words file that is missing a table or holds a pattern that is not a regular expression."""
+
+
+def _any_of(patterns: list[str], language: str, whole: bool) -> re.Pattern[str]:
+    """One pattern matching any of a words file's patterns, folded as the text will be: a whole word each
+    (`whole`), or a phrase anywhere between spaces. An empty list matches nothing."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    joined = "|".join(f"(?:{fold(pattern, language)})" for pattern in patterns)
+    return re.compile(f"^(?:{joined})$" if whole else f"(?:^| )(?:{joined})(?= |$)")
+
+
+@dataclass(frozen=True)
+class LanguageWords:
+    """A language's guard, from its words file: what negates, hedges, names a choice and says yes or no.
+
+    The steps are English's: decisive phrases ("no compartan mis datos") become a placeholder choice word;
+    a contradiction, a hedge, a question about the choice state, a choice that names no direction or the
+    other one as well, or a negation a few words before a choice word, is asked back."""
+
+    language: str
+    negations: frozenset[str]
+    hedge: re.Pattern[str]
+    choice_word: re.Pattern[str]
+    out_word: re.Pattern[str]
+    in_word: re.Pattern[str]
+    decisive: tuple[tuple[str, re.Pattern[str]], ...]
+    state_question: re.Pattern[str]
+    confirm_negations: frozenset[str]
+    confirm_hedge: re.Pattern[str]
+    yes_first: re.Pattern[str]
+    plain_yes: frozenset[str]
+    plain_no: frozenset[str]
+    window: int
+
+    def _decisive(self, said: str, placeholders: bool) -> tuple[str, set[str]]:
+        seen = set()
+        for direction, pattern in self.decisive:
+            if pattern.search(said):
+                seen.add(direction)
+                said = pattern.sub(f" {_PLACEHOLDER[direction]} " if placeholders else " ", said)
+        return " ".join(said.split()), seen
+
+    def _says_out(self, words: list[str]) -> bool:
+        return any(self.out_word.match(word) or word == _PLACEHOLDER[OPT_OUT] for word in words)
+
+    def _says_in(self, words: list[str]) -> bool:
+        return any(self.in_word.match(word) or word == _PLACEHOLDER[OPT_IN] for word in words)
+
+    def _negated_choice(self, words: list[str]) -> bool:
+        return any(
+            (self.choice_word.match(word) or word.startswith("xchoice"))
+            and any(before in self.negations for before in words[max(0, i - self.window) : i])
+            for i, word in enumerate(words)
+        )
+
+    def directions(self, said: str) -> frozenset[str]:
+        said, found = self._decisive(said, placeholders=False)
+        words = said.split()
+        if self._says_out(words):
+            found.add(OPT_OUT)
+        if self._says_in(words):
+            found.add(OPT_IN)
+        return frozenset(found)
+
+    def hedged(self, said: str) -> bool:
+        said, _ = self._decisive(said, placeholders=False)
+        return bool(self.hedge.search(said)) or self._negated_choice(said.split())
+
+    def guard(self, said: str, intent: str) -> str:
+        if intent == CONFIRM:
+            if any(word in self.confirm_negations for word in said.split()):
+                return "negation"
+            return "hedge" if self.confirm_hedge.search(said) or "?" in said.split() else ""
+        if intent not in CHOICES:
+            return ""
+        said, seen = self._decisive(said, placeholders=True)
+        if seen and intent not in seen:
+            return "contradiction"
+        if self.hedge.search(said):
+            return "hedge"
+        if self.state_question.search(said):
+            return "question"
+        words = said.split()
+        if intent == OPT_OUT:
+            says_which_way = self._says_out(words)
+        else:
+            says_which_way = self._says_in(words)
+            if says_which_way and self._says_out([word for word in words if not word.startswith("xchoice")]):
+                return "both directions"
+        if not says_which_way:
+            return "no direction"
+        return "negation" if self._negated_choice(words) else ""
+
+
+def words_file(language: str) -> Path:
+    return WORDS_FOLDER / f"words.{language}.toml"
+
+
+@functools.cache
+def words_of(language: str) -> LanguageWords:
+    """A language's words, read from its file once per process. In a language with no words file no word
+    names a direction, so every choice in it is asked back (and with no examples it has no model at all)."""
+    path = words_file(language)
+    table = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return _language_words(language, table)
+
+
+def _language_words(language: str, table: dict[str, object]) -> LanguageWords:
+    def listed(name: str) -> list[str]:
+        value = table.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise WordsFileError(f"words.{language}.toml: {name} must be a list of strings")
+        return value
+
+    def words(name: str) -> frozenset[str]:
+        return frozenset(normalise(item, language) for item in listed(name))
+
+    def phrases(name: str, whole: bool = False) -> re.Pattern[str]:
+        try:
+            return _any_of(listed(name), language, whole)
+        except re.error as error:
+            raise WordsFileError(f"words.{language}.toml: {name} holds a pattern that is not valid: {error}") from None
+
+    negations = words("negations")
+    window = table.get("window", _WINDOW)
+    opening = listed("yes_first")
+    try:
+        decisive = tuple(
+            (direction, re.compile(rf"(?:^| ){fold(pattern, language)}(?= |$)"))
+            # Opt-in phrases first: "no me importa que compartan" is not minding, not a "no ... compartan".
+            for direction, name in ((OPT_IN, "decisive_in"), (OPT_OUT, "decisive_out"))
+            for pattern in listed(name)
+        )
+        fillers = "|".join(fold(filler, language) for filler in listed("fillers")) or "(?!)"
+        yes_first = re.compile(f"^(?:(?:{fillers}) )*(?:{'|'.join(fold(yes, language) for yes in opening) or '(?!)'})(?= |$)")
+    except re.error as error:
+        raise WordsFileError(f"words.{language}.toml: a pattern is not valid: {error}") from None
+    return LanguageWords(
+        language=language,
+        negations=negations,
+        hedge=phrases("hedges"),
+        choice_word=phrases("choice_words", whole=True),
+        out_word=phrases("out_words", whole=True),
+        in_word=phrases("in_words", whole=True),
+        decisive=decisive,
+        state_question=re.compile(rf"^(?:{phrases('state_questions').pattern})"),
+        confirm_negations=negations | words("confirm_negations"),
+        confirm_hedge=phrases("confirm_hedges"),
+        yes_first=yes_first,
+        plain_yes=words("plain_yes"),
+        plain_no=words("plain_no"),
+        window=window if isinstance(window, int) else _WINDOW,
+    )

@@ -6,6 +6,12 @@ regression (scikit-learn). Learning takes about half a second and happens once p
 one sentence takes about a millisecond. bench/understanding.py measures it on held_out.en.tsv, which it
 never learns from. The model only guesses: what a guess may lead to is decided by the dialogue
 (ivr/line/dialogue/meaning.py), and no guess ever changes a choice.
+
+Each language has its own model, learned the same way from its own files (examples.<code>.tsv, judged on
+held_out.<code>.tsv), the first time a conversation in it needs one; its words are normalised as that
+language needs (meaning.normalise: Arabic's diacritics dropped and letter forms unified, Spanish accents
+folded), alike when learning and when listening. A language with no examples file has no model: the line
+understands keys and exact keywords in it, and nothing else.
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ from __future__ import annotations
 import csv
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ivr.line.dialogue.meaning import INTENTS, normalise
+from ivr.line.dialogue.meaning import ENGLISH, INTENTS, normalise
 from ivr.line.dialogue.turns import Heard
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +47,23 @@ class ExampleFileError(ValueError):
     """A line of an example file that cannot be learned from, with where it is."""
 
 
-def load_examples(path: Path = EXAMPLES) -> list[Example]:
+def examples_file(language: str = ENGLISH) -> Path:
+    """Where a language's examples are: what its model learns from."""
+    return HERE / f"examples.{language}.tsv"
+
+
+def held_out_file(language: str = ENGLISH) -> Path:
+    """Where a language's held-out sentences are: what its model is judged on, never learned from."""
+    return HERE / f"held_out.{language}.tsv"
+
+
+def languages_with_examples() -> tuple[str, ...]:
+    """The languages that have an examples file, English first: those the line can understand in words."""
+    found = sorted(path.name.split(".")[1] for path in HERE.glob("examples.*.tsv"))
+    return tuple(sorted(found, key=lambda code: code != ENGLISH))
+
+
+def load_examples(path: Path = EXAMPLES, language: str = ENGLISH) -> list[Example]:
     """The examples of an intent<TAB>channel<TAB>utterance file; '#' lines are comments."""
     examples = []
     with path.open(encoding="utf-8", newline="") as file:
@@ -55,7 +77,7 @@ def load_examples(path: Path = EXAMPLES) -> list[Example]:
                 raise ExampleFileError(f"{path.name} line {number}: {intent!r} is not an intent ({', '.join(INTENTS)})")
             if channel not in CHANNELS:
                 raise ExampleFileError(f"{path.name} line {number}: {channel!r} is not a channel ({', '.join(CHANNELS)})")
-            if not normalise(text):
+            if not normalise(text, language):
                 raise ExampleFileError(f"{path.name} line {number}: the utterance is empty")
             examples.append(Example(intent, channel, text))
     return examples
@@ -78,13 +100,14 @@ def grams(text: str) -> list[str]:
 class IntentModel:
     """A fitted pipeline: `classify(text)` is the model's best intent and its probability."""
 
-    def __init__(self, examples: Iterable[Example]) -> None:
+    def __init__(self, examples: Iterable[Example], language: str = ENGLISH) -> None:
         # Imported here: scikit-learn takes about a second to import, paid only by a process that listens.
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
         from threadpoolctl import threadpool_limits
 
+        self.language = language
         rows = list(examples)
         if len({row.intent for row in rows}) < 2:
             raise ExampleFileError("the examples need at least two intents to learn from")
@@ -96,7 +119,7 @@ class IntentModel:
         )
         # One thread: on a small machine shared by web workers, more threads make the fit slower, not faster.
         with threadpool_limits(1):
-            self.pipeline.fit([normalise(row.text) for row in rows], [row.intent for row in rows])
+            self.pipeline.fit([normalise(row.text, language) for row in rows], [row.intent for row in rows])
         self.intents: tuple[str, ...] = tuple(str(name) for name in self.pipeline.classes_)
         # What the fitted pipeline computes for one sentence, held as plain arrays: scikit-learn's own
         # predict_proba checks and converts its input on every call, which costs more than the sums.
@@ -122,7 +145,7 @@ class IntentModel:
         return exponentials / exponentials.sum()
 
     def classify(self, text: str) -> Heard:
-        said = normalise(text)
+        said = normalise(text, self.language)
         if not said:
             return Heard("unknown", 1.0)
         probabilities = self.probabilities(said)
@@ -130,20 +153,36 @@ class IntentModel:
         return Heard(self.intents[best], round(float(probabilities[best]), 3))
 
 
-_shared: IntentModel | None = None
+_shared: dict[str, IntentModel | None] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model() -> IntentModel:
-    """The process's one model, learned from the example file the first time it is asked for."""
-    global _shared
-    if _shared is None:
+def shared_model(language: str = ENGLISH) -> IntentModel | None:
+    """The process's one model for a language, learned from its examples file the first time it is asked
+    for (once, however many threads ask together); None for a language with no examples file."""
+    if language not in _shared:
         with _shared_lock:
-            if _shared is None:
-                _shared = IntentModel(load_examples())
-    return _shared
+            if language not in _shared:
+                path = examples_file(language)
+                _shared[language] = IntentModel(load_examples(path, language), language) if path.exists() else None
+    return _shared[language]
+
+
+def english_model() -> IntentModel:
+    """English's model, which always exists: its examples ship with the line."""
+    model = shared_model(ENGLISH)
+    if model is None:
+        raise ExampleFileError(f"{EXAMPLES.name} is missing: the line cannot understand English words")
+    return model
 
 
 def understand(text: str) -> Heard:
-    """The shared model's guess: what the dialogue is handed as its `Context.understand`."""
-    return shared_model().classify(text)
+    """The English model's guess: what the dialogue is handed as its `Context.understand`."""
+    return english_model().classify(text)
+
+
+def understander(language: str = ENGLISH) -> Callable[[str], Heard] | None:
+    """What a conversation in `language` hands the dialogue as `Context.understand`: its model's guess, or
+    None when the language has no examples (keys and exact keywords only)."""
+    model = shared_model(language)
+    return model.classify if model is not None else None
