@@ -97,6 +97,7 @@ def test_the_rules_see_the_imports_they_judge():
 # What the conversation's pure machines may use: each other, and the records' pure helpers for reading
 # and saying identifiers (no database, no Flask, no Twilio).
 PURE_HELPERS = ("ivr.records.identity_format", "ivr.records.phone_numbers")
+PURE_STANDARD_LIBRARY = ("__future__", "collections", "dataclasses", "datetime", "functools", "re", "typing", "unicodedata")
 
 
 def test_the_dialogue_imports_nothing_that_touches_the_world():
@@ -113,7 +114,7 @@ def test_the_dialogue_imports_nothing_that_touches_the_world():
             name
             for name in imported
             if name
-            and name.split(".")[0] not in ("__future__", "collections", "dataclasses", "datetime", "functools", "re", "typing")
+            and name.split(".")[0] not in PURE_STANDARD_LIBRARY
             and not _in(name, "ivr.line.dialogue")
             and name not in PURE_HELPERS
         )

@@ -15,12 +15,9 @@ the same steps, so adding a language needs no Python.
 
 from __future__ import annotations
 
-import functools
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from ivr.line.dialogue.turns import Heard
@@ -55,7 +52,6 @@ def threshold_for(intent: str) -> float:
 
 
 ENGLISH = "en"
-WORDS_FOLDER = Path(__file__).resolve().parent.parent / "understanding"
 
 # Arabic as people type and speech recognition writes it, made one form: the short vowels and other marks
 # (tashkeel, tatweel) dropped, the alef, ya, ta marbuta and hamza seats each made one letter, Arabic-Indic
@@ -407,17 +403,21 @@ class LanguageWords:
         return "negation" if self._negated_choice(words) else ""
 
 
-def words_file(language: str) -> Path:
-    return WORDS_FOLDER / f"words.{language}.toml"
+# Each language's words, parsed from its words file (ivr/line/understanding/words.py reads the files: the
+# dialogue touches no file). A language none were given for has none: no word names a direction in it, so
+# every choice in it is asked back (and with no examples it has no model at all).
+_WORDS: dict[str, LanguageWords] = {}
 
 
-@functools.cache
+def use_words(language: str, table: dict[str, object]) -> LanguageWords:
+    """Parse a language's words file (its TOML as a table) and use it from now on; WordsFileError if broken."""
+    words = _WORDS[language] = _language_words(language, table)
+    return words
+
+
 def words_of(language: str) -> LanguageWords:
-    """A language's words, read from its file once per process. In a language with no words file no word
-    names a direction, so every choice in it is asked back (and with no examples it has no model at all)."""
-    path = words_file(language)
-    table = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return _language_words(language, table)
+    found = _WORDS.get(language)
+    return found if found is not None else _language_words(language, {})
 
 
 def _language_words(language: str, table: dict[str, object]) -> LanguageWords:

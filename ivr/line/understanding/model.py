@@ -28,6 +28,7 @@ import numpy as np
 
 from ivr.line.dialogue.meaning import ENGLISH, INTENTS, normalise
 from ivr.line.dialogue.turns import Heard
+from ivr.line.understanding.words import load_words
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples.en.tsv"
@@ -163,6 +164,7 @@ def shared_model(language: str = ENGLISH) -> IntentModel | None:
     if language not in _shared:
         with _shared_lock:
             if language not in _shared:
+                load_words(language)  # the judge reads the model's guesses in the language's own words
                 path = examples_file(language)
                 _shared[language] = IntentModel(load_examples(path, language), language) if path.exists() else None
     return _shared[language]
