@@ -128,3 +128,23 @@ def test_the_overview_counts_conversations_per_language(app: Flask, page: Page, 
     assert own_name.evaluate("name => getComputedStyle(name).direction") == "rtl"
     assert page.evaluate(SIDEWAYS_SCROLL) <= 0
     assert_accessible(page)
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_conversations_list_is_filtered_by_language(app: Flask, page: Page, screen: tuple[int, int]):
+    arabic = _an_arabic_call(app)
+    create_conversation(app, started_at=utcnow())
+    page.set_viewport_size({"width": screen[0], "height": screen[1]})
+    sign_in(page, create_staff_user(app, role="viewer"))
+    page.goto("/staff/conversations")
+    page.get_by_label("Language").select_option(label=f"{LANGUAGES['ar']['name']} (Arabic)")
+    page.get_by_role("button", name="Apply filters").click()
+
+    rows = page.get_by_role("table", name="Conversations, newest first").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("[lang=ar]")).to_have_text(LANGUAGES["ar"]["name"])
+    expect(page.get_by_label("Language")).to_have_value("ar")
+    assert page.evaluate(SIDEWAYS_SCROLL) <= 0
+    assert_accessible(page)
+    rows.first.get_by_role("link").click()
+    page.wait_for_url(f"**/staff/conversations/{arabic.id}")
