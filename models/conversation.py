@@ -10,13 +10,15 @@ from models.time import utcnow
 
 class Conversation(SQLModel, table=True):
     # The staff console lists conversations newest first, a page at a time from a (started_at, id) key,
-    # filtered by channel, outcome (or both) or the caller's number ending: an index for each, in that order.
+    # filtered by channel, outcome (or both), the caller's number ending or the language: an index for each,
+    # in that order.
     __table_args__ = (
         Index("ix_conversation_started_at_id", "started_at", "id"),
         Index("ix_conversation_channel_started_at_id", "channel", "started_at", "id"),
         Index("ix_conversation_outcome_started_at_id", "outcome", "started_at", "id"),
         Index("ix_conversation_channel_outcome_started_at_id", "channel", "outcome", "started_at", "id"),
         Index("ix_conversation_caller_last_digits_started_at_id", "caller_last_digits", "started_at", "id"),
+        Index("ix_conversation_language_started_at_id", "language", "started_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -35,6 +37,8 @@ class Conversation(SQLModel, table=True):
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     # Made from the console's "Try the line", not by a member of the public: left out of the overview.
     trial: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # The language the conversation was held in: a code of templates/prompts/languages.toml ("en", "ar", "es").
+    language: str = Field(default="en", max_length=8, sa_column_kwargs={"server_default": "en"})
     # The dialogue's state as JSON, and the turn it expects next: a webhook for an earlier
     # turn is a Twilio retry and gets the stored reply instead of being acted on twice.
     state: str = Field(default="{}", sa_type=Text)

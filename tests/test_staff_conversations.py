@@ -2,11 +2,15 @@
 one conversation's timeline with identifiers masked and whatever a caller sent shown inert."""
 
 import ast
+import csv
 import importlib
+import io
+import tomllib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 import ivr.line
@@ -18,6 +22,7 @@ from models import AuditEntry, ChoiceEvent, Conversation
 from tests.builders import create_conversation, create_outbound_message, create_person, create_step
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LANGUAGES = tomllib.loads((Path(__file__).parents[1] / "templates" / "prompts" / "languages.toml").read_text("utf-8"))
 
 
 def _listed_ids(page) -> list[int]:
@@ -483,3 +488,164 @@ def test_every_step_the_line_can_store_has_staff_words():
     assert sorted(set(STEP_WORDS) - names) == [], "words for steps the line no longer stores"
     for name, words in STEP_WORDS.items():
         assert describe_step(name) == words and "_" not in words, name
+
+
+# ---- Languages ---------------------------------------------------------------------------------
+
+
+def _held_in(app, conversation: Conversation, code: str) -> Conversation:
+    """The conversation as if the line had held it in the language `code` (the line sets it as the person chooses)."""
+    with app.extensions["database"].transaction() as session:
+        session.execute(update(Conversation).where(Conversation.id == conversation.id).values(language=code))
+    return conversation
+
+
+def _language_cells(page) -> list:
+    """The Language cell of each listed conversation, found by its column heading."""
+    headings = [th.get_text(strip=True) for th in page.select("thead th")]
+    column = headings.index("Language")
+    return [row.select("td")[column] for row in page.select("tbody tr")]
+
+
+def _as_read_aloud(cell) -> str:
+    """A cell's words without the heading a narrow screen shows inside it."""
+    for heading in cell.select(".nhsuk-table__heading"):
+        heading.decompose()
+    return " ".join(cell.get_text(" ", strip=True).split())
+
+
+def test_each_conversation_shows_the_language_it_was_held_in(app, client_request):
+    english = create_conversation(app, started_at=NOW - timedelta(hours=2))
+    arabic = _held_in(app, create_conversation(app, started_at=NOW - timedelta(hours=1)), "ar")
+    spanish = _held_in(app, create_conversation(app, channel="sms", started_at=NOW), "es")
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.conversations")
+    assert _listed_ids(page) == [spanish.id, arabic.id, english.id]
+    spanish_cell, arabic_cell, english_cell = _language_cells(page)
+    # Each by its own name, from the languages configuration, and in English for staff beside it.
+    assert _as_read_aloud(arabic_cell) == f"{LANGUAGES['ar']['name']} (Arabic)"
+    assert _as_read_aloud(spanish_cell) == f"{LANGUAGES['es']['name']} (Spanish)"
+    assert _as_read_aloud(english_cell) == "English"
+    # Its own name is marked as its language (a screen reader says it in that voice), Arabic right to left.
+    own_name = arabic_cell.select_one("[lang]")
+    assert own_name["lang"] == "ar" and own_name["dir"] == "rtl"
+    assert own_name.get_text(strip=True) == LANGUAGES["ar"]["name"]
+    assert spanish_cell.select_one("[lang]")["lang"] == "es"
+    assert english_cell.select_one("[lang]") is None
+
+    shown = client_request.get("staff.conversation", conversation_id=arabic.id)
+    assert "Language " + f"{LANGUAGES['ar']['name']} (Arabic)" in shown.text_of("dl")
+    assert client_request.get("staff.conversation", conversation_id=english.id).text_of("dl").count("Language English") == 1
+
+
+def test_filters_by_language_and_keeps_the_filter_on_every_page_and_download(app, client_request, monkeypatch):
+    monkeypatch.setattr(conversations, "PAGE_SIZE", 2)
+    english = create_conversation(app, started_at=NOW - timedelta(hours=5))
+    arabic = [
+        _held_in(app, create_conversation(app, started_at=NOW - timedelta(hours=hours)), "ar") for hours in (1, 2, 3)
+    ]
+    spanish = _held_in(app, create_conversation(app, channel="sms", started_at=NOW), "es")
+    client_request.sign_in("manager")
+
+    def listed(**filters: str) -> list[int]:
+        page = client_request.get("staff.conversations", **filters)
+        assert page.error_summary == []
+        return _listed_ids(page)
+
+    assert listed(language="es") == [spanish.id]
+    assert listed(language="en") == [english.id]
+    assert listed(language="es", channel="voice") == []
+    first = client_request.get("staff.conversations", language="ar")
+    assert _listed_ids(first) == [arabic[0].id, arabic[1].id]
+    assert first.select_one("#language option[selected]")["value"] == "ar"
+    older = client_request.get(first.select_one("a[rel=next]")["href"])
+    assert _listed_ids(older) == [arabic[2].id]
+    # The download is of the conversations the filters select, all of them: the Arabic ones, saying so.
+    action = first.select_one("form[method=post][action*='/conversations/export']")["action"]
+    response = client_request.client.post(action, data={"csrf_token": client_request.csrf_token()})
+    assert response.status_code == 200
+    downloaded = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(int(row["id"]), row["language"]) for row in downloaded] == [(call.id, "ar") for call in arabic]
+
+
+def test_a_language_the_line_does_not_speak_is_named_in_an_error_summary(app, client_request):
+    create_conversation(app)
+    client_request.sign_in("viewer")
+    for bad in ("fr", "<script>", "EN"):
+        page = client_request.get("staff.conversations", language=bad)
+        assert len(page.error_summary) == 1 and page.error_summary[0].startswith("Select language from the list"), bad
+        assert page.select_one(".nhsuk-error-summary__list a")["href"] == "#language"
+        assert not page.select("tbody tr")
+
+
+def test_an_arabic_timeline_marks_the_words_as_said_right_to_left(app, client_request):
+    call = _held_in(app, create_conversation(app, started_at=NOW, caller_last_digits="0107"), "ar")
+    create_step(app, conversation=call, turn=0, node="start", heard=None, said="مرحبا بكم في الخط.", at=NOW)
+    create_step(
+        app,
+        conversation=call,
+        turn=1,
+        node="nhs_number_confirm",
+        heard="نعم، الرقم *** *** *107",
+        said="رقم NHS الخاص بك ينتهي بـ *** *** *107. اضغط 1 إذا كان صحيحا.",
+        at=NOW + timedelta(seconds=20),
+    )
+    create_step(app, conversation=call, turn=2, node="menu", heard="<b>٥</b>", said="شكرا.", at=NOW + timedelta(seconds=40))
+    create_outbound_message(app, conversation=call, body="رمزك هو 482913", masked_body="رمزك هو ******", status="sent")
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.conversation", conversation_id=call.id)
+    timeline = page.select("table")[0]
+    headings = [th.get_text(strip=True) for th in timeline.select("thead th")]
+    heard, said = headings.index("The person keyed, said or texted"), headings.index("The line said")
+    rows = [row.select("td") for row in timeline.select("tbody tr")]
+    for cells in rows:
+        for column in (heard, said):
+            words = cells[column].select_one("[lang]")
+            if column == heard and cells[column].select_one("[lang]") is None:
+                assert _as_read_aloud(cells[column]) == "—"  # nothing heard: nothing in a language to mark
+                continue
+            assert words["lang"] == "ar" and words["dir"] == "rtl", cells[column]
+        # The time and the step are the console's own words: left to right, unmarked.
+        assert cells[0].select_one("[dir]") is None and cells[-1].select_one("[dir]") is None
+    # A masked NHS number or a key inside the words is kept left to right, so it reads as written.
+    said_words = rows[1][said].select_one("[lang=ar]")
+    assert [part.get_text() for part in said_words.select("bdi[dir=ltr]")] == ["*** *** *107", "1"]
+    assert _as_read_aloud(rows[1][heard]) == "نعم، الرقم *** *** *107"
+    # What the caller sent is still text, never markup.
+    assert _as_read_aloud(rows[2][heard]) == "<b>٥</b>" and page.find("b") is None
+    # The texts sent are in the conversation's language too, as kept (the code hidden).
+    text = page.select("table")[1].select_one("tbody [lang=ar]")
+    assert text["dir"] == "rtl" and text.get_text(" ", strip=True) == "رمزك هو ******"
+    assert "482913" not in page.response.get_data(as_text=True)
+
+
+def test_an_english_timeline_is_as_it_was(app, client_request):
+    call = create_conversation(app, started_at=NOW)
+    create_step(app, conversation=call, turn=0, node="start", heard="1", said="Welcome to the line.", at=NOW)
+    client_request.sign_in("viewer")
+    page = client_request.get("staff.conversation", conversation_id=call.id)
+    assert page.select_one("main [lang], main [dir]") is None
+
+
+def test_the_list_filtered_by_language_is_read_through_its_index(app):
+    """As for the other filters: (language, started_at, id) serves the filter and the order at once."""
+    from sqlalchemy import text
+
+    database = app.extensions["database"]
+    create_conversation(app)
+    query = (
+        "SELECT id, channel, outcome FROM conversation WHERE language = 'ar' AND started_at <= {now} "
+        "ORDER BY started_at DESC, id DESC LIMIT 26"
+    )
+    with database.engine.connect() as connection:
+        if database.is_sqlite:
+            rows = connection.execute(text("EXPLAIN QUERY PLAN " + query.format(now="'2026-11-20 12:00:00.000000'")))
+            plan = " ".join(str(row[-1]) for row in rows)
+            assert "ix_conversation_language_started_at_id" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            connection.execute(text("SET enable_seqscan = off"))
+            connection.execute(text("SET enable_bitmapscan = off"))
+            plan = " ".join(row[0] for row in connection.execute(text("EXPLAIN " + query.format(now="now()"))))
+            assert "ix_conversation_language_started_at_id" in plan and "Sort" not in plan, plan

@@ -2,11 +2,13 @@
 open follow-ups, and two charts (activity per day, and where callers leave the line) drawn on the server,
 each with its numbers in a table. Every figure here comes from calls and texts made through the webhooks."""
 
+import tomllib
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
+from ivr.console.languages import LANGUAGES_FILE
 from ivr.console.overview import overview
 from models import ChoiceEvent, Conversation
 from models.time import UK, uk_today
@@ -338,3 +340,65 @@ def test_calls_and_texts_made_from_try_the_line_are_left_out_of_the_overview(app
     listed = client_request.get("staff.conversations")
     callers = [row.select("td")[2].get_text(" ", strip=True) for row in listed.select("tbody tr")]
     assert sum("(a trial from Try the line)" in caller for caller in callers) == 2
+
+
+def _held_in(app, conversation: Conversation, code: str) -> Conversation:
+    """The conversation as if the line had held it in the language `code` (the line sets it as the person chooses)."""
+    with app.extensions["database"].transaction() as session:
+        session.execute(update(Conversation).where(Conversation.id == conversation.id).values(language=code))
+    return conversation
+
+
+def test_conversations_are_counted_per_language_and_channel(app, client_request):
+    now = datetime.now(UTC)
+    for channel, code, how_many in (("voice", "ar", 3), ("sms", "ar", 1), ("sms", "es", 2), ("voice", "en", 1)):
+        for _ in range(how_many):
+            _held_in(app, create_conversation(app, channel=channel, started_at=now - timedelta(days=2)), code)
+    # Neither a trial from Try the line nor a call before the 30 days is counted, as elsewhere on the page.
+    _held_in(app, create_conversation(app, started_at=now, trial=True), "ar")
+    _held_in(app, create_conversation(app, started_at=now - timedelta(days=31)), "es")
+    client_request.sign_in("viewer")
+
+    page = client_request.get("staff.index")
+
+    languages = tomllib.loads(LANGUAGES_FILE.read_text("utf-8"))
+    arabic, spanish = f"{languages['ar']['name']} (Arabic)", f"{languages['es']['name']} (Spanish)"
+    assert table_rows(page, "Conversations by language, last 30 days") == {
+        "English": ["1", "0", "1"],
+        arabic: ["3", "1", "4"],
+        spanish: ["0", "2", "2"],
+    }
+    # The same conversations as the page's totals count.
+    assert table_rows(page, "Today and the last 30 days")["Calls"][1] == "4"
+    assert table_rows(page, "Today and the last 30 days")["Text conversations"][1] == "3"
+    own_name = page.select_one("table [lang=ar]")
+    assert own_name["dir"] == "rtl" and own_name.get_text(strip=True) == languages["ar"]["name"]
+
+
+def test_a_language_no_longer_configured_is_still_counted_by_its_code(app, client_request):
+    _held_in(app, create_conversation(app, started_at=datetime.now(UTC)), "fr")
+    client_request.sign_in("viewer")
+    counted = table_rows(client_request.get("staff.index"), "Conversations by language, last 30 days")
+    assert counted["fr"] == ["1", "0", "1"] and counted["English"] == ["0", "0", "0"]
+
+
+def test_the_languages_are_counted_by_the_database(app):
+    """One grouped query over the window: the figures come back counted, not as rows to count here."""
+    now = datetime.now(UTC)
+    for _ in range(3):
+        _held_in(app, create_conversation(app, channel="sms", started_at=now), "ar")
+    statements: list[str] = []
+    engine = app.extensions["database"].engine
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        figures = overview(app.extensions["database"], uk_today())
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    by_language = {counts.language: (counts.calls, counts.texts) for counts in figures.languages}
+    assert by_language["ar"] == (0, 3)
+    [query] = [statement for statement in statements if "GROUP BY conversation.language" in statement]
+    assert "count(" in query.lower()

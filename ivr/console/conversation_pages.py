@@ -26,6 +26,7 @@ FILTER_PARAMETERS = (
     "channel",
     "outcome",
     "caller_ending",
+    "language",
     *(f"{name}-{part}" for name in ("started_from", "started_to") for part in ("day", "month", "year")),
 )
 
@@ -37,6 +38,7 @@ def _filter(form: ConversationFilterForm) -> ConversationFilter:
         started_from=form.started_from.data,
         started_to=form.started_to.data,
         caller_ending=form.caller_ending.data or None,
+        language=form.language.data or None,
     )
 
 

@@ -1,7 +1,7 @@
 """Conversations as staff review them: every call and text thread, newest first, and one conversation's timeline.
 
 Lists page by a key of (started_at, id) over the index of the same columns (or, filtered by channel,
-outcome or caller's number ending, over that column's index on (column, started_at, id)), never by
+outcome, caller's number ending or language, over that column's index on (column, started_at, id)), never by
 an offset, so a page deep in a large table costs what the first page costs (bench/console_scale.py).
 """
 
@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
+from ivr.console.languages import DEFAULT_LANGUAGE, console_languages
 from ivr.console.steps import describe_step
 from ivr.console.understanding import describe_understanding
 from ivr.db import Database, select_columns
@@ -38,6 +39,7 @@ class ConversationFilter:
     started_from: date | None = None  # UK dates, both inclusive
     started_to: date | None = None
     caller_ending: str | None = None  # the last 3 or 4 digits of the caller's number
+    language: str | None = None  # a code of templates/prompts/languages.toml
 
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel not in CHANNELS:
@@ -47,6 +49,8 @@ class ConversationFilter:
         ending = self.caller_ending
         if ending is not None and not (ending.isascii() and ending.isdigit() and 3 <= len(ending) <= 4):
             raise ValueError("a caller's number ending is 3 or 4 digits")
+        if self.language is not None and self.language not in console_languages():
+            raise ValueError(f"unknown language {self.language!r}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class ConversationRow:
     twilio_status: str | None
     duration_seconds: int | None
     trial: bool = False  # made from the console's "Try the line"
+    language: str = DEFAULT_LANGUAGE  # the code the conversation was held in
 
     @property
     def key(self) -> PageKey:
@@ -115,6 +120,7 @@ _ROW_COLUMNS = (
     Conversation.twilio_status,
     Conversation.duration_seconds,
     Conversation.trial,
+    Conversation.language,
 )
 
 
@@ -171,6 +177,8 @@ def _conditions(where: ConversationFilter) -> list[ColumnElement[bool]]:
         conditions.append(col(Conversation.started_at) < start_of_uk_day(where.started_to + timedelta(days=1)))
     if where.caller_ending:
         conditions.append(col(Conversation.caller_last_digits).in_(_stored_endings(where.caller_ending)))
+    if where.language:
+        conditions.append(col(Conversation.language) == where.language)
     return conditions
 
 

@@ -21,7 +21,7 @@ from models.time import UK, utcnow
 
 BATCH = 1000
 CONVERSATION_COLUMNS = (
-    "id", "channel", "started_uk", "ended_uk", "caller_number_ending", "outcome", "twilio_status", "duration_seconds"
+    "id", "channel", "started_uk", "ended_uk", "caller_number_ending", "outcome", "twilio_status", "duration_seconds", "language"
 )
 REGISTER_COLUMNS = ("nhs_number", "choice", "since_uk")
 
@@ -58,6 +58,7 @@ def export_conversations(database: Database, where: ConversationFilter, staff_us
             row.outcome or "",
             row.twilio_status or "",
             "" if row.duration_seconds is None else row.duration_seconds,
+            row.language,
         )
         for row in iter_conversations(database, where, BATCH)
     )

@@ -9,6 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, StopValidation, ValidationError
 
 from ivr.console.conversations import OUTCOMES
+from ivr.console.languages import console_languages
 from ivr.records.follow_ups import KIND_NAMES, NOTE_MAX_LENGTH
 
 OUTCOME_NAMES = {
@@ -112,6 +113,11 @@ class ConversationFilterForm(Form):
     )
     started_from = DateInputField("Start date")
     started_to = DateInputField("End date")
+    language = ChoiceField(
+        "Language",
+        choices=_choices({code: language.label for code, language in console_languages().items()}, "Any language"),
+        default="",
+    )
     caller_ending = StringField(
         "Last digits of the caller's number",
         validators=[Optional(), Regexp(r"^[0-9]{3,4}$", message="Enter the last 3 or 4 digits of the caller's number")],

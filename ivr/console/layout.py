@@ -12,6 +12,7 @@ from wtforms import SelectField
 from ivr.console.blueprint import bp
 from ivr.console.forms import CHANNEL_NAMES, OUTCOME_NAMES
 from ivr.console.headers import csp_nonce, is_console_path
+from ivr.console.languages import language_name_html, words_as_said_html
 from models.time import UK
 
 SERVICE_NAME = "Opt-Out Line staff"
@@ -101,6 +102,8 @@ def layout_values() -> dict[str, object]:
         "navigation_items": navigation,
         "channel_names": CHANNEL_NAMES,
         "outcome_names": OUTCOME_NAMES,
+        "language_name": language_name_html,
+        "words_as_said": words_as_said_html,
     }
 
 

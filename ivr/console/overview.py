@@ -1,5 +1,6 @@
-"""The console's overview: how much the line was used today and over the last 30 UK days, the register's
-totals, open follow-ups, and how far calls and texts got; every figure counted by the database.
+"""The console's overview: how much the line was used today and over the last 30 UK days, and in which
+language, the register's totals, open follow-ups, and how far calls and texts got; every figure counted by
+the database.
 
 Each query is bounded to the window by an indexed time column and aggregated in SQL (GROUP BY, COUNT
 with CASE), so the page costs the same however much history lies outside the window. UK days are
@@ -14,6 +15,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, case, cast, exists, f
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
+from ivr.console.languages import console_languages
 from ivr.db import Database
 from ivr.line.dialogue import turns, voice
 from ivr.records.follow_ups import KINDS
@@ -92,6 +94,19 @@ class ChoiceCounts:
 
 
 @dataclass(frozen=True)
+class LanguageCounts:
+    """Conversations held in one language over the window, by channel."""
+
+    language: str  # its code
+    calls: int = 0
+    texts: int = 0  # text conversations
+
+    @property
+    def total(self) -> int:
+        return self.calls + self.texts
+
+
+@dataclass(frozen=True)
 class FunnelStage:
     label: str
     count: int  # conversations that got at least this far
@@ -108,6 +123,7 @@ class Overview:
     open_follow_ups: dict[str, int]  # every kind, in KINDS order
     call_funnel: list[FunnelStage]
     text_funnel: list[FunnelStage]
+    languages: list[LanguageCounts]  # every configured language in order, then any other stored
 
     @property
     def calls_today(self) -> int:
@@ -154,6 +170,7 @@ def overview(database: Database, today: date) -> Overview:
             open_follow_ups=_open_follow_ups(session),
             call_funnel=_funnel(conversations, "voice"),
             text_funnel=_funnel(conversations, "sms"),
+            languages=_languages(session, window),
         )
 
 
@@ -199,6 +216,19 @@ def _activity(conversations: ConversationCounts, window: Window) -> list[DayActi
         DayActivity(day, per_day.get((number, "voice"), 0), per_day.get((number, "sms"), 0))
         for number, day in enumerate(window.days)
     ]
+
+
+def _languages(session: Session, window: Window) -> list[LanguageCounts]:
+    """Conversations per language and channel over the window; like the activity, trials left out."""
+    rows = session.exec(
+        select(Conversation.language, Conversation.channel, func.count())
+        .where(window.covers(col(Conversation.started_at)), col(Conversation.trial).is_(False))
+        .group_by(col(Conversation.language), col(Conversation.channel))
+    ).all()
+    counted = {(language, channel): count for language, channel, count in rows}
+    # A language no longer configured but still on conversations is counted too, after the configured ones.
+    codes = list(console_languages()) + sorted({language for language, _ in counted} - set(console_languages()))
+    return [LanguageCounts(code, counted.get((code, "voice"), 0), counted.get((code, "sms"), 0)) for code in codes]
 
 
 def _choices(session: Session, window: Window) -> list[ChoiceCounts]:
