@@ -35,6 +35,8 @@ class Conversation(SQLModel, table=True):
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     # Made from the console's "Try the line", not by a member of the public: left out of the overview.
     trial: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # The language the conversation was held in: a code of templates/prompts/languages.toml ("en", "ar", "es").
+    language: str = Field(default="en", max_length=8, sa_column_kwargs={"server_default": "en"})
     # The dialogue's state as JSON, and the turn it expects next: a webhook for an earlier
     # turn is a Twilio retry and gets the stored reply instead of being acted on twice.
     state: str = Field(default="{}", sa_type=Text)
