@@ -245,6 +245,9 @@ def test_a_keyword_mid_check_asks_again_in_the_new_language(app, marked_prompts,
     texter = make_texter()
     texter.text("CHECK")
     assert said_in("es", " ".join(texter.text("Español"))) == ["nhs_number_ask"]
+    with Session(app.extensions["database"].engine) as session:  # staff see the keyword, not "(hidden)"
+        heard = session.exec(select(ConversationStep.heard).order_by(ConversationStep.id.desc())).first()  # type: ignore[union-attr]
+    assert heard == "Español"
 
 
 def test_the_language_is_remembered_for_the_number_in_later_conversations(app, marked_prompts, make_texter):
