@@ -135,7 +135,22 @@ def _to_regex(rendered: str) -> tuple[str, tuple[str, ...]]:
 def variants(folder: str, language: str = LANGUAGE) -> tuple[Variant, ...]:
     """Every way every template of `folder` can render."""
     assert (PROMPTS_DIR / language / folder).is_dir(), f"no prompts folder {language}/{folder}"
-    return tuple(variant for name in template_names(folder, language) for variant in _variants(folder, name, language))
+    own = tuple(variant for name in template_names(folder, language) for variant in _variants(folder, name, language))
+    return own + _offers_of_other_languages(folder, language)
+
+
+def _offers_of_other_languages(folder: str, language: str) -> tuple[Variant, ...]:
+    """The greeting offers each other language in its own words (voice/language_offer.txt of its folder): read
+    as the prompt "language_offer" in a call of any language."""
+    if folder != "voice":
+        return ()
+    offers = sorted(PROMPTS_DIR.glob(f"*/{folder}/language_offer.txt"))
+    return tuple(
+        variant
+        for path in offers
+        if path.parent.parent.name != language
+        for variant in _variants(folder, "language_offer", path.parent.parent.name)
+    )
 
 
 # ---- Reading words -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def line(sqlite_template: Path) -> Iterator[effort.Line]:
 def test_opting_out_by_phone_reaches_the_choice_recorded(line):
     opted_out = effort.opt_out_by_phone(line)
     assert opted_out.reached == "choice_recorded_opted_out"
-    assert opted_out.answers[0][:2] == ["greeting", "menu"]  # counted from the greeting
+    assert opted_out.answers[0][0] == "greeting" and "menu" in opted_out.answers[0]  # counted from the greeting
     assert opted_out.words > 0 and opted_out.keys > 0
 
 
@@ -57,7 +57,8 @@ def test_opting_out_by_text_from_the_mobile_on_record_reaches_recorded(line):
 
 def test_a_script_the_line_no_longer_follows_fails_with_what_was_heard(line):
     lost = effort.Script("lost", (effort.Step(("code_ask",), "1"),), frozenset({"choice_recorded_opted_out"}))
-    with pytest.raises(effort.PathLost, match=r"expected \['code_ask'\], heard \['greeting', 'menu'\]"):
+    heard = r"heard \['greeting', 'language_offer', 'language_offer', 'menu'\]"
+    with pytest.raises(effort.PathLost, match=r"expected \['code_ask'\], " + heard):
         effort.call(line, lost, line.new_person())
 
 

@@ -9,7 +9,7 @@ from tests.said import prompt_of
 
 def test_caller_opts_out_and_gets_a_confirmation_text(app, caller, person, twilio, db_session):
     caller.dial()
-    assert caller.prompts == ["greeting", "menu"]
+    assert caller.prompts == ["greeting", "language_offer", "language_offer", "menu"]
     assert caller.value("greeting", "org_name") == "Kensington and Chelsea Social Council"
     caller.press("2")
     verify(caller, person, twilio)

@@ -138,7 +138,7 @@ def test_a_manager_calls_the_line_hears_the_greeting_and_follows_the_menu(app, c
 
     page = start_call(client_request)
     assert page.h1_text.startswith("Try the line Trial call from the test number 07700 900")
-    assert heard(page) == ["greeting", "menu"]
+    assert heard(page) == ["greeting", "language_offer", "language_offer", "menu"]
     assert page.select_one("[data-try-line-said]")["aria-live"] == "polite"
     keypad = [" ".join(button.get_text(" ", strip=True).split()) for button in page.select("button[name=keys]")]
     assert keypad == [f"Press {key}" for key in "123456789"] + ["Press * (star)", "Press 0", "Press # (hash)"]
@@ -146,7 +146,7 @@ def test_a_manager_calls_the_line_hears_the_greeting_and_follows_the_menu(app, c
     page = press(client_request, page, "1")
     assert heard(page) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
     first, second = transcript(page)
-    assert first.startswith("The line: ") and line_said(first) == ["greeting", "menu"]
+    assert first.startswith("The line: ") and line_said(first) == ["greeting", "language_offer", "language_offer", "menu"]
     assert second.startswith("You: 1 The line:")
     assert line_said(second) == ["about_direct_care", "about_secondary_uses", "about_next_options"]
     (call,) = conversations(app)
@@ -327,7 +327,7 @@ def test_typed_keys_and_words_are_checked(client_request):
     assert wrong.select_one("#keys")["value"] == "1a"
     empty = client_request.post("staff.say_trial_words", {"call": call_token(page), "words": " "}, _expected_status=400)
     assert empty.error_summary == ["Enter the words to say"]
-    assert heard(empty) == ["greeting", "menu"], "the call carries on where it was"
+    assert heard(empty) == ["greeting", "language_offer", "language_offer", "menu"], "the call carries on where it was"
 
 
 def test_each_tab_keeps_its_own_call_and_an_altered_call_is_refused(app, client_request):
@@ -392,7 +392,8 @@ def test_a_request_the_line_refuses_is_reported_and_changes_nothing(app, client_
     refused = press(client_request, page, "1", _expected_status=502)
     assert "The line refused the request" in refused.text_of("#refused")
     assert "403" in refused.text_of("#refused")
-    assert heard(refused) == ["greeting", "menu"] and refused.select("button[name=keys]"), "the call is where it was"
+    greeting = ["greeting", "language_offer", "language_offer", "menu"]
+    assert heard(refused) == greeting and refused.select("button[name=keys]"), "the call is where it was"
     assert len(transcript(refused)) == 1
 
     refused_start = start_call(client_request, _expected_status=502)

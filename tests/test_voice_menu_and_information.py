@@ -45,7 +45,7 @@ def other_org_app(database_url, twilio) -> Iterator[Flask]:
 
 def test_greeting_names_the_organisation_and_says_the_call_is_not_recorded(caller):
     caller.dial()
-    assert caller.prompts == ["greeting", "menu"]
+    assert caller.prompts == ["greeting", "language_offer", "language_offer", "menu"]
     assert caller.value("greeting", "org_name") == "Kensington and Chelsea Social Council"
     says(caller, "greeting", "not recordings")  # the greeting's own words: what it promises
 

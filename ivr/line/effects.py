@@ -62,7 +62,7 @@ class Effects:
         if isinstance(effect, t.MatchIdentity):
             return self._match_identity(effect)
         if isinstance(effect, t.SendCode):
-            return self._send_code(effect.person_id)
+            return self._send_code(effect.person_id, state.language)
         if isinstance(effect, t.CheckCode):
             return self._check_code(effect)
         if isinstance(effect, t.RecordChoice):
@@ -123,7 +123,8 @@ class Effects:
             raise LookupError("the matched person is no longer on record")
         return person
 
-    def _send_code(self, person_id: int) -> t.Event:
+    def _send_code(self, person_id: int, language: str) -> t.Event:
+        """A one-time code to the mobile on record, in the conversation's language."""
         person = self._person(person_id)
         identity = self.services.identity
         if identity.is_locked(self.session, person.nhs_number, self.caller_hash):
@@ -136,8 +137,8 @@ class Effects:
         if issued is None:
             return t.CodeNotSent(locked=True)
         prompts = self.services.prompts
-        body = prompts.render("text", t.Prompt("one_time_code", {"code": issued.code}))
-        masked = prompts.render("text", t.Prompt("one_time_code", {"code": mask_digits(issued.code)}))
+        body = prompts.render("text", t.Prompt("one_time_code", {"code": issued.code}), language=language)
+        masked = prompts.render("text", t.Prompt("one_time_code", {"code": mask_digits(issued.code)}), language=language)
         self.queue_text(f"code:{issued.code_id}", "one_time_code", person.mobile, body, masked, issued.expires_at)
         return t.CodeSent(last_digits(person.mobile, 3) or "")
 
@@ -163,7 +164,7 @@ class Effects:
             on = rules.spoken_date(uk_date(recorded.since))
             prompt = t.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
             line_number = format_for_people(self.inbound.line_id) if parse_caller_id(self.inbound.line_id) else ""
-            body = self.services.prompts.render("text", prompt, line_number=line_number)
+            body = self.services.prompts.render("text", prompt, line_number=line_number, language=state.language)
             self.queue_text(f"choice:{recorded.event.id}", "choice_confirmation", person.mobile, body, body)
         return t.ChoiceRecorded(recorded.changed, recorded.status.value, uk_date(recorded.since).isoformat())
 

@@ -11,12 +11,15 @@ from typing import Any
 
 from ivr.line.dialogue import sms, voice
 from ivr.line.dialogue.turns import Context, ConversationState, Event, Keys, Silence, Start, Turn
+from ivr.line.languages import by_word, plain_word
 from ivr.records.identity_format import mask_digits, mask_free_text
 from ivr.records.phone_numbers import last_digits, parse_caller_id
 
 # How many last digits of a keyed identifier may be stored: a call-back number's, for staff to
 # recognise it; none of an NHS number, a date of birth or a code.
 _DIGITS_SHOWN = {"phone_number": 3}
+# A language's keyword, texted where an identifier is awaited, is kept as sent: it holds none.
+_LANGUAGE_WORDS = by_word()
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _masked_text_input(state: sms.TextState, heard: str | None, event: Event) ->
     identifier = sms.expected_identifier(state)
     if heard is None:
         return None
-    if identifier is not None and sms.keyword_of(heard) is None:
+    if identifier is not None and sms.keyword_of(heard) is None and plain_word(heard) not in _LANGUAGE_WORDS:
         return f"({identifier.replace('_', ' ')}, hidden)"
     return mask_free_text(heard)
 

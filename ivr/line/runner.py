@@ -8,6 +8,7 @@ request leaves nothing half-done.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ivr.db import Database
 from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
+from ivr.line.languages import DEFAULT, LANGUAGES, by_key, by_word, offered
 from ivr.line.prompts import Prompts
 from ivr.line.understanding.model import understand as understand_words
 from ivr.records.follow_ups import note_texting_again, raise_follow_up
@@ -46,6 +48,10 @@ class Reply:
     words: str  # the prompts rendered, as the line says them
     expect: t.Expect
     turn: int  # the turn the next input answers
+    language: str = DEFAULT  # the conversation's, after this turn: what the next input is heard in
+    # The words again, as runs said in one language each: (language, words). A greeting's offers of other
+    # languages are each in their own; every other prompt is in the conversation's.
+    spoken: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -67,10 +73,14 @@ class ConversationRecord:
     person_id: int | None
     caller_hash: str
     ended_at: datetime | None
+    language: str = DEFAULT
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ConversationRecord:
-        return cls(row.id, row.turn, row.state, row.last_reply, row.outcome, row.person_id, row.caller_hash, row.ended_at)
+        return cls(
+            row.id, row.turn, row.state, row.last_reply, row.outcome, row.person_id, row.caller_hash, row.ended_at,
+            row.language,
+        )
 
 
 _conversation = SQLModel.metadata.tables["conversation"]
@@ -96,6 +106,7 @@ _LOAD_CONVERSATION = (
         _conversation.c.person_id,
         _conversation.c.caller_hash,
         _conversation.c.ended_at,
+        _conversation.c.language,
     )
     .where(_conversation.c.twilio_sid == bindparam("sid"))
     .with_for_update()
@@ -114,6 +125,11 @@ _LATEST_THREAD = (
     .limit(1)
     .with_for_update()
 )
+# The languages a person may switch to, from templates/prompts/languages.toml, as the dialogue takes them.
+_LANGUAGE_KEYS = by_key(LANGUAGES)
+_LANGUAGE_WORDS = by_word(LANGUAGES)
+_OFFERED_LANGUAGES = offered(LANGUAGES)
+
 # A webhook parameter only the console's "Try the line" adds (signed like every other), marking its
 # conversations as trials: Twilio never sends it, and nobody can add it without the webhook token.
 TRIAL_PARAMETER = "OptOutLineTrial"
@@ -171,6 +187,8 @@ class Line:
                 return Handled("")
             if found.opened:
                 state, event = flow.new_state(), flow.first_event(inbound)
+                if conversation.language != state.language:  # a texter's language, remembered
+                    state = dataclasses.replace(state, language=conversation.language)
             else:
                 state, event = flow.load_state(json.loads(conversation.state)), inbound.event
             reply = turn_run.run(state, event)
@@ -246,8 +264,10 @@ class Line:
                         "state": _without_identifiers(thread.state),
                     },
                 )
+        # A number that chose a language by text is answered in it again: its latest thread's language.
+        remembered = row.language if row is not None else DEFAULT
         # None when a retry raced the original text that opens the conversation, and lost.
-        return _Found(self._open(connection, inbound, flow.channel, caller_hash), opened=True)
+        return _Found(self._open(connection, inbound, flow.channel, caller_hash, remembered), opened=True)
 
     def close(self, sid: str, twilio_status: str, duration_seconds: int | None) -> bool:
         """The call or thread has ended: keep its final status and duration."""
@@ -275,7 +295,12 @@ class Line:
         return ConversationRecord.from_row(row) if row is not None else None
 
     def _open(
-        self, connection: Connection, inbound: Inbound, channel: str, caller_hash: str | None = None
+        self,
+        connection: Connection,
+        inbound: Inbound,
+        channel: str,
+        caller_hash: str | None = None,
+        language: str = DEFAULT,
     ) -> ConversationRecord | None:
         """A new conversation; None when a concurrent request for the same SID opened it first."""
         now = utcnow()
@@ -295,11 +320,12 @@ class Line:
                 "turn": 0,
                 "last_reply": "",
                 "trial": inbound.trial,
+                "language": language,
             },
         ).scalar_one_or_none()
         if conversation_id is None:
             return None
-        return ConversationRecord(conversation_id, 0, "{}", "", None, None, caller_hash, None)
+        return ConversationRecord(conversation_id, 0, "{}", "", None, None, caller_hash, None, language)
 
 
 class _TurnRun:
@@ -319,10 +345,18 @@ class _TurnRun:
             line, lambda: self.session, inbound, flow, conversation.id, conversation.caller_hash, conversation.person_id
         )
         self.line_number = format_for_people(inbound.line_id) if inbound.line_id else ""
+        self.language = conversation.language  # the conversation's, as this turn leaves it
 
     def run(self, state: t.ConversationState, event: t.Event) -> Reply:
         context = t.Context(
-            today=self.line.today(), transfer_available=bool(self.line.transfer_number), understand=self.line.understand
+            today=self.line.today(),
+            transfer_available=bool(self.line.transfer_number),
+            # The intent model knows English; a conversation in another language is understood by its keys
+            # and exact keywords only, until that language has examples of its own.
+            understand=self.line.understand if state.language == DEFAULT else None,
+            language_keys=_LANGUAGE_KEYS,
+            language_words=_LANGUAGE_WORDS,
+            offered_languages=_OFFERED_LANGUAGES,
         )
         state_before = state
         turn = self.flow.respond(state, event, context)
@@ -338,10 +372,15 @@ class _TurnRun:
         now = utcnow()
         prompts = self.line.prompts
         channel = self.flow.channel
-        words = prompts.render_all(channel, tuple(said), line_number=self.line_number)
+        language = turn.state.language
+        self.language = language
+        spoken = self._spoken(tuple(said), language)
+        words = " ".join(run for _, run in spoken)
         stored_words = words
         if any(prompt.masked for prompt in said):
-            stored_words = prompts.render_all(channel, tuple(said), masked=True, line_number=self.line_number)
+            stored_words = prompts.render_all(
+                channel, tuple(said), masked=True, line_number=self.line_number, language=language
+            )
         ended = turn.expect.kind == "hangup"
         stored_state = json.dumps(turn.state.to_json_dict())
         self._changes = {
@@ -357,11 +396,26 @@ class _TurnRun:
             self._changes["person_id"] = self.effects.person_id
         if ended and conversation.ended_at is None:
             self._changes["ended_at"] = now
+        if language != conversation.language:
+            self._changes["language"] = language
         node = state_before.node if not isinstance(event, t.Start) else "start"
         self._add_step(
             node, self.flow.masked_input(state_before, self.inbound.heard, event), stored_words, now, understood
         )
-        return Reply(tuple(said), words, turn.expect, conversation.turn + 1)
+        return Reply(tuple(said), words, turn.expect, conversation.turn + 1, language, spoken)
+
+    def _spoken(self, said: tuple[t.Prompt, ...], language: str) -> tuple[tuple[str, str], ...]:
+        """The prompts rendered, in runs of one language each (a greeting's offers are each in their own)."""
+        prompts = self.line.prompts
+        runs: list[tuple[str, list[str]]] = []
+        for prompt in said:
+            said_in = prompts.language_of(prompt, language)
+            words = prompts.render(self.flow.channel, prompt, line_number=self.line_number, language=language)
+            if runs and runs[-1][0] == said_in:
+                runs[-1][1].append(words)
+            else:
+                runs.append((said_in, [words]))
+        return tuple((said_in, " ".join(words)) for said_in, words in runs)
 
     def _add_step(
         self, node: str, heard: str | None, said: str, now: datetime, understood: t.Understood | None = None
@@ -387,8 +441,9 @@ class _TurnRun:
         """One reply text to the texter, sent through the outbox like every other text."""
         assert self.inbound.caller is not None, "a text with no number to reply to never reaches the dialogue"
         prompts = self.line.prompts
-        body = prompts.render(self.flow.channel, prompt, line_number=self.line_number)
-        masked = prompts.render(self.flow.channel, prompt, masked=True, line_number=self.line_number) if prompt.masked else body
+        channel, number_words, language = self.flow.channel, self.line_number, self.language
+        body = prompts.render(channel, prompt, line_number=number_words, language=language)
+        masked = prompts.render(channel, prompt, True, number_words, language) if prompt.masked else body
         self.effects.queue_text(f"reply:{self.inbound.sid}:{number}", "reply", self.inbound.caller, body, masked)
 
     def record_network_word(self, blocked: bool, word: str) -> None:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from ivr.line.dialogue import turns as dialogue
 from ivr.line.dialogue.turns import Expect
 from ivr.line.flows import VOICE_FLOW, Inbound
+from ivr.line.languages import DEFAULT, language
 from ivr.line.prompts import Prompts
 from ivr.line.runner import TRIAL_PARAMETER, Line, Reply
 from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS, accept_twilio_webhook, hold_requests_to_deadline
@@ -21,8 +22,11 @@ bp.before_request(accept_twilio_webhook)
 # A step that cannot finish with the database in good time ends in the apology, well within Twilio's wait.
 hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
 
-VOICE = "Polly.Amy-Neural"  # a British English voice
-LANGUAGE = "en-GB"
+# Each language's voice (<Say voice, language>) and the language its speech is heard in (<Gather language>)
+# come from templates/prompts/languages.toml; English's is a British voice, Polly.Amy-Neural, en-GB.
+_ENGLISH = language(DEFAULT)
+VOICE = _ENGLISH.say_voice
+LANGUAGE = _ENGLISH.say_language
 MENU_TIMEOUT_SECONDS = 6
 NUMBER_TIMEOUT_SECONDS = 10
 # Twilio's generic speech models (documented for en-GB), so Twilio picks the provider and fails over to
@@ -109,46 +113,63 @@ def _take_turn(event: dialogue.Event, turn: int | None) -> Response:
 
 def _render(reply: Reply) -> str:
     transfer_to = current_app.extensions["settings"].staff_transfer_number
+    spoken = reply.spoken or ((reply.language, reply.words),)
     if any(prompt.values for prompt in reply.say):
         # Words with values (a number read back) are built afresh, never cached: they may be identifiers.
-        return _build_twiml(reply.words, reply.expect, request.script_root, transfer_to, str(reply.turn))
-    return _fixed_twiml(reply.words, reply.expect, request.script_root, transfer_to).replace(_TURN, str(reply.turn))
+        return _build_twiml(spoken, reply.language, reply.expect, request.script_root, transfer_to, str(reply.turn))
+    fixed = _fixed_twiml(spoken, reply.language, reply.expect, request.script_root, transfer_to)
+    return fixed.replace(_TURN, str(reply.turn))
 
 
 # Stands in for the turn in a cached rendering; no prompt or URL holds it otherwise.
 _TURN = "__turn__"
 
 
+# What a step says: runs of words, each in one language (a greeting's offers are each in their own).
+Spoken = tuple[tuple[str, str], ...]
+
+
 @functools.lru_cache(maxsize=512)
-def _fixed_twiml(words: str, expect: Expect, script_root: str, transfer_to: str | None) -> str:
+def _fixed_twiml(spoken: Spoken, heard_in: str, expect: Expect, script_root: str, transfer_to: str | None) -> str:
     """Most steps say fixed words: the TwiML for each is built once, with the turn put in per step."""
-    return _build_twiml(words, expect, script_root, transfer_to, _TURN)
+    return _build_twiml(spoken, heard_in, expect, script_root, transfer_to, _TURN)
 
 
-def _build_twiml(words: str, expect: Expect, script_root: str, transfer_to: str | None, turn: str) -> str:
+def _build_twiml(
+    spoken: Spoken, heard_in: str, expect: Expect, script_root: str, transfer_to: str | None, turn: str
+) -> str:
+    """The TwiML of a step: its words said in their languages' voices, and (at a Gather) speech heard in
+    `heard_in`, the conversation's language."""
     response = VoiceResponse()
     if expect.kind == "hangup":
-        if words:
-            response.say(words, voice=VOICE, language=LANGUAGE)
+        _say(response, spoken)
         response.hangup()
     elif expect.kind == "dial":
-        response.say(words, voice=VOICE, language=LANGUAGE)
+        _say(response, spoken)
         dial = response.dial(action=_step_url(script_root, turn, "dial"), method="POST", timeout=25)
         dial.number(transfer_to)
     else:
         # No <Redirect> after the Gather: with actionOnEmptyResult Twilio posts a silence to the Gather's
         # action and carries on with the TwiML it gets back, so a verb after the Gather is never reached.
-        response.append(_gather(words, expect, script_root, turn))
+        response.append(_gather(spoken, heard_in, expect, script_root, turn))
     return str(response)
 
 
-def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
+def _say(verb: VoiceResponse | Gather, spoken: Spoken) -> None:
+    """One <Say> for each run of words, in its language's voice."""
+    for code, words in spoken:
+        if words:
+            said_in = language(code)
+            verb.say(words, voice=said_in.say_voice, language=said_in.say_language)
+
+
+def _gather(spoken: Spoken, heard_in: str, expect: Expect, script_root: str, turn: str) -> Gather:
     """Everything here comes from `expect` (and the turn), never from the request: it is cached per step."""
     options: dict[str, object] = {
         "action": _step_url(script_root, turn),
         "method": "POST",
         "input": "dtmf speech",
-        "language": LANGUAGE,
+        "language": language(heard_in).speech_language,
         "action_on_empty_result": True,
     }
     if expect.kind == "menu":
@@ -173,10 +194,10 @@ def _gather(words: str, expect: Expect, script_root: str, turn: str) -> Gather:
         if expect.digits:
             # A fixed-length entry ends at its last digit: no '#' to remember (a '#' still ends it early).
             options["num_digits"] = expect.digits
-    if expect.hints:
+    if expect.hints and heard_in == DEFAULT:  # the hints are English phrases: no help to another language's
         options["hints"] = ", ".join(expect.hints)
     gather = Gather(**options)
-    gather.say(words, voice=VOICE, language=LANGUAGE)
+    _say(gather, spoken)
     return gather
 
 

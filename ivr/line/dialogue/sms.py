@@ -32,6 +32,7 @@ from ivr.line.dialogue.turns import (
     Turn,
     Understood,
 )
+from ivr.line.languages import plain_word
 from ivr.records.identity_format import normalise_nhs_number, parse_written_date_of_birth
 
 # Nodes (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's)
@@ -124,6 +125,9 @@ _KEYWORD = Understood("keyword", None, True)
 def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
     guess = state.guess
     state = replace(state, guess=None)
+    chosen = context.language_words.get(plain_word(body))
+    if chosen is not None:
+        return replace(_switch_language(replace(state, language=chosen), context), understood=_KEYWORD)
     word = keyword_of(body)
     if word is not None:
         return replace(_on_intent(state, word, body, context), understood=_KEYWORD)
@@ -184,6 +188,16 @@ def _on_intent(state: TextState, intent: str, body: str, context: Context) -> Tu
     if intent == CONFIRM_WORD:
         return _reply(state, Prompt("nothing_to_confirm"))
     return _not_understood(state, body, context)
+
+
+def _switch_language(state: TextState, context: Context) -> Turn[TextState]:
+    """A text that is only a language's keyword: from now on the replies are in it, starting with this one,
+    which asks again for what the step was waiting for (or, between steps, gives the help)."""
+    if state.node in (NHS_NUMBER, DATE_OF_BIRTH, CODE):
+        return _ask(state, context)
+    if state.node == CONFIRM:
+        return _reply(state, Prompt("confirm_help"))
+    return _reply(state, Prompt("help"))
 
 
 def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> Turn[TextState]:

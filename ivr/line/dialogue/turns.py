@@ -53,6 +53,7 @@ class ConversationState:
     verified: bool = False
     current: str | None = None  # the verified person's current choice
     current_since: str | None = None  # ISO date of that choice
+    language: str = "en"  # what the conversation is held in: a code of templates/prompts/languages.toml
     invalid_entries: int = 0  # numbers or dates that could not be read, in a row
     identity_failures: int = 0  # details that did not match, and codes used up, in this conversation
     codes_sent: int = 0  # in this conversation, however they were asked for
@@ -266,6 +267,8 @@ class Prompt:
     name: str
     values: Mapping[str, str] = field(default_factory=dict)
     masked: Mapping[str, str] = field(default_factory=dict)
+    # Said in this language whatever the conversation's (the greeting's offer of another language, in it).
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,3 +308,9 @@ class Context:
     # The intent model's guess for words nobody keyed (ivr/line/understanding); None understands keys and
     # exact keywords only.
     understand: Callable[[str], Heard] | None = None
+    # The languages a person may switch to (templates/prompts/languages.toml): the code each key chooses, the
+    # code each keyword chooses (as languages.plain_word writes it), and those the greeting offers. Empty: the
+    # line speaks only the language a conversation starts in.
+    language_keys: Mapping[str, str] = field(default_factory=dict)
+    language_words: Mapping[str, str] = field(default_factory=dict)
+    offered_languages: tuple[str, ...] = ()

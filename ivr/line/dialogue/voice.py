@@ -38,6 +38,7 @@ from ivr.line.dialogue.turns import (
     Turn,
     Understood,
 )
+from ivr.line.languages import plain_word
 from ivr.records.identity_format import (
     is_valid_nhs_number,
     mask_nhs_number,
@@ -123,6 +124,7 @@ _YES_NO = {meaning.CONFIRM: "1", meaning.DENY: "2"}
 _OFFER = {meaning.CONFIRM: "1", meaning.DENY: "9"}  # a call back: yes, or no and the menu
 _OFFER_WORDS = dict.fromkeys(("call back", "callback", "call me", "call me back", "ring me", "ring me back"), "1")
 _AFTER = {meaning.OPT_OUT: "2", meaning.OPT_IN: "2", meaning.CHECK: "3"}
+_KEYWORD = Understood("keyword", None, True)
 _AFTER_WORDS = dict.fromkeys(("change", "change my choice", "set"), "2")
 
 
@@ -173,7 +175,8 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
     """The dialogue's one entry point: what the line does next."""
     if isinstance(event, Start):
         started = State(caller_ending=event.caller_ending)
-        return _with_prefix(_ask(started, context), Prompt("greeting"))
+        offers = tuple(Prompt("language_offer", language=code) for code in context.offered_languages)
+        return _with_prefix(_ask(started, context), Prompt("greeting"), *offers)
     if isinstance(event, Silence):
         return _on_silence(state, context)
     guess = state.guess
@@ -181,12 +184,28 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
     step = STEPS.get(state.node)
     if step is None:
         return _ask(replace(state, node=MENU), context)
+    chosen = _language_chosen(state, event, context)
+    if chosen is not None:
+        # The rest of the call is in that language: the menu again, in it; everything else stays as it was.
+        switched = _ask(replace(state, language=chosen), context)
+        return _understood(switched, _KEYWORD) if isinstance(event, Speech) else switched
     if isinstance(event, Speech):
         return _on_speech(state, event, step, context, guess)
     checked = rules.on_check_result(state, event, context, CALL)
     if checked is not None:
         return checked
     return step.accept(state, event, context)
+
+
+def _language_chosen(state: State, event: Event, context: Context) -> str | None:
+    """The language a caller chose at the main menu, by its key or by saying its name; None otherwise."""
+    if state.node != MENU:
+        return None
+    if isinstance(event, Keys):
+        return context.language_keys.get(event.digits[:1])
+    if isinstance(event, Speech):
+        return context.language_words.get(plain_word(event.text))
+    return None
 
 
 def _on_speech(state: State, event: Speech, step: Step, context: Context, guess: str | None) -> Turn[State]:

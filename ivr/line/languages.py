@@ -1,0 +1,88 @@
+"""The languages the line speaks, from templates/prompts/languages.toml: one table per language, read once.
+
+Adding a language is configuration and templates only: a table in that file (its key, its keywords, its
+Twilio voice and speech language), a folder of prompts beside it and a file of intent examples.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
+DEFAULT = "en"  # every conversation starts in it; the one every other language's prompts are checked against
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language of the line, as languages.toml gives it."""
+
+    code: str  # "en", "ar", "es": its prompts' folder, and what a conversation stores
+    name: str  # in the language itself ("Español")
+    key: str  # chooses it at the greeting and the main menu; "" for none
+    keywords: tuple[str, ...]  # a text (or, at the main menu, words said) that is only one of these chooses it
+    say_voice: str  # Twilio's <Say voice>
+    say_language: str  # Twilio's <Say language>
+    speech_language: str  # Twilio's <Gather language>
+    direction: str  # "ltr" or "rtl"
+
+
+def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
+    """Every language in the file, in its order; a table missing a field fails here, at start-up, by name."""
+    with path.open("rb") as file:
+        tables = tomllib.load(file)
+    languages: dict[str, Language] = {}
+    for code, table in tables.items():
+        try:
+            languages[code] = Language(
+                code=code,
+                name=str(table["name"]),
+                key=str(table["key"]),
+                keywords=tuple(str(word) for word in table["keywords"]),
+                say_voice=str(table["say_voice"]),
+                say_language=str(table["say_language"]),
+                speech_language=str(table["speech_language"]),
+                direction=str(table["direction"]),
+            )
+        except KeyError as missing:
+            raise ValueError(f"{path.name}: the language {code!r} has no {missing.args[0]}") from None
+    if DEFAULT not in languages:
+        raise ValueError(f"{path.name}: the line's own language {DEFAULT!r} is missing")
+    return MappingProxyType(languages)
+
+
+LANGUAGES: Mapping[str, Language] = load()
+
+
+def language(code: str) -> Language:
+    """The language of a code; a code no longer configured (a conversation kept from before) is the default's,
+    so whatever was stored, the line still speaks."""
+    return LANGUAGES.get(code) or LANGUAGES[DEFAULT]
+
+
+def plain_word(text: str) -> str:
+    """Words as a language keyword is matched: any case, accents optional ("Español" is "espanol"), and the
+    spaces and punctuation around them gone. Arabic letters stay as they are; its short vowel marks go."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in kept).split())
+
+
+def by_key(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
+    """The code each language's key chooses."""
+    return MappingProxyType({lang.key: code for code, lang in languages.items() if lang.key})
+
+
+def by_word(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
+    """The code each language's keywords (and its own name) choose, as `plain_word` writes them."""
+    words = {plain_word(word): code for code, lang in languages.items() for word in (*lang.keywords, lang.name)}
+    return MappingProxyType(words)
+
+
+def offered(languages: Mapping[str, Language] = LANGUAGES) -> tuple[str, ...]:
+    """The languages the greeting offers, each in its own words: every one with a key but the default."""
+    return tuple(code for code, lang in languages.items() if lang.key and code != DEFAULT)

@@ -1,0 +1,271 @@
+"""A second language by templates alone (issue 16): the languages configuration, and a verified opt-out in
+Spanish and in Arabic by phone and by text, through the signed webhooks.
+
+The Spanish and Arabic wording is written by the translators in templates/prompts/<code>/; these tests use
+a copy of the prompts in a temporary folder in which every es and ar prompt is its English words marked with
+its own name ("[es:nhs_number_ask] ..."), so they find each prompt by name, in the language it was said in,
+whatever the translators' wording. The greeting's offers are the real ones.
+"""
+
+import re
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from ivr.line import languages
+from ivr.line.dialogue.sms import keyword_of
+from ivr.line.languages import LANGUAGES, plain_word
+from ivr.line.prompts import TEMPLATES_DIR, Prompts
+from ivr.line.sms import NETWORK_BLOCK_WORDS, NETWORK_UNBLOCK_WORDS
+from ivr.records import choices
+from ivr.standins.terminal_phone import flask_transport
+from ivr.standins.twiml_caller import TwimlCaller
+from models import ChoiceStatus, Conversation, ConversationStep, Person
+from models.time import utcnow
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
+
+ORG = "Kensington and Chelsea Social Council"
+# The keys the line's own menus use, at the greeting and everywhere else.
+LINE_KEYS = {"0", "1", "2", "3", "4", "9", "*", "#"}
+OTHERS = [code for code in LANGUAGES if code != languages.DEFAULT]
+
+
+# ---- The configuration ----------------------------------------------------------------------------------
+
+
+def test_every_language_has_a_prompt_folder_and_the_greetings_offer():
+    for code in LANGUAGES:
+        assert (TEMPLATES_DIR / "prompts" / code / "voice" / "language_offer.txt").is_file(), code
+
+
+def test_language_keys_are_single_keys_of_their_own_that_the_menu_does_not_use():
+    keys = [lang.key for lang in LANGUAGES.values() if lang.key]
+    assert len(keys) == len(set(keys)), "two languages share a key"
+    for key in keys:
+        assert len(key) == 1 and key.isdigit() and key not in LINE_KEYS, key
+
+
+def test_language_keywords_are_nobody_elses():
+    seen: dict[str, str] = {}
+    for code, lang in LANGUAGES.items():
+        for word in (*lang.keywords, lang.name):
+            plain = plain_word(word)
+            assert seen.setdefault(plain, code) == code, f"{word!r} chooses both {seen[plain]} and {code}"
+            assert keyword_of(word) is None, f"{word!r} is already one of the SMS line's keywords"
+            assert word.upper() not in NETWORK_BLOCK_WORDS | NETWORK_UNBLOCK_WORDS, word
+
+
+def test_each_language_says_and_hears_in_a_voice_of_its_own():
+    for lang in LANGUAGES.values():
+        assert lang.say_voice.startswith("Polly.") and lang.say_language and lang.speech_language, lang
+        assert lang.direction in ("ltr", "rtl")
+    assert languages.language("xx") == LANGUAGES[languages.DEFAULT], "a code no longer configured speaks the default"
+
+
+def test_a_keyword_matches_in_any_case_and_with_or_without_accents():
+    words = languages.by_word()
+    assert words[plain_word("Español")] == words[plain_word("espanol")] == words[plain_word(" ESPAÑOL! ")] == "es"
+    assert words[plain_word("عربي")] == "ar"
+
+
+# ---- The line, in another language -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def marked_prompts(app: Flask, tmp_path: Path) -> Path:
+    """The app's prompts from a copy in which each es and ar prompt is its English words marked with its name."""
+    source = TEMPLATES_DIR / "prompts"
+    target = tmp_path / "templates" / "prompts"
+    shutil.copytree(source / "en", target / "en")
+    for code in OTHERS:
+        for english in (source / "en").glob("*/*.txt"):
+            marked = target / code / english.parent.name / english.name
+            marked.parent.mkdir(parents=True, exist_ok=True)
+            marked.write_text(f"[{code}:{english.stem}] {english.read_text()}")
+        shutil.copy(source / code / "voice" / "language_offer.txt", target / code / "voice" / "language_offer.txt")
+    prompts = Prompts(ORG, templates_dir=tmp_path / "templates")
+    app.extensions["prompts"] = prompts
+    app.extensions["line"].prompts = prompts
+    return target
+
+
+def said_in(code: str, words: str) -> list[str]:
+    """The names of the prompts of language `code` in some words, in order."""
+    return re.findall(rf"\[{code}:(\w+)\]", words)
+
+
+class ListeningCaller(TwimlCaller):
+    """A caller that also keeps each answer's TwiML, to hear which voice said it and which language is heard."""
+
+    twiml = ""
+
+    def send_signed(self, url: str, extra: dict[str, str]) -> tuple[int, str]:
+        status, body = super().send_signed(url, extra)
+        self.twiml = body
+        return status, body
+
+    def says(self) -> list[tuple[str, str, str]]:
+        """(voice, language, words) of each <Say> of the last answer."""
+        root = ET.fromstring(self.twiml)
+        return [(say.get("voice", ""), say.get("language", ""), say.text or "") for say in root.iter("Say")]
+
+    def heard_in(self) -> str | None:
+        gather = ET.fromstring(self.twiml).find("Gather")
+        return gather.get("language") if gather is not None else None
+
+
+def call(app: Flask) -> ListeningCaller:
+    return ListeningCaller(
+        flask_transport(app.test_client()),
+        AUTH_TOKEN,
+        "http://localhost",
+        call_sid="CA" + uuid.uuid4().hex,
+        from_number="+447700900555",
+        account_sid=ACCOUNT_SID,
+    )
+
+
+def stored_steps(app: Flask, code: str) -> list[str]:
+    """The prompts of language `code` in every stored step of the latest conversation."""
+    with Session(app.extensions["database"].engine) as session:
+        conversation = session.exec(select(Conversation).order_by(Conversation.id.desc())).first()  # type: ignore[union-attr]
+        assert conversation is not None
+        steps = session.exec(
+            select(ConversationStep).where(ConversationStep.conversation_id == conversation.id).order_by(ConversationStep.turn)
+        ).all()
+        return [name for step in steps for name in said_in(code, step.said)]
+
+
+def conversation_language(app: Flask) -> str:
+    with Session(app.extensions["database"].engine) as session:
+        conversation = session.exec(select(Conversation).order_by(Conversation.id.desc())).first()  # type: ignore[union-attr]
+        assert conversation is not None
+        return conversation.language
+
+
+def current_status(app: Flask, person: Person) -> ChoiceStatus | None:
+    with Session(app.extensions["database"].engine) as session:
+        return choices.current_choice(session, person.nhs_number).status
+
+
+def test_the_greeting_offers_each_other_language_in_its_own_voice(app, marked_prompts):
+    caller = call(app)
+    caller.dial()
+    offers = {voice: words for voice, _, words in caller.says() if voice != LANGUAGES["en"].say_voice}
+    for code in OTHERS:
+        lang = LANGUAGES[code]
+        offer = (marked_prompts / code / "voice" / "language_offer.txt").read_text().strip()
+        assert offers[lang.say_voice] == offer, code
+    assert caller.heard_in() == LANGUAGES["en"].speech_language, "the greeting still hears English"
+
+
+@pytest.mark.parametrize("code", OTHERS)
+def test_a_caller_chooses_a_language_at_the_greeting_and_opts_out_verified_in_it(app, marked_prompts, person, twilio, code):
+    lang = LANGUAGES[code]
+    caller = call(app)
+    caller.dial()
+    caller.press(lang.key)
+    assert said_in(code, caller.last.text) == ["menu"]
+    assert {(voice, spoken) for voice, spoken, _ in caller.says()} == {(lang.say_voice, lang.say_language)}
+    assert caller.heard_in() == lang.speech_language
+    caller.press("*")  # the line's own keys work as they did
+    assert said_in(code, caller.last.text) == ["menu"]
+    caller.press("2")
+    assert said_in(code, caller.last.text) == ["nhs_number_ask"]
+    caller.press(person.nhs_number + "#")
+    assert "nhs_number_read_back" in said_in(code, caller.last.text)
+    caller.press("1")
+    caller.press(person.date_of_birth.strftime("%d%m%Y") + "#")
+    assert "code_ask" in said_in(code, caller.last.text)
+    code_texts = [text.body for text in twilio.texts_to(person.mobile)]
+    assert said_in(code, code_texts[-1]) == ["one_time_code"], "the code's text is in the caller's language"
+    caller.press(latest_code(twilio, person.mobile) + "#")
+    assert "confirm_opt_out" in said_in(code, caller.last.text)
+    caller.press("1")
+    assert "choice_recorded_opted_out" in said_in(code, caller.last.text)
+    assert caller.heard_in() == lang.speech_language and caller.says()[0][0] == lang.say_voice
+
+    assert current_status(app, person) == ChoiceStatus.OPTED_OUT
+    assert conversation_language(app) == code
+    steps = stored_steps(app, code)
+    assert steps.index("menu") < steps.index("nhs_number_ask") < steps.index("choice_recorded_opted_out")
+    confirmation = twilio.texts_to(person.mobile)[-1].body
+    assert said_in(code, confirmation) == ["choice_confirmation_opted_out"]
+
+
+def test_a_caller_may_say_the_languages_name_instead_of_pressing_its_key(app, marked_prompts):
+    caller = call(app)
+    caller.dial()
+    caller.speak("Spanish")
+    assert said_in("es", caller.last.text) == ["menu"]
+    assert caller.heard_in() == LANGUAGES["es"].speech_language
+
+
+def test_the_language_key_is_only_a_choice_of_language_at_the_main_menu(app, marked_prompts):
+    caller = call(app)
+    caller.dial()
+    caller.press("2")  # now at the NHS number entry: a 6 is a digit of it, not Spanish
+    caller.press("6#")
+    assert said_in("es", caller.last.text) == [] and conversation_language(app) == "en"
+
+
+def test_an_english_caller_hears_english_throughout(app, marked_prompts):
+    caller = call(app)
+    caller.dial()
+    caller.press("2")
+    assert {voice for voice, _, _ in caller.says()} == {LANGUAGES["en"].say_voice}
+    assert caller.heard_in() == LANGUAGES["en"].speech_language and conversation_language(app) == "en"
+
+
+@pytest.mark.parametrize(("code", "keyword"), [("es", "ESPAÑOL"), ("es", "espanol"), ("ar", "عربي")])
+def test_a_texter_switches_with_a_keyword_and_opts_out_verified_by_text(
+    app, marked_prompts, person, twilio, make_texter, code, keyword
+):
+    texter = make_texter(from_number=person.mobile)
+    assert said_in(code, " ".join(texter.text(keyword))) == ["help"]
+    assert said_in(code, " ".join(texter.text("OPT OUT"))) == ["nhs_number_ask"]
+    assert said_in(code, " ".join(texter.text(person.nhs_number))) == ["date_of_birth_ask"]
+    # Texting from the mobile on record, the code arrives here too, beside the reply: both in the language.
+    replies = texter.text(person.date_of_birth.strftime("%d/%m/%Y"))
+    assert sorted(said_in(code, " ".join(replies))) == ["code_sent", "one_time_code"]
+    assert said_in(code, " ".join(texter.text(latest_code(twilio, person.mobile)))) == ["confirm_opted_out"]
+    assert said_in(code, " ".join(texter.text("CONFIRM"))) == ["recorded_opted_out"]
+    assert current_status(app, person) == ChoiceStatus.OPTED_OUT
+    assert conversation_language(app) == code
+
+
+def test_a_keyword_mid_check_asks_again_in_the_new_language(app, marked_prompts, make_texter):
+    texter = make_texter()
+    texter.text("CHECK")
+    assert said_in("es", " ".join(texter.text("Español"))) == ["nhs_number_ask"]
+    with Session(app.extensions["database"].engine) as session:  # staff see the keyword, not "(hidden)"
+        heard = session.exec(select(ConversationStep.heard).order_by(ConversationStep.id.desc())).first()  # type: ignore[union-attr]
+    assert heard == "Español"
+
+
+def test_the_language_is_remembered_for_the_number_in_later_conversations(app, marked_prompts, make_texter):
+    texter = make_texter()
+    texter.text("ESPAÑOL")
+    with Session(app.extensions["database"].engine) as session:  # the thread left idle, as if long ago
+        session.exec(update(Conversation).values(updated_at=utcnow() - timedelta(hours=2)))  # type: ignore[call-overload]
+        session.commit()
+    assert said_in("es", " ".join(texter.text("HELP"))) == ["help"]
+    with Session(app.extensions["database"].engine) as session:
+        conversations = session.exec(select(Conversation).order_by(Conversation.id)).all()  # type: ignore[arg-type]
+        assert [c.language for c in conversations] == ["es", "es"]
+    other = make_texter(from_number="+447700900777")
+    assert said_in("es", " ".join(other.text("HELP"))) == [], "another number is not answered in Spanish"
+
+
+def test_english_takes_a_texter_back(app, marked_prompts, make_texter):
+    texter = make_texter()
+    texter.text("SPANISH")
+    replies = texter.text("English")
+    assert said_in("es", " ".join(replies)) == [] and texter.prompts == ["help"]
