@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr import cli, console, health
 from ivr.db import Database
-from ivr.line import sms, voice
+from ivr.line import languages, sms, voice
 from ivr.line.prompts import Prompts
 from ivr.line.runner import Line
 from ivr.line.understanding.model import languages_with_examples, shared_model
@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         line=Line(
             database, identity, outbox, prompts, settings.staff_transfer_number,
             trust_sms_sender=settings.sms_trust_sender_number,
+            languages=languages.live(settings.line_languages),
         ),
         twilio_validator=RequestValidator(settings.webhook_auth_token(Path(app.instance_path))),
     )

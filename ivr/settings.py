@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     proxy_hops: int = Field(default=1, ge=0)
     staff_transfer_number: str | None = None
     org_name: str = DEFAULT_ORG_NAME
+    # The languages the line offers besides English, by their codes in templates/prompts/languages.toml
+    # ("ar,es"). None by default: a language goes live only once a qualified translator has reviewed its words.
+    line_languages: str = ""
     # The organisation's ODS code, by which other systems know whose register `flask register export` writes.
     # Unset by default: no code belongs to the default organisation, and a register under another's code would
     # be merged as theirs, so the export refuses until it is set.

@@ -160,6 +160,8 @@ def app_config(database_url: str, twilio: LocalTwilio, **overrides: object) -> d
         "twilio_timeout_seconds": 2.0,
         "public_base_url": None,
         "staff_transfer_number": None,
+        # Every language the line has, as an organisation turns them on once their wording is reviewed.
+        "line_languages": "ar,es",
         **overrides,
     }
 

@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from app import create_app
 from ivr.line import languages
 from ivr.line.dialogue.sms import keyword_of
 from ivr.line.languages import LANGUAGES, plain_word
@@ -29,7 +30,7 @@ from ivr.standins.terminal_phone import flask_transport
 from ivr.standins.twiml_caller import TwimlCaller
 from models import ChoiceStatus, Conversation, ConversationStep, Person
 from models.time import utcnow
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, latest_code
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, SmsTexter, app_config, latest_code
 
 ORG = "Kensington and Chelsea Social Council"
 # The keys the line's own menus use, at the greeting and everywhere else.
@@ -269,3 +270,48 @@ def test_english_takes_a_texter_back(app, marked_prompts, make_texter):
     texter.text("SPANISH")
     replies = texter.text("English")
     assert said_in("es", " ".join(replies)) == [] and texter.prompts == ["help"]
+
+
+@pytest.mark.parametrize(
+    ("code", "keyword", "words"),
+    [("es", "ESPAÑOL", "quiero darme de baja por favor"), ("ar", "عربي", "أريد الانسحاب من فضلك")],
+)
+def test_a_texter_is_understood_in_their_own_words_in_the_language(app, marked_prompts, make_texter, code, keyword, words):
+    """The language's own intent model (examples.<code>.tsv) reads what is texted in it: an opt-out in words
+    asks for the NHS number, as OPT OUT does; the step stores what was understood."""
+    texter = make_texter()
+    texter.text(keyword)
+    assert said_in(code, " ".join(texter.text(words))) == ["nhs_number_ask"]
+    with Session(app.extensions["database"].engine) as session:
+        step = session.exec(select(ConversationStep).order_by(ConversationStep.id.desc())).first()  # type: ignore[union-attr]
+    assert step is not None and step.intent == "opt_out" and step.understood == "taken"
+
+
+@pytest.mark.parametrize(
+    ("code", "keyword", "words"), [("es", "ESPAÑOL", "no quiero darme de baja"), ("ar", "عربي", "لا أريد الانسحاب")]
+)
+def test_a_negated_choice_in_the_language_is_never_acted_on(app, marked_prompts, make_texter, code, keyword, words):
+    texter = make_texter()
+    texter.text(keyword)
+    assert "nhs_number_ask" not in said_in(code, " ".join(texter.text(words)))
+
+
+def test_out_of_the_box_the_line_offers_english_alone(database_url, twilio):
+    """A language goes live only when LINE_LANGUAGES names it (once a translator has reviewed its words): until
+    then the greeting offers none and its keyword changes nothing."""
+    app = create_app(app_config(database_url, twilio, line_languages=""))
+    app.config["TESTING"] = True
+    twilio.before_reading = app.extensions["outbox"].send_due
+    try:
+        texter = SmsTexter(app, twilio, "+447700900555", LINE_NUMBER)
+        replies = " ".join(texter.text("ESPAÑOL"))
+        assert "[es:" not in replies and "español" not in replies.lower()
+        line = app.extensions["line"]
+        assert line.offered_languages == () and line.language_keys == {}
+    finally:
+        app.extensions["database"].engine.dispose()
+
+
+def test_a_language_the_configuration_does_not_have_stops_the_line_at_start_up(database_url, twilio):
+    with pytest.raises(ValueError, match="fr"):
+        create_app(app_config(database_url, twilio, line_languages="es,fr"))

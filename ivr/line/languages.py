@@ -7,11 +7,12 @@ Twilio voice and speech language), a folder of prompts beside it and a file of i
 from __future__ import annotations
 
 import tomllib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+
+from ivr.line.dialogue.meaning import plain_word
 
 LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
 DEFAULT = "en"  # every conversation starts in it; the one every other language's prompts are checked against
@@ -64,14 +65,6 @@ def language(code: str) -> Language:
     return LANGUAGES.get(code) or LANGUAGES[DEFAULT]
 
 
-def plain_word(text: str) -> str:
-    """Words as a language keyword is matched: any case, accents optional ("Español" is "espanol"), and the
-    spaces and punctuation around them gone. Arabic letters stay as they are; its short vowel marks go."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in kept).split())
-
-
 def by_key(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
     """The code each language's key chooses."""
     return MappingProxyType({lang.key: code for code, lang in languages.items() if lang.key})
@@ -86,3 +79,13 @@ def by_word(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
 def offered(languages: Mapping[str, Language] = LANGUAGES) -> tuple[str, ...]:
     """The languages the greeting offers, each in its own words: every one with a key but the default."""
     return tuple(code for code, lang in languages.items() if lang.key and code != DEFAULT)
+
+
+def live(codes: str, languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, Language]:
+    """The default language and those of LINE_LANGUAGES ("ar,es"), as the line offers them; a code that is not
+    configured fails here, at start-up, by name."""
+    wanted = [code.strip() for code in codes.split(",") if code.strip()]
+    unknown = [code for code in wanted if code not in languages]
+    if unknown:
+        raise ValueError(f"LINE_LANGUAGES names {', '.join(unknown)}, which templates/prompts/languages.toml does not")
+    return MappingProxyType({code: lang for code, lang in languages.items() if code == DEFAULT or code in wanted})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,9 +26,10 @@ from ivr.db import Database
 from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
-from ivr.line.languages import DEFAULT, LANGUAGES, by_key, by_word, offered
+from ivr.line.languages import DEFAULT, LANGUAGES, Language, by_key, by_word, offered
 from ivr.line.prompts import Prompts
 from ivr.line.understanding.model import understand as understand_words
+from ivr.line.understanding.model import understander
 from ivr.records.follow_ups import note_texting_again, raise_follow_up
 from ivr.records.identity import Identity
 from ivr.records.identity_format import mask_free_text
@@ -125,10 +126,6 @@ _LATEST_THREAD = (
     .limit(1)
     .with_for_update()
 )
-# The languages a person may switch to, from templates/prompts/languages.toml, as the dialogue takes them.
-_LANGUAGE_KEYS = by_key(LANGUAGES)
-_LANGUAGE_WORDS = by_word(LANGUAGES)
-_OFFERED_LANGUAGES = offered(LANGUAGES)
 
 # A webhook parameter only the console's "Try the line" adds (signed like every other), marking its
 # conversations as trials: Twilio never sends it, and nobody can add it without the webhook token.
@@ -153,6 +150,7 @@ class Line:
         today: Callable[[], date] = uk_today,
         trust_sms_sender: bool = False,
         understand: Callable[[str], t.Heard] | None = understand_words,
+        languages: Mapping[str, Language] | None = None,
     ) -> None:
         self.database = database
         self.identity = identity
@@ -163,6 +161,9 @@ class Line:
         # SMS_TRUST_SENDER_NUMBER: a text from the mobile on record proves who it is from, with no code.
         self.trust_sms_sender = trust_sms_sender
         self.understand = understand  # the intent model, for words that are neither keys nor keywords
+        # The languages a person may switch to (LINE_LANGUAGES; English alone by default), as the dialogue takes them.
+        live = languages if languages is not None else {DEFAULT: LANGUAGES[DEFAULT]}
+        self.language_keys, self.language_words, self.offered_languages = by_key(live), by_word(live), offered(live)
 
     def handle(self, inbound: Inbound, flow: Flow, render: Callable[[Reply], str] = lambda reply: "") -> Handled:
         """Run one turn of either channel; a retried webhook for a turn already taken gets the answer it got
@@ -351,12 +352,12 @@ class _TurnRun:
         context = t.Context(
             today=self.line.today(),
             transfer_available=bool(self.line.transfer_number),
-            # The intent model knows English; a conversation in another language is understood by its keys
-            # and exact keywords only, until that language has examples of its own.
-            understand=self.line.understand if state.language == DEFAULT else None,
-            language_keys=_LANGUAGE_KEYS,
-            language_words=_LANGUAGE_WORDS,
-            offered_languages=_OFFERED_LANGUAGES,
+            # Each language's own intent model (ivr/line/understanding/examples.<code>.tsv); a language with no
+            # examples is understood by its keys and exact keywords only.
+            understand=self.line.understand if state.language == DEFAULT else understander(state.language),
+            language_keys=self.line.language_keys,
+            language_words=self.line.language_words,
+            offered_languages=self.line.offered_languages,
         )
         state_before = state
         turn = self.flow.respond(state, event, context)

@@ -65,6 +65,14 @@ _ARABIC_LETTERS = str.maketrans(
 _KEPT_LETTERS = {"ar": "\u0621-\u064a"}
 
 
+def plain_word(text: str) -> str:
+    """Words as a language keyword is matched: any case, accents optional ("Español" is "espanol"), and the
+    spaces and punctuation around them gone. Arabic letters stay as they are; its short vowel marks go."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in kept).split())
+
+
 def fold(text: str, language: str = ENGLISH) -> str:
     """Letters made one form, punctuation left alone: lower case, and for Arabic the marks dropped and
     letter forms unified, for any other language accents folded ("está" is "esta", "ñ" is "n"). The words

@@ -32,7 +32,6 @@ from ivr.line.dialogue.turns import (
     Turn,
     Understood,
 )
-from ivr.line.languages import plain_word
 from ivr.records.identity_format import normalise_nhs_number, parse_written_date_of_birth
 
 # Nodes (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's)
@@ -69,8 +68,11 @@ class TextState(ConversationState):
     callback_requested: bool = False  # staff have been asked to call this number back, once a conversation
 
 
-def _words(body: str) -> str:
-    """A message in lower case, punctuation gone, one space between words."""
+def _words(body: str, language: str = meaning.ENGLISH) -> str:
+    """A message in lower case, punctuation gone, one space between words (in English as ever; in another
+    language as its judge reads it, letters folded: "Sí" is "si")."""
+    if language != meaning.ENGLISH:
+        return meaning.normalise(body, language).replace("?", " ").strip()
     plain = body.lower().replace("-", " ").replace("\u2019", "'").replace("\u2018", "'")  # phones curl apostrophes
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split())
 
@@ -125,22 +127,23 @@ _KEYWORD = Understood("keyword", None, True)
 def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
     guess = state.guess
     state = replace(state, guess=None)
-    chosen = context.language_words.get(plain_word(body))
+    chosen = context.language_words.get(meaning.plain_word(body))
     if chosen is not None:
         return replace(_switch_language(replace(state, language=chosen), context), understood=_KEYWORD)
     word = keyword_of(body)
     if word is not None:
         return replace(_on_intent(state, word, body, context), understood=_KEYWORD)
-    plain = _words(body)
-    if state.node == CONFIRM and plain in meaning.PLAIN_NO | meaning.PLAIN_YES:
-        answer = meaning.DENY if plain in meaning.PLAIN_NO else meaning.CONFIRM
+    plain = _words(body, state.language)
+    plain_yes, plain_no = meaning.plain_yes(state.language), meaning.plain_no(state.language)
+    if state.node == CONFIRM and plain in plain_no | plain_yes:
+        answer = meaning.DENY if plain in plain_no else meaning.CONFIRM
         return replace(_on_intent(state, answer, body, context), understood=_KEYWORD)
     if state.node in (NHS_NUMBER, DATE_OF_BIRTH, CODE) and _has_digits(body):
         return _on_identifier(state, body, context)  # an identifier is read as one, never guessed at
-    if guess is not None and plain in meaning.PLAIN_YES:
+    if guess is not None and plain in plain_yes:
         return replace(_on_intent(state, guess, body, context), understood=_KEYWORD)
     heard = context.understand(body) if context.understand is not None and plain else None
-    judged = meaning.judge(body, heard, _TAKES_AT_CONFIRM if state.node == CONFIRM else _TAKES)
+    judged = meaning.judge(body, heard, _TAKES_AT_CONFIRM if state.node == CONFIRM else _TAKES, language=state.language)
     understood = Understood(
         heard.intent if heard is not None else meaning.UNKNOWN,
         heard.confidence if heard is not None else None,
@@ -204,14 +207,15 @@ def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> T
     pending = state.intent  # opt_out or opt_in, read back and waiting for CONFIRM
     if intent == meaning.DENY:
         return _reply(_fresh(state), Prompt("confirm_cancelled"))
-    says = meaning.directions(body)
+    says = meaning.directions(body, state.language)
     other_way = bool(says) and says != {pending}
-    clear = keyword_of(body) == CONFIRM_WORD or _words(body) in meaning.PLAIN_YES or meaning.starts_with_yes(body)
+    yes_first = meaning.starts_with_yes(body, state.language)
+    clear = keyword_of(body) == CONFIRM_WORD or _words(body, state.language) in meaning.plain_yes(state.language) or yes_first
     if intent == CONFIRM_WORD and clear and not other_way:
         recording = rules.record_choice(state, OPTED_OUT if pending == OPT_OUT else ALLOWED)
         if recording is not None:
             return recording
-    if intent == pending and meaning.starts_with_yes(body) and not other_way:
+    if intent == pending and yes_first and not other_way:
         # "Yes, opt me out" to the read-back of an opt-out: a plain yes, in its own words.
         return _at_confirm(state, CONFIRM_WORD, body, context)
     if intent in (CHECK, OPT_OUT, OPT_IN) and intent != pending:

@@ -309,7 +309,7 @@ class Context:
     # exact keywords only.
     understand: Callable[[str], Heard] | None = None
     # The languages a person may switch to (templates/prompts/languages.toml): the code each key chooses, the
-    # code each keyword chooses (as languages.plain_word writes it), and those the greeting offers. Empty: the
+    # code each keyword chooses (as meaning.plain_word writes it), and those the greeting offers. Empty: the
     # line speaks only the language a conversation starts in.
     language_keys: Mapping[str, str] = field(default_factory=dict)
     language_words: Mapping[str, str] = field(default_factory=dict)

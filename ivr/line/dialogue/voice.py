@@ -38,7 +38,6 @@ from ivr.line.dialogue.turns import (
     Turn,
     Understood,
 )
-from ivr.line.languages import plain_word
 from ivr.records.identity_format import (
     is_valid_nhs_number,
     mask_nhs_number,
@@ -204,7 +203,7 @@ def _language_chosen(state: State, event: Event, context: Context) -> str | None
     if isinstance(event, Keys):
         return context.language_keys.get(event.digits[:1])
     if isinstance(event, Speech):
-        return context.language_words.get(plain_word(event.text))
+        return context.language_words.get(meaning.plain_word(event.text))
     return None
 
 
@@ -230,7 +229,7 @@ def _on_speech(state: State, event: Speech, step: Step, context: Context, guess:
         return _understood(step.accept(state, Keys(_KEY_WORDS[said]), context), Understood("keyword", None, True))
     else:
         heard = context.understand(event.text) if context.understand is not None and said else None
-        judged = meaning.judge(event.text, heard, takes, event.confidence)
+        judged = meaning.judge(event.text, heard, takes, event.confidence, language=state.language)
         keyword = False
     turn = _act_on(state, step, judged, event.text, context, guess)
     heard_as = judged.heard.intent if judged.heard is not None else meaning.UNKNOWN
@@ -276,20 +275,20 @@ def _clear_yes(state: State, text: str) -> bool:
     """A yes to the read-back that may record the choice: a keyword ("yes", "that's right"), or words that
     open with one; and never naming the other way ("yes, opt me in" to an opt-out)."""
     keyword = _KEYWORDS.get(_plain(text)) == meaning.CONFIRM
-    return (keyword or meaning.starts_with_yes(text)) and not _other_way(state.chosen, text)
+    return (keyword or meaning.starts_with_yes(text, state.language)) and not _other_way(state, text)
 
 
-def _other_way(chosen: str | None, text: str) -> bool:
+def _other_way(state: State, text: str) -> bool:
     """Whether words say the other way from the choice read back ("yes opt me in" to an opt-out)."""
-    said = meaning.directions(text)
-    return bool(said) and said != {meaning.OPT_OUT if chosen == OPTED_OUT else meaning.OPT_IN}
+    said = meaning.directions(text, state.language)
+    return bool(said) and said != {meaning.OPT_OUT if state.chosen == OPTED_OUT else meaning.OPT_IN}
 
 
 def _choice_at_confirmation(state: State, intent: str, text: str, context: Context) -> Turn[State]:
     """"Opt me out" at the read-back of an opt-out is a yes only with a yes in it; the other way is read back."""
     if _DIRECTION[intent] != state.chosen:
         return _to_choice(replace(state, wants=_DIRECTION[intent]), context)
-    if meaning.starts_with_yes(text) and not _other_way(state.chosen, text):
+    if meaning.starts_with_yes(text, state.language) and not _other_way(state, text):
         return STEPS[CONFIRM_CHOICE].accept(state, Keys("1"), context)
     return _ask(state, context)
 
