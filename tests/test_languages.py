@@ -26,6 +26,7 @@ from ivr.line.languages import LANGUAGES, plain_word
 from ivr.line.prompts import TEMPLATES_DIR, Prompts
 from ivr.line.sms import NETWORK_BLOCK_WORDS, NETWORK_UNBLOCK_WORDS
 from ivr.records import choices
+from ivr.records.identity_format import mask_free_text
 from ivr.standins.terminal_phone import flask_transport
 from ivr.standins.twiml_caller import TwimlCaller
 from models import ChoiceStatus, Conversation, ConversationStep, Person
@@ -315,3 +316,26 @@ def test_out_of_the_box_the_line_offers_english_alone(database_url, twilio):
 def test_a_language_the_configuration_does_not_have_stops_the_line_at_start_up(database_url, twilio):
     with pytest.raises(ValueError, match="fr"):
         create_app(app_config(database_url, twilio, line_languages="es,fr"))
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "nueve nueve nueve cero cero cero cero uno cero siete",
+        "mi número es nueve, nueve, nueve, cero",
+        "تسعة تسعة تسعة صفر صفر صفر صفر واحد صفر سبعة",
+        "تسعة وتسعة وتسعة وصفر",
+        "٩٩٩ ٠٠٠ ٠١٠٧",
+    ],
+)
+def test_a_number_said_in_another_language_is_masked_where_it_is_stored(said):
+    """What speech recognition writes of a number said in Spanish or Arabic is an identifier like any other."""
+    masked = mask_free_text(said)
+    assert masked.count("*") >= 4
+    assert not any(ch.isdigit() for ch in masked)
+    assert not any(word in masked for word in ("nueve", "cero", "تسعة", "صفر"))
+
+
+def test_everyday_words_in_another_language_are_kept():
+    for said in ("quiero darme de baja", "لا أريد الانسحاب", "una vez más, dos veces"):
+        assert mask_free_text(said) == said

@@ -44,15 +44,23 @@ _NUMBER_WORDS = re.compile(
     r"\b(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|"
     r"first|second|third|(?:four|fif|six|seven|eigh|nin|ten|eleven|twelf|thirteen|fourteen|fifteen|sixteen|"
-    r"seventeen|eighteen|nineteen)th|(?:twentie|thirtie)th)\b",
+    r"seventeen|eighteen|nineteen)th|(?:twentie|thirtie)th|"
+    # Spanish, as speech recognition writes a number said in it: "nueve nueve nueve, cero cero cero ..."
+    r"cero|uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|"
+    r"dieci\w+|veinte|veinti\w+|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|cien|ciento|mil|"
+    r"primero|segundo|tercero|"
+    # Arabic, in its usual spellings, with "and" (و) joined on: "تسعة وتسعة وتسعة ..."
+    r"و?(?:صفر|واحد|واحدة|اثنان|اثنين|اتنين|ثلاثة|ثلاث|تلاتة|أربعة|اربعة|أربع|اربع|خمسة|خمس|ستة|ست|سبعة|سبع|"
+    r"ثمانية|ثماني|تمانية|تسعة|تسع|عشرة|عشر|مائة|مية|ألف|الف))\b",
     re.IGNORECASE,
 )
 
 
 def mask_free_text(text: str, min_digits: int = 4) -> str:
     """Free text (a speech transcript, a text message) as it may be stored: when it holds `min_digits`
-    or more digits in all, written or spoken ("943, 476 5919", "nine four three ..."), every one of
-    them is hidden, however they are separated; a few digits ("press 2") are kept."""
+    or more digits in all, written or spoken ("943, 476 5919", "nine four three ...", in English, Spanish or
+    Arabic words, or in any script's digits), every one of them is hidden, however they are separated; a few
+    digits ("press 2") are kept."""
     words = _NUMBER_WORDS.findall(text)
     if sum(ch.isdigit() for ch in text) + len(words) < min_digits:
         return text
