@@ -109,6 +109,7 @@ class IntentModel:
         from threadpoolctl import threadpool_limits
 
         self.language = language
+        load_words(language)  # its guesses are judged in the language's own words: a model brings them
         rows = list(examples)
         if len({row.intent for row in rows}) < 2:
             raise ExampleFileError("the examples need at least two intents to learn from")
