@@ -71,11 +71,13 @@ class Unreadable(AssertionError):
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(PROMPTS_DIR),
         autoescape=False,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["date"] = lambda value: value  # a date's words are its value, read back as said
+    return env
 
 
 def template_names(folder: str, language: str = LANGUAGE) -> list[str]:

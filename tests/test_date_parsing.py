@@ -169,3 +169,26 @@ def test_arbitrary_text_never_raises_and_gives_a_date_in_range_or_none(text):
 def test_date_like_text_never_raises(text):
     found = parse_written_date_of_birth(text, TODAY)
     assert found is None or EARLIEST <= found <= TODAY
+
+
+@pytest.mark.parametrize(
+    ("written", "locale"),
+    [
+        ("1 de marzo de 1984", "es_ES"),
+        ("1 marzo 1984", "es_ES"),
+        ("1 mar. 1984", "es_ES"),
+        ("01 MARZO 1984", "es_ES"),
+        ("1 مارس 1984", "ar_EG"),
+        ("١ مارس ١٩٨٤", "ar_EG"),
+        ("١/٣/١٩٨٤", "ar_EG"),
+        ("1 March 1984", "es_ES"),  # English's month names are read in any language
+        ("1 March 1984", "ar_EG"),
+    ],
+)
+def test_a_month_named_in_the_conversations_language_is_read(written, locale):
+    assert parse_written_date_of_birth(written, TODAY, locale) == date(1984, 3, 1)
+
+
+def test_a_month_of_another_language_is_not_guessed_at():
+    assert parse_written_date_of_birth("1 marzo 1984", TODAY) is None  # English: "marzo" is no month
+    assert parse_written_date_of_birth("1 مارس 1984", TODAY, "es_ES") is None

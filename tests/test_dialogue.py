@@ -329,7 +329,7 @@ def test_an_accepted_code_verifies_and_goes_where_the_intent_leads(intent, node,
     assert turn.state.node == node
     assert turn.state.current == d.OPTED_OUT
     assert names(turn) == said
-    assert turn.say[0].values == {"since": "4 July 2025"}
+    assert turn.say[0].values == {"since": "2025-07-04"}
     assert turn.outcome == outcome
     assert turn.effect is None
 
@@ -373,7 +373,7 @@ def test_someone_with_no_choice_is_offered_only_the_opt_out_and_no_keep_step():
 
 def test_someone_opted_out_is_offered_allow():
     turn = verified_by_code(d.OPTED_OUT, "2025-01-02")
-    assert turn.say[0] == d.Prompt("current_opted_out", {"since": "2 January 2025"})
+    assert turn.say[0] == d.Prompt("current_opted_out", {"since": "2025-01-02"})
     assert names(turn)[-1] == "confirm_allow" and turn.state.chosen == d.ALLOWED
 
 
@@ -475,7 +475,7 @@ def test_after_recording_three_checks_the_new_choice_without_verifying_again():
     state = verified(d.AFTER_CHOICE, current=d.OPTED_OUT, since="2026-03-03")
     turn = d.respond(state, Keys("3"), NO_TRANSFER)
     assert turn.state.node == d.CHECKED
-    assert turn.say == (d.Prompt("current_opted_out", {"since": "3 March 2026"}), d.Prompt("after_check_options"))
+    assert turn.say == (d.Prompt("current_opted_out", {"since": "2026-03-03"}), d.Prompt("after_check_options"))
     assert turn.outcome == "checked"
     assert turn.effect is None
 

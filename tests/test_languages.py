@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from babel.dates import get_month_names
 from flask import Flask
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -241,6 +242,28 @@ def test_a_texter_switches_with_a_keyword_and_opts_out_verified_by_text(
     assert said_in(code, " ".join(texter.text("CONFIRM"))) == ["recorded_opted_out"]
     assert current_status(app, person) == ChoiceStatus.OPTED_OUT
     assert conversation_language(app) == code
+
+
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.mark.parametrize(("code", "keyword"), [("ar", "عربي"), ("es", "ESPAÑOL")])
+def test_a_texter_writes_numbers_and_the_month_as_their_keyboard_and_language_do(
+    app, marked_prompts, person, twilio, make_texter, code, keyword
+):
+    """An Arabic keyboard types ١٢٣: the NHS number, the date of birth and the code are read in those digits
+    too, and a date's month may be written in the language's own word ("مارس", "marzo")."""
+    digits = ARABIC_INDIC if code == "ar" else str.maketrans("", "")
+    texter = make_texter(from_number=person.mobile)
+    texter.text(keyword)
+    texter.text("OPT OUT")
+    assert said_in(code, " ".join(texter.text(person.nhs_number.translate(digits)))) == ["date_of_birth_ask"]
+    born = person.date_of_birth
+    month = get_month_names("wide", locale=LANGUAGES[code].locale)[born.month]
+    worded = f"{born.day} {month} {born.year}" if code == "ar" else f"{born.day} de {month} de {born.year}"
+    replies = texter.text(worded.translate(digits))
+    assert "code_sent" in said_in(code, " ".join(replies))
+    assert said_in(code, " ".join(texter.text(latest_code(twilio, person.mobile).translate(digits)))) == ["confirm_opted_out"]
 
 
 def test_a_keyword_mid_check_asks_again_in_the_new_language(app, marked_prompts, make_texter):

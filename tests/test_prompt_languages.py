@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from babel.dates import get_month_names
 from jinja2 import Environment, StrictUndefined, meta, nodes
 
 from ivr.line.dialogue.turns import Prompt
-from ivr.line.prompts import TEMPLATES_DIR, Prompts
+from ivr.line.languages import language as language_of
+from ivr.line.prompts import TEMPLATES_DIR, Prompts, kept_for
 from ivr.records.gsm import GSM7, for_sending, is_gsm7
 from ivr.settings import DEFAULT_ORG_NAME
 
@@ -30,8 +32,8 @@ LONG_ORG_NAME = "The Royal Borough of Kensington and Chelsea Social Council for 
 VALUES: dict[str, list[str | None]] = {
     "line_number": ["020 7946 0000", "+1 415-555-0123", ""],
     "mobile_ending": ["123"],
-    "since": ["30 September 2025", None],
-    "on": ["30 September 2025"],
+    "since": ["2025-09-30", None],  # said "30 September 2025", "30 de septiembre de 2025"
+    "on": ["2025-09-30"],
     "code": ["123456"],
     "caller_ending": ["0 0 1"],
     "number_ending": ["0 0 1"],
@@ -51,6 +53,7 @@ CARRIER_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REV
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _NUMBER = re.compile(r"\d+")
 _ENV = Environment(undefined=StrictUndefined, autoescape=False)
+_ENV.filters["date"] = str  # the line's own filter (ivr/line/prompts.py); only parsed here
 
 
 def translations() -> list[str]:
@@ -125,6 +128,20 @@ def test_every_language_has_every_english_prompt_and_no_others(language):
     have = prompt_files(language)
     assert sorted(expected - have) == [], f"{language}/ lacks prompts English has"
     assert sorted(have - expected) == [], f"{language}/ has prompts the line never asks for"
+
+
+@pytest.mark.parametrize("language", translations())
+def test_dates_and_how_long_notes_are_kept_are_said_in_the_language_itself(language):
+    locale = language_of(language).locale
+    prompts = Prompts(DEFAULT_ORG_NAME, retention_days=400)
+    for channel in ("voice", "sms"):
+        current = prompts.render(channel, Prompt("current_opted_out", {"since": "2025-09-30"}), language=language)
+        assert get_month_names("wide", locale=locale)[9] in current, f"{language}/{channel}: {current!r}"
+        assert "September" not in current
+    confirmation = prompts.render("text", Prompt("choice_confirmation_opted_out", {"on": "2025-09-30"}), language=language)
+    assert get_month_names("wide", locale=locale)[9] in confirmation
+    greeting = prompts.render("voice", Prompt("greeting"), language=language)
+    assert kept_for(400, locale) in greeting and "13 months" not in greeting
 
 
 @pytest.mark.parametrize("language", translations())

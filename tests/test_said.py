@@ -16,14 +16,16 @@ SAMPLE = {
     "caller_ending": "0555",
     "number_ending": "456",
     "nhs_number": "9 4 3, 4 7 6, 5 9 1 9",
-    "since": "3 March 2025",
-    "on": "3 March 2025",
+    "since": "2025-03-03",
+    "on": "2025-03-03",
     "line_number": "020 7946 0000",
     "code": "123456",
     "key": "2",
     "kept_for": "13 months",
     "phone_number": "0 7 7 0 0, 9 0 0 1 2 3",
 }
+# A date is given as the dialogue gives it (ISO) and said as English says it.
+SAID_AS = {"since": "3 March 2025", "on": "3 March 2025"}
 PROMPTS = Prompts(DEFAULT_ORG_NAME)
 
 
@@ -38,7 +40,7 @@ def renderings(folder: str, name: str) -> list[tuple[str, dict[str, str]]]:
             values = {key: SAMPLE[key] for key in used - {"org_name"} - set(left_out)}
             values.update({key: "" for key in left_out if key != "since"})
             words = PROMPTS.render(folder, Prompt(name, values))
-            shown = {key: value for key, value in values.items() if value}
+            shown = {key: SAID_AS.get(key, value) for key, value in values.items() if value}
             if "org_name" in used:
                 shown["org_name"] = DEFAULT_ORG_NAME
             found.append((words, shown))

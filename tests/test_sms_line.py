@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from app import create_app
-from ivr.line.dialogue.rules import spoken_date
+from ivr.line.prompts import spoken_date
 from ivr.line.runner import TRIAL_PARAMETER
 from ivr.records.gsm import segments
 from models import (

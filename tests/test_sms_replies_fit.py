@@ -46,8 +46,8 @@ OTHER_LANGUAGES = [language for language in LANGUAGES if language != ENGLISH]
 VALUES = {
     "line_number": ["020 7946 0000", "+1 415-555-0123", ""],
     "mobile_ending": ["123"],
-    "since": ["30 September 2025", None],
-    "on": ["30 September 2025"],
+    "since": ["2025-09-30", None],  # said "30 September 2025", "30 de septiembre de 2025"
+    "on": ["2025-09-30"],
     "code": ["123456"],
 }
 

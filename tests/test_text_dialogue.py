@@ -242,7 +242,7 @@ def test_a_match_texted_from_the_mobile_on_record_needs_no_code():
     turn = td.respond(state, IdentityMatched(7, "123", True, "opted_out", "2025-11-23"), CONTEXT)
     assert turn.effect is None
     assert said(turn) == ["current_opted_out"]
-    assert turn.say[0].values == {"since": "23 November 2025"}
+    assert turn.say[0].values == {"since": "2025-11-23"}
     assert turn.state.verified and turn.state.person_id == 7 and turn.state.nhs_number is None
     assert turn.outcome == "checked"
 
@@ -388,7 +388,7 @@ def test_opting_out_when_already_opted_out_says_so_without_confirming():
 def test_check_when_verified_gives_the_current_choice_in_plain_words():
     assert said(text(VERIFIED, "check")) == ["current_none"]
     allowed = text(replace(VERIFIED, current="allowed", current_since="2024-05-03"), "status")
-    assert said(allowed) == ["current_allowed"] and allowed.say[0].values == {"since": "3 May 2024"}
+    assert said(allowed) == ["current_allowed"] and allowed.say[0].values == {"since": "2024-05-03"}
 
 
 def test_confirm_with_nothing_to_confirm():

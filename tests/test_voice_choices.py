@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from ivr.line.dialogue.rules import spoken_date
+from ivr.line.prompts import spoken_date
 from ivr.records.phone_numbers import format_for_people
 from models import ChoiceEvent, ChoiceStatus, Conversation, CurrentChoice, OutboundMessage, Person
 from tests.builders import create_choice

@@ -10,7 +10,6 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from ivr.line.dialogue import rules
 from ivr.line.dialogue import turns as t
 from ivr.line.flows import Flow, Inbound
 from ivr.line.prompts import Prompts
@@ -161,8 +160,7 @@ class Effects:
         # A texter from the mobile on record has the reply already: the confirmation would say it twice.
         replied_to_mobile = self.flow.replies_by_text and person.mobile == self.inbound.caller
         if recorded.changed and recorded.event is not None and person.mobile and not replied_to_mobile:
-            on = rules.spoken_date(uk_date(recorded.since))
-            prompt = t.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": on})
+            prompt = t.Prompt(f"choice_confirmation_{recorded.status.value}", {"on": uk_date(recorded.since).isoformat()})
             line_number = format_for_people(self.inbound.line_id) if parse_caller_id(self.inbound.line_id) else ""
             body = self.services.prompts.render("text", prompt, line_number=line_number, language=state.language)
             self.queue_text(f"choice:{recorded.event.id}", "choice_confirmation", person.mobile, body, body)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+import babel
+
 from ivr.line.dialogue.meaning import plain_word
 
 LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
@@ -30,6 +32,7 @@ class Language:
     say_language: str  # Twilio's <Say language>
     speech_language: str  # Twilio's <Gather language>
     direction: str  # "ltr" or "rtl"
+    locale: str  # CLDR's ("es_ES"): how its dates, durations and month names are written
 
 
 def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
@@ -48,9 +51,14 @@ def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
                 say_language=str(table["say_language"]),
                 speech_language=str(table["speech_language"]),
                 direction=str(table["direction"]),
+                locale=str(table["locale"]),
             )
         except KeyError as missing:
             raise ValueError(f"{path.name}: the language {code!r} has no {missing.args[0]}") from None
+        try:
+            babel.Locale.parse(languages[code].locale)
+        except (ValueError, babel.UnknownLocaleError):
+            raise ValueError(f"{path.name}: the language {code!r} has a locale CLDR does not know") from None
     if DEFAULT not in languages:
         raise ValueError(f"{path.name}: the line's own language {DEFAULT!r} is missing")
     return MappingProxyType(languages)

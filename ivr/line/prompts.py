@@ -3,26 +3,43 @@
 import functools
 import logging
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 import jinja2
+from babel.dates import format_date
+from babel.units import format_unit
 
 from ivr.line.dialogue.turns import Prompt
 from ivr.line.languages import DEFAULT
+from ivr.line.languages import language as language_of_code
 
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
-def kept_for(days: int) -> str:
-    """How long the line keeps notes of a conversation, as people say it: "13 months", "2 years", "30 days"."""
+def kept_for(days: int, locale: str = "en_GB") -> str:
+    """How long the line keeps notes of a conversation, as people say it in a locale: "13 months", "2 years",
+    "30 days"; "13 meses"; "13 شهرًا" (CLDR's plural rules, by Babel)."""
     if days >= 365 and days % 365 == 0:
-        years = days // 365
-        return f"{years} year{'s' if years != 1 else ''}"
-    if days >= 60:
-        return f"{round(days / 30.44)} months"
-    return f"{days} day{'s' if days != 1 else ''}"
+        amount, unit = days // 365, "duration-year"
+    elif days >= 60:
+        amount, unit = round(days / 30.44), "duration-month"
+    else:
+        amount, unit = days, "duration-day"
+    return format_unit(amount, unit, length="long", locale=locale)
+
+
+def spoken_date(day: date, locale: str = "en_GB") -> str:
+    """A date as people say it in a locale: "3 March 2026", "3 de marzo de 2026", "3 مارس 2026"."""
+    return format_date(day, "long", locale=locale)
+
+
+@jinja2.pass_context
+def _date_filter(context: jinja2.runtime.Context, iso: str) -> str:
+    """`{{ since|date }}`: a prompt's ISO date said in the language the prompt is rendered in."""
+    return spoken_date(date.fromisoformat(iso[:10]), context["locale"])
 
 
 class Prompts:
@@ -43,7 +60,8 @@ class Prompts:
             auto_reload=False,
         )
         self.env.globals["org_name"] = org_name
-        self.env.globals["kept_for"] = kept_for(retention_days)  # RETENTION_DAYS, as the greeting says it
+        self.env.filters["date"] = _date_filter
+        self.retention_days = retention_days  # RETENTION_DAYS, as the greeting says it: `kept_for`
 
     def render(
         self, channel: str, prompt: Prompt, masked: bool = False, line_number: str = "", language: str | None = None
@@ -64,7 +82,13 @@ class Prompts:
 
     def _render(self, channel: str, name: str, values: Mapping[str, str], line_number: str, language: str) -> str:
         template = self.env.get_template(self._template_name(channel, name, language))
-        return " ".join(template.render({"since": None, "line_number": line_number, **values}).split())
+        locale = language_of_code(language).locale
+        said = {"since": None, "line_number": line_number, "locale": locale, "kept_for": self._kept_for(locale)}
+        return " ".join(template.render({**said, **values}).split())
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  one Prompts per app, living as long as it
+    def _kept_for(self, locale: str) -> str:
+        return kept_for(self.retention_days, locale)
 
     @functools.lru_cache(maxsize=2048)  # noqa: B019  one Prompts per app, living as long as it
     def _template_name(self, channel: str, name: str, language: str) -> str:

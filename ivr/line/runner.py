@@ -27,6 +27,7 @@ from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
 from ivr.line.languages import DEFAULT, LANGUAGES, Language, by_key, by_word, offered
+from ivr.line.languages import language as language_of
 from ivr.line.prompts import Prompts
 from ivr.line.understanding.model import understand as understand_words
 from ivr.line.understanding.model import understander
@@ -358,6 +359,7 @@ class _TurnRun:
             language_keys=self.line.language_keys,
             language_words=self.line.language_words,
             offered_languages=self.line.offered_languages,
+            locale=language_of(state.language).locale,
         )
         state_before = state
         turn = self.flow.respond(state, event, context)

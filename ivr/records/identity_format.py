@@ -1,16 +1,21 @@
 """Identifiers as people key, hear and see them: NHS number check digits, dates of birth, masking."""
 
+import functools
 import re
+import unicodedata
+from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 
 import nhs_number
+from babel.dates import get_month_names
 
 _NOT_DIGITS = re.compile(r"[\s\-]+")
 
 
 def normalise_nhs_number(raw: str) -> str | None:
     """The 10 digits of an NHS number written with spaces or hyphens, or None if it is not valid."""
-    digits = _NOT_DIGITS.sub("", raw or "")
+    digits = _NOT_DIGITS.sub("", ascii_digits(raw or ""))
     if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
         return None
     return digits if nhs_number.is_valid(digits) else None
@@ -90,38 +95,45 @@ def parse_keyed_date_of_birth(digits: str, today: date) -> date | None:
     return born
 
 
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        (
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sept", "sep"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ),
-        start=1,
-    )
-    for name in names
-}
+_CONNECTORS = frozenset({"of", "the", "de", "del"})  # "1st of March", "1 de marzo de 1984"
+_DAY = re.compile(r"^(\d{1,2})(?:st|nd|rd|th|º|°|o|ro|er)?$")
+_YEAR = re.compile(r"^(\d{4})$")
 _NUMERIC_DATE = re.compile(r"^(\d{1,2})[\s/.\-]+(\d{1,2})[\s/.\-]+(\d{4}|\d{2})$")
-_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
-_DAY_MONTH_YEAR = re.compile(rf"^{_DAY}(?:\s+of)?\s+([a-z]+)\.?,?\s+(\d{{4}})$")
-_MONTH_DAY_YEAR = re.compile(rf"^([a-z]+)\.?\s+{_DAY},?\s+(\d{{4}})$")
 
 
-def parse_written_date_of_birth(text: str, today: date) -> date | None:
+def ascii_digits(text: str) -> str:
+    """Any script's decimal digits as 0-9: an Arabic keyboard types ١٢٣ (and a phone's wide digits １２３)."""
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
+
+
+def _plain(word: str) -> str:
+    """A month's name as it is looked up: lower case, accents and hamzas dropped ("أبريل" is "ابريل")."""
+    decomposed = unicodedata.normalize("NFKD", word.lower().rstrip("."))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@functools.cache
+def month_names(locale: str = "en_GB") -> Mapping[str, int]:
+    """Each way a locale writes a month, wide and abbreviated (CLDR, by Babel), and English's, which people
+    write in any language, with its three-letter forms ("Sep" beside CLDR's "Sept")."""
+    names: dict[str, int] = {}
+    for each in dict.fromkeys(("en_GB", locale)):
+        for width in ("wide", "abbreviated"):
+            for context in ("format", "stand-alone"):
+                for number, name in get_month_names(width, context, each).items():
+                    names.setdefault(_plain(name), number)
+    for number, name in get_month_names("wide", "format", "en_GB").items():
+        names.setdefault(_plain(name)[:3], number)
+    return MappingProxyType(names)
+
+
+
+def parse_written_date_of_birth(text: str, today: date, locale: str = "en_GB") -> date | None:
     """A date of birth as people text it: 01/03/1984, 1-3-1984, 01031984, 1 March 1984, 1st of Mar 1984,
-    March 1 1984; two-digit years are the most recent such year not in the future. None if not a real
-    date between 1900 and today."""
-    cleaned = " ".join(text.strip().lower().replace(",", " ").split())
+    March 1 1984, and with the month named in the locale's language ("1 de marzo de 1984", "١ مارس ١٩٨٤");
+    two-digit years are the most recent such year not in the future. None if not a real date between
+    1900 and today."""
+    cleaned = " ".join(ascii_digits(text).strip().lower().replace(",", " ").replace("،", " ").split())
     if len(cleaned) > 40:
         return None
     if cleaned.isdigit() and len(cleaned) == 8:
@@ -129,10 +141,8 @@ def parse_written_date_of_birth(text: str, today: date) -> date | None:
     parts: tuple[str, str, str] | None = None
     if match := _NUMERIC_DATE.match(cleaned):
         parts = (match.group(1), match.group(2), match.group(3))
-    elif (match := _DAY_MONTH_YEAR.match(cleaned)) and match.group(2) in _MONTHS:
-        parts = (match.group(1), str(_MONTHS[match.group(2)]), match.group(3))
-    elif (match := _MONTH_DAY_YEAR.match(cleaned)) and match.group(1) in _MONTHS:
-        parts = (match.group(2), str(_MONTHS[match.group(1)]), match.group(3))
+    else:
+        parts = _worded(cleaned, month_names(locale))
     if parts is None:
         return None
     day, month, year = (int(part) for part in parts)
@@ -143,3 +153,15 @@ def parse_written_date_of_birth(text: str, today: date) -> date | None:
     except ValueError:
         return None
     return born if date(1900, 1, 1) <= born <= today else None
+
+
+def _worded(cleaned: str, months: Mapping[str, int]) -> tuple[str, str, str] | None:
+    """(day, month, year) of a date with its month in words, day first or month first; None otherwise."""
+    words = [word for word in cleaned.split() if word not in _CONNECTORS]
+    if len(words) != 3 or not (year := _YEAR.match(words[2])):
+        return None
+    for day_word, month_word in ((words[0], words[1]), (words[1], words[0])):
+        day, month = _DAY.match(day_word), months.get(_plain(month_word))
+        if day and month:
+            return day.group(1), str(month), year.group(1)
+    return None

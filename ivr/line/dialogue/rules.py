@@ -173,15 +173,11 @@ def with_choice_recorded(state: S, event: ChoiceRecorded) -> S:
 
 
 def current_choice_prompt(state: S) -> Prompt:
-    """The verified person's current choice, as it is read out, with the day it was made."""
+    """The verified person's current choice, as it is read out, with the day it was made (ISO: each
+    language's prompt says it in its own words)."""
     name = {OPTED_OUT: "current_opted_out", ALLOWED: "current_allowed"}.get(state.current or "", "current_none")
     since = state.current_since
-    return Prompt(name, {"since": spoken_date(date.fromisoformat(since[:10]))} if since else {})
-
-
-def spoken_date(day: date) -> str:
-    """A date as people say it: 3 March 2026."""
-    return f"{day.day} {day:%B %Y}"
+    return Prompt(name, {"since": since[:10]} if since else {})
 
 
 def perform(state: S, effect: Effect, outcome: str | None = None) -> Turn[S]:

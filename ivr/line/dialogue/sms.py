@@ -32,7 +32,7 @@ from ivr.line.dialogue.turns import (
     Turn,
     Understood,
 )
-from ivr.records.identity_format import normalise_nhs_number, parse_written_date_of_birth
+from ivr.records.identity_format import ascii_digits, normalise_nhs_number, parse_written_date_of_birth
 
 # Nodes (NHS_NUMBER, DATE_OF_BIRTH and CODE are the shared check's)
 IDLE = "idle"
@@ -263,14 +263,14 @@ def _on_nhs_number(state: TextState, body: str, context: Context) -> Turn[TextSt
 
 
 def _on_date_of_birth(state: TextState, body: str, context: Context) -> Turn[TextState]:
-    born = parse_written_date_of_birth(body, context.today)
+    born = parse_written_date_of_birth(body, context.today, context.locale)
     if born is None and not _has_digits(body):
         return _reply(state, Prompt("date_of_birth_help"))
     return rules.take_date_of_birth(state, context, TEXT, born)
 
 
 def _on_code(state: TextState, body: str, context: Context) -> Turn[TextState]:
-    code = "".join(body.split())
+    code = ascii_digits("".join(body.split()))
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
         if not _has_digits(body):
             return _reply(state, Prompt("code_help", {"mobile_ending": state.mobile_ending or ""}))

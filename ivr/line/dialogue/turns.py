@@ -314,3 +314,5 @@ class Context:
     language_keys: Mapping[str, str] = field(default_factory=dict)
     language_words: Mapping[str, str] = field(default_factory=dict)
     offered_languages: tuple[str, ...] = ()
+    # The conversation's language's CLDR locale (languages.toml): the month names a date of birth is written in.
+    locale: str = "en_GB"
