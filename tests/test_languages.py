@@ -33,11 +33,13 @@ from ivr.standins.twiml_caller import TwimlCaller
 from models import ChoiceStatus, Conversation, ConversationStep, Person
 from models.time import utcnow
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, SmsTexter, app_config, latest_code
+from tests.said import prompts_in
 
 ORG = "Kensington and Chelsea Social Council"
 # The keys the line's own menus use, at the greeting and everywhere else.
 LINE_KEYS = {"0", "1", "2", "3", "4", "9", "*", "#"}
 OTHERS = [code for code in LANGUAGES if code != languages.DEFAULT]
+ENGLISH = LANGUAGES[languages.DEFAULT]
 
 
 # ---- The configuration ----------------------------------------------------------------------------------
@@ -176,7 +178,9 @@ def test_a_caller_chooses_a_language_at_the_greeting_and_opts_out_verified_in_it
     caller.dial()
     caller.press(lang.key)
     assert said_in(code, caller.last.text) == ["menu"]
-    assert {(voice, spoken) for voice, spoken, _ in caller.says()} == {(lang.say_voice, lang.say_language)}
+    *in_the_language, way_back = caller.says()
+    assert {(voice, spoken) for voice, spoken, _ in in_the_language} == {(lang.say_voice, lang.say_language)}
+    assert way_back[:2] == (ENGLISH.say_voice, ENGLISH.say_language), "the way back to English, in English"
     assert caller.heard_in() == lang.speech_language
     caller.press("*")  # the line's own keys work as they did
     assert said_in(code, caller.last.text) == ["menu"]
@@ -201,6 +205,20 @@ def test_a_caller_chooses_a_language_at_the_greeting_and_opts_out_verified_in_it
     assert steps.index("menu") < steps.index("nhs_number_ask") < steps.index("choice_recorded_opted_out")
     confirmation = twilio.texts_to(person.mobile)[-1].body
     assert said_in(code, confirmation) == ["choice_confirmation_opted_out"]
+
+
+@pytest.mark.parametrize("code", OTHERS)
+def test_english_key_takes_a_caller_back_from_another_language(app, marked_prompts, code):
+    caller = call(app)
+    caller.dial()
+    caller.press(LANGUAGES[code].key)
+    assert prompts_in("voice", caller.says()[-1][2]) == ["language_offer"]
+    caller.press(ENGLISH.key)
+    assert said_in(code, caller.last.text) == [] and prompts_in("voice", caller.last.text) == ["menu"]
+    assert {voice for voice, _, _ in caller.says()} == {ENGLISH.say_voice} and caller.heard_in() == ENGLISH.speech_language
+    assert conversation_language(app) == "en"
+    caller.press(ENGLISH.key)  # in English, English's key is no choice: the menu's own answer to a key it lacks
+    assert conversation_language(app) == "en" and prompts_in("voice", caller.last.text)[0] == "sorry_not_understood"
 
 
 def test_a_caller_may_say_the_languages_name_instead_of_pressing_its_key(app, marked_prompts):

@@ -199,7 +199,8 @@ def test_every_number_english_says_is_said_in_the_translation(language):
     dropped = {
         name: sorted(missing)
         for name, english, translated in pairs(language)
-        if (missing := {n for n in numbers_of(english) - numbers_of(translated) if not said_in_words(n, translated, language)})
+        if name != LANGUAGE_OFFER  # each language's offer names its own key, not English's
+        and (missing := {n for n in numbers_of(english) - numbers_of(translated) if not said_in_words(n, translated, language)})
     }
     assert dropped == {}
 

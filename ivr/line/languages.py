@@ -74,7 +74,9 @@ def language(code: str) -> Language:
 
 
 def by_key(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
-    """The code each language's key chooses."""
+    """The code each language's key chooses; none when there is only one language to speak."""
+    if len(languages) < 2:
+        return MappingProxyType({})
     return MappingProxyType({lang.key: code for code, lang in languages.items() if lang.key})
 
 

@@ -186,7 +186,10 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
     chosen = _language_chosen(state, event, context)
     if chosen is not None:
         # The rest of the call is in that language: the menu again, in it; everything else stays as it was.
+        # Into another language than the line's own, the way back is offered once, in the line's own.
         switched = _ask(replace(state, language=chosen), context)
+        if chosen != meaning.ENGLISH and meaning.ENGLISH in context.language_keys.values():
+            switched = replace(switched, say=(*switched.say, Prompt("language_offer", language=meaning.ENGLISH)))
         return _understood(switched, _KEYWORD) if isinstance(event, Speech) else switched
     if isinstance(event, Speech):
         return _on_speech(state, event, step, context, guess)
@@ -197,14 +200,16 @@ def respond(state: State, event: Event, context: Context) -> Turn[State]:
 
 
 def _language_chosen(state: State, event: Event, context: Context) -> str | None:
-    """The language a caller chose at the main menu, by its key or by saying its name; None otherwise."""
+    """The language a caller chose at the main menu, by its key or by saying its name; None otherwise (and
+    for the language already spoken: its key is no choice, as at any menu a key it does not offer)."""
     if state.node != MENU:
         return None
+    chosen = None
     if isinstance(event, Keys):
-        return context.language_keys.get(event.digits[:1])
-    if isinstance(event, Speech):
-        return context.language_words.get(meaning.plain_word(event.text))
-    return None
+        chosen = context.language_keys.get(event.digits[:1])
+    elif isinstance(event, Speech):
+        chosen = context.language_words.get(meaning.plain_word(event.text))
+    return chosen if chosen != state.language else None
 
 
 def _on_speech(state: State, event: Speech, step: Step, context: Context, guess: str | None) -> Turn[State]:
