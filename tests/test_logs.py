@@ -55,7 +55,7 @@ def test_a_failing_call_step_is_logged_as_one_json_line_with_its_call_sid_and_re
 
     monkeypatch.setattr(app.extensions["line"], "handle", broken)
     heard = caller.press("1")
-    assert prompts_in("voice", heard.text) == ["unavailable"]
+    assert prompts_in("voice", heard.said[0]) == ["unavailable"]  # then in each other language offered
     entries = [entry for entry in _entries(json_log) if entry["logger"] == "ivr.line.voice"]
     assert len(entries) == 1
     entry = entries[0]

@@ -30,7 +30,7 @@ from models import (
 from models.time import uk_today
 from tests.builders import create_choice, create_person
 from tests.conftest import ACCOUNT_SID, SmsTexter, app_config, latest_code
-from tests.said import prompt_of, value_of
+from tests.said import prompt_of, prompts_in, value_of
 from tests.sms_helpers import (
     CONFIRM_PROMPT,
     LINE_NUMBER_FOR_PEOPLE,
@@ -884,6 +884,14 @@ def test_with_the_database_down_a_text_is_answered_with_an_apology(app_without_d
     assert texter.send(body) == 200
     [apology] = texter.answered_with
     assert prompt_of(apology) == "unavailable"
+    assert segments(apology) == 1
+
+
+def test_with_the_database_down_a_text_in_arabic_letters_is_apologised_to_in_arabic(app_without_database, twilio):
+    texter = SmsTexter(app_without_database, twilio, "+447700900001")
+    assert texter.send("أريد الانسحاب") == 200
+    [apology] = texter.answered_with
+    assert prompts_in("sms", apology, "ar") == ["unavailable"]
     assert segments(apology) == 1
 
 

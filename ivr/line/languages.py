@@ -7,6 +7,7 @@ Twilio voice and speech language), a folder of prompts beside it and a file of i
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +100,20 @@ def live(codes: str, languages: Mapping[str, Language] = LANGUAGES) -> Mapping[s
     if unknown:
         raise ValueError(f"LINE_LANGUAGES names {', '.join(unknown)}, which templates/prompts/languages.toml does not")
     return MappingProxyType({code: lang for code, lang in languages.items() if code == DEFAULT or code in wanted})
+
+
+def _script(text: str) -> str | None:
+    """The script of the first letter of some text, as Unicode names it ("LATIN", "ARABIC"); None for none."""
+    for ch in text:
+        if ch.isalpha():
+            return unicodedata.name(ch, "").split(" ")[0] or None
+    return None
+
+
+def written_in(text: str, languages: Mapping[str, Language] = LANGUAGES) -> str:
+    """The language some text is plainly in by its letters alone: the one language whose name is written in
+    the same script (Arabic letters, Arabic); the default where several share it (English and Spanish) or none
+    does. For when nothing else is known, such as an apology with the database out of reach."""
+    script = _script(text)
+    sharing = [code for code, lang in languages.items() if script is not None and _script(lang.name) == script]
+    return sharing[0] if len(sharing) == 1 else DEFAULT

@@ -164,6 +164,7 @@ class Line:
         self.understand = understand  # the intent model, for words that are neither keys nor keywords
         # The languages a person may switch to (LINE_LANGUAGES; English alone by default), as the dialogue takes them.
         live = languages if languages is not None else {DEFAULT: LANGUAGES[DEFAULT]}
+        self.languages: Mapping[str, Language] = live
         self.language_keys, self.language_words, self.offered_languages = by_key(live), by_word(live), offered(live)
 
     def handle(self, inbound: Inbound, flow: Flow, render: Callable[[Reply], str] = lambda reply: "") -> Handled:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.line.dialogue import turns as dialogue
 from ivr.line.flows import SMS_FLOW, Inbound
+from ivr.line.languages import written_in
 from ivr.line.runner import TRIAL_PARAMETER, Line
 from ivr.line.webhooks import WEBHOOK_DATABASE_SECONDS, accept_twilio_webhook, hold_requests_to_deadline
 
@@ -96,6 +97,9 @@ def keep_twilio_calm(error: Exception) -> Response | HTTPException:
     if request.path.endswith("/status"):
         return Response(status=204)
     # The outbox may be out of reach too: this one apology goes back in the webhook's own answer.
+    # The texter's language may be out of reach with the database: the apology is in the one the text's own
+    # script points to (Arabic letters, Arabic), else in the line's own.
+    said_in = written_in(request.form.get("Body", ""), _line().languages)
     apology = MessagingResponse()
-    apology.message(current_app.extensions["prompts"].render("sms", dialogue.Prompt("unavailable")))
+    apology.message(current_app.extensions["prompts"].render("sms", dialogue.Prompt("unavailable"), language=said_in))
     return Response(str(apology), status=200, mimetype="text/xml")

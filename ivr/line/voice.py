@@ -225,6 +225,9 @@ def calm_apology(error: Exception) -> Response | HTTPException:
     log.error("A call step failed: %s", type(error).__name__, exc_info=error)
     prompts: Prompts = current_app.extensions["prompts"]
     response = VoiceResponse()
-    response.say(prompts.render("voice", dialogue.Prompt("unavailable")), voice=VOICE, language=LANGUAGE)
+    # Which language the call was in may be out of reach with the database: the apology in each it offers.
+    for code, spoken in _line().languages.items():
+        words = prompts.render("voice", dialogue.Prompt("unavailable"), language=code)
+        response.say(words, voice=spoken.say_voice, language=spoken.say_language)
     response.hangup()
     return _twiml(str(response))
