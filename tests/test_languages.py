@@ -249,17 +249,33 @@ def test_an_english_caller_hears_english_throughout(app, marked_prompts):
 def test_a_texter_switches_with_a_keyword_and_opts_out_verified_by_text(
     app, marked_prompts, person, twilio, make_texter, code, keyword
 ):
+    own = LANGUAGES[code].sms_keywords  # the language's own keywords ("BAJA", "CONFIRMAR"), as its replies ask
     texter = make_texter(from_number=person.mobile)
     assert said_in(code, " ".join(texter.text(keyword))) == ["help"]
-    assert said_in(code, " ".join(texter.text("OPT OUT"))) == ["nhs_number_ask"]
+    assert said_in(code, " ".join(texter.text(own["opt_out"][0]))) == ["nhs_number_ask"]
     assert said_in(code, " ".join(texter.text(person.nhs_number))) == ["date_of_birth_ask"]
     # Texting from the mobile on record, the code arrives here too, beside the reply: both in the language.
     replies = texter.text(person.date_of_birth.strftime("%d/%m/%Y"))
     assert sorted(said_in(code, " ".join(replies))) == ["code_sent", "one_time_code"]
     assert said_in(code, " ".join(texter.text(latest_code(twilio, person.mobile)))) == ["confirm_opted_out"]
-    assert said_in(code, " ".join(texter.text("CONFIRM"))) == ["recorded_opted_out"]
+    assert said_in(code, " ".join(texter.text(own["confirm"][0]))) == ["recorded_opted_out"]
     assert current_status(app, person) == ChoiceStatus.OPTED_OUT
     assert conversation_language(app) == code
+
+
+@pytest.mark.parametrize("code", OTHERS)
+def test_english_keywords_work_in_every_language_beside_its_own(app, marked_prompts, make_texter, code):
+    texter = make_texter()
+    texter.text(LANGUAGES[code].name)
+    assert said_in(code, " ".join(texter.text("CHECK"))) == ["nhs_number_ask"]
+    texter.text("MENU")
+    assert said_in(code, " ".join(texter.text(LANGUAGES[code].sms_keywords["check"][0]))) == ["nhs_number_ask"]
+
+
+def test_a_languages_own_keyword_means_nothing_in_english(app, marked_prompts, make_texter):
+    texter = make_texter()
+    texter.text(LANGUAGES["es"].sms_keywords["check"][0])
+    assert "nhs_number_ask" not in texter.prompts
 
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -34,6 +34,8 @@ class Language:
     speech_language: str  # Twilio's <Gather language>
     direction: str  # "ltr" or "rtl"
     locale: str  # CLDR's ("es_ES"): how its dates, durations and month names are written
+    # The SMS line's keywords in it, by what each asks for ("opt_out": ("BAJA",)); English's work in every language.
+    sms_keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
@@ -53,6 +55,7 @@ def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
                 speech_language=str(table["speech_language"]),
                 direction=str(table["direction"]),
                 locale=str(table["locale"]),
+                sms_keywords=_sms_keywords(path, code, table.get("sms_keywords", {})),
             )
         except KeyError as missing:
             raise ValueError(f"{path.name}: the language {code!r} has no {missing.args[0]}") from None
@@ -63,6 +66,18 @@ def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
     if DEFAULT not in languages:
         raise ValueError(f"{path.name}: the line's own language {DEFAULT!r} is missing")
     return MappingProxyType(languages)
+
+
+SMS_INTENTS = ("opt_out", "opt_in", "about", "check", "confirm", "menu", "help", "human")
+
+
+def _sms_keywords(path: Path, code: str, table: dict[str, object]) -> Mapping[str, tuple[str, ...]]:
+    unknown = sorted(set(table) - set(SMS_INTENTS))
+    if unknown:
+        raise ValueError(f"{path.name}: {code}.sms_keywords names {', '.join(unknown)}; it may name {', '.join(SMS_INTENTS)}")
+    if not all(isinstance(words, list) and all(isinstance(word, str) for word in words) for words in table.values()):
+        raise ValueError(f"{path.name}: each of {code}.sms_keywords must be a list of words")
+    return MappingProxyType({intent: tuple(words) for intent, words in table.items()})  # type: ignore[arg-type]
 
 
 LANGUAGES: Mapping[str, Language] = load()

@@ -361,6 +361,7 @@ class _TurnRun:
             language_words=self.line.language_words,
             offered_languages=self.line.offered_languages,
             locale=language_of(state.language).locale,
+            keywords=language_of(state.language).sms_keywords,
         )
         state_before = state
         turn = self.flow.respond(state, event, context)

@@ -9,6 +9,7 @@ replies that fit in a text or three. No Flask, no Twilio, no database.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from ivr.line.dialogue import meaning, rules
@@ -77,14 +78,22 @@ def _words(body: str, language: str = meaning.ENGLISH) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", plain).split())
 
 
-def keyword_of(body: str) -> str | None:
-    """The keyword a message starts with ("Opt-out please" is OPT OUT), or None; a lone "?" asks for help."""
+def keyword_of(
+    body: str, language: str = meaning.ENGLISH, own: Mapping[str, tuple[str, ...]] | None = None
+) -> str | None:
+    """The keyword a message starts with ("Opt-out please" is OPT OUT), or None; a lone "?" asks for help.
+    English's keywords work in every language; `own` are the conversation's language's ("BAJA por favor")."""
     if body.strip() == "?":
         return HELP
     words = f" {_words(body)} "
     for name, phrases in _KEYWORDS:
         if any(words.startswith(f" {phrase} ") for phrase in phrases):
             return name
+    if own and language != meaning.ENGLISH:
+        said = f" {_words(body, language)} "
+        for name, phrases in own.items():
+            if any(said.startswith(f" {_words(phrase, language)} ") for phrase in phrases):
+                return name
     return None
 
 
@@ -130,7 +139,7 @@ def _on_text(state: TextState, body: str, context: Context) -> Turn[TextState]:
     chosen = context.language_words.get(meaning.plain_word(body))
     if chosen is not None:
         return replace(_switch_language(replace(state, language=chosen), context), understood=_KEYWORD)
-    word = keyword_of(body)
+    word = keyword_of(body, state.language, context.keywords)
     if word is not None:
         return replace(_on_intent(state, word, body, context), understood=_KEYWORD)
     plain = _words(body, state.language)
@@ -210,7 +219,9 @@ def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> T
     says = meaning.directions(body, state.language)
     other_way = bool(says) and says != {pending}
     yes_first = meaning.starts_with_yes(body, state.language)
-    clear = keyword_of(body) == CONFIRM_WORD or _words(body, state.language) in meaning.plain_yes(state.language) or yes_first
+    keyword = keyword_of(body, state.language, context.keywords)
+    plain_yes = _words(body, state.language) in meaning.plain_yes(state.language)
+    clear = keyword == CONFIRM_WORD or plain_yes or yes_first
     if intent == CONFIRM_WORD and clear and not other_way:
         recording = rules.record_choice(state, OPTED_OUT if pending == OPT_OUT else ALLOWED)
         if recording is not None:

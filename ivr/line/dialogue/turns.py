@@ -316,3 +316,6 @@ class Context:
     offered_languages: tuple[str, ...] = ()
     # The conversation's language's CLDR locale (languages.toml): the month names a date of birth is written in.
     locale: str = "en_GB"
+    # The SMS keywords of the conversation's language (languages.toml), by what they ask for; English's
+    # own are the dialogue's and work in every language.
+    keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
