@@ -320,7 +320,7 @@ def test_every_prompt_folder_is_a_configured_language_and_back():
     assert sorted(configured_languages()) == sorted([ENGLISH, *translations()])
 
 
-@pytest.mark.parametrize("language", translations())
+@pytest.mark.parametrize("language", [ENGLISH, *translations()])
 def test_the_language_offer_names_the_configured_key(language):
     key = str(configured_languages()[language]["key"])
     offer = (PROMPTS_DIR / language / LANGUAGE_OFFER).read_text(encoding="utf-8")

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from sqlalchemy import event, update
 
-from ivr.console.languages import LANGUAGES_FILE
 from ivr.console.overview import overview
+from ivr.line.languages import LANGUAGES_FILE
 from models import ChoiceEvent, Conversation
 from models.time import UK, uk_today
 from tests.builders import create_conversation, create_follow_up, create_person, create_staff_user

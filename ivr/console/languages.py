@@ -1,20 +1,16 @@
-"""The languages the line speaks, as the console names and marks them, from templates/prompts/languages.toml.
-
-The file is the line's own configuration (one table per language: its name, keys, voice, direction); the
-console reads only what it shows. It reads the file itself so that it needs nothing of the line's loader:
-swap `_configured` for ivr.line.languages.LANGUAGES when both are in one tree.
-"""
+"""The languages the line speaks, as the console names and marks them: the line's own configuration
+(ivr/line/languages.py, from templates/prompts/languages.toml), of which the console shows the name and
+the direction."""
 
 import functools
 import re
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from markupsafe import Markup, escape
 
-LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
-DEFAULT_LANGUAGE = "en"
+from ivr.line.languages import DEFAULT as DEFAULT_LANGUAGE
+from ivr.line.languages import LANGUAGES
+
 # Staff read the console in English, so a language's English name goes beside its own. A language added by
 # configuration alone, with no name here, is shown by its own name and its code: still told apart.
 ENGLISH_NAMES = {"en": "English", "ar": "Arabic", "es": "Spanish"}
@@ -44,12 +40,10 @@ class ConsoleLanguage:
 
 
 @functools.cache
-def _configured(path: Path = LANGUAGES_FILE) -> dict[str, ConsoleLanguage]:
-    with path.open("rb") as file:
-        tables = tomllib.load(file)
+def _configured() -> dict[str, ConsoleLanguage]:
     return {
-        code: ConsoleLanguage(code, str(table.get("name") or code), "rtl" if table.get("direction") == "rtl" else "ltr")
-        for code, table in tables.items()
+        code: ConsoleLanguage(code, lang.name or code, "rtl" if lang.direction == "rtl" else "ltr")
+        for code, lang in LANGUAGES.items()
     }
 
 

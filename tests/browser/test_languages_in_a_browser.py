@@ -11,7 +11,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
-from ivr.console.languages import LANGUAGES_FILE
+from ivr.line.languages import LANGUAGES_FILE
 from models import Conversation, utcnow
 from tests.browser.console import assert_accessible, sign_in
 from tests.builders import create_conversation, create_outbound_message, create_staff_user, create_step
