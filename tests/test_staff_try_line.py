@@ -416,6 +416,15 @@ def test_a_text_comes_only_from_a_number_the_page_offers(app, client_request, de
     assert conversations(app) == []
 
 
+def test_replies_in_arabic_are_marked_arabic_and_right_to_left(app, client_request):
+    client_request.sign_in("manager")
+    page = client_request.post("staff.text_the_line", {"texter": "test", "message": "عربي"}, _expected_status=200)
+    thread = page.select_one("input[name=thread]")["value"]
+    page = client_request.post("staff.text_the_line", {"thread": thread, "message": "HELP"}, _expected_status=200)
+    shown = page.select("[data-try-line-said] li strong [lang]")
+    assert shown and all((words["lang"], words["dir"]) == ("ar", "rtl") for words in shown)
+
+
 def test_a_manager_texts_the_line_and_reads_its_replies(app, client_request, twilio):
     client_request.sign_in("manager")
     page = client_request.post("staff.text_the_line", {"texter": "test", "message": "HELP"}, _expected_status=200)
