@@ -323,6 +323,14 @@ def test_the_language_is_remembered_for_the_number_in_later_conversations(app, m
     assert said_in("es", " ".join(other.text("HELP"))) == [], "another number is not answered in Spanish"
 
 
+def test_the_english_help_offers_each_other_language_by_a_word_that_switches_to_it(app, make_texter):
+    texter = make_texter()
+    texter.text("HELP")
+    offered = texter.value("help", "languages").split(", ")
+    assert sorted(languages.by_word(LANGUAGES)[plain_word(word)] for word in offered) == sorted(OTHERS)
+    assert all(word.isascii() for word in offered), "the English help stays in GSM-7"
+
+
 def test_english_takes_a_texter_back(app, marked_prompts, make_texter):
     texter = make_texter()
     texter.text("SPANISH")
@@ -364,6 +372,7 @@ def test_out_of_the_box_the_line_offers_english_alone(database_url, twilio):
         texter = SmsTexter(app, twilio, "+447700900555", LINE_NUMBER)
         replies = " ".join(texter.text("ESPAÑOL"))
         assert "[es:" not in replies and "español" not in replies.lower()
+        assert texter.prompts == ["help"] and "ESPANOL" not in replies, "the help offers no language the line lacks"
         line = app.extensions["line"]
         assert line.offered_languages == () and line.language_keys == {}
     finally:

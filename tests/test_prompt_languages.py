@@ -41,6 +41,7 @@ VALUES: dict[str, list[str | None]] = {
     "phone_number": ["0 2 0 7 9 4 6 0 0 0 0"],
     "nhs_number": ["9 4 3, 4 7 6, 5 9 1 9"],
     "key": ["1"],
+    "languages": ["ENGLISH, ESPANOL", None],  # the other languages live (the longest), or none
 }
 # Texts may take at most this many segments with the long organisation name, in GSM-7 or UCS-2 alike:
 # English's own budget (tests/test_sms_replies_fit.py) is three, and a translation may use all of it.

@@ -23,6 +23,7 @@ SAMPLE = {
     "key": "2",
     "kept_for": "13 months",
     "phone_number": "0 7 7 0 0, 9 0 0 1 2 3",
+    "languages": "ARABIC, ESPANOL",
 }
 # A date is given as the dialogue gives it (ISO) and said as English says it.
 SAID_AS = {"since": "3 March 2025", "on": "3 March 2025"}

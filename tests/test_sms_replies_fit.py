@@ -30,7 +30,9 @@ from ivr.line.dialogue.turns import (
     Prompt,
     Text,
 )
+from ivr.line.languages import LANGUAGES as CONFIGURED
 from ivr.line.languages import language as language_of
+from ivr.line.languages import switch_words
 from ivr.line.prompts import TEMPLATES_DIR, Prompts
 from ivr.records.gsm import for_sending, is_gsm7, segments
 from ivr.settings import DEFAULT_ORG_NAME
@@ -50,7 +52,15 @@ VALUES = {
     "since": ["2025-09-30", None],  # said "30 September 2025", "30 de septiembre de 2025"
     "on": ["2025-09-30"],
     "code": ["123456"],
+    "languages": [None],  # below: each language's help names the others, as the line names them
 }
+
+
+def values_for(name: str, language: str) -> list[str | None]:
+    if name == "languages":  # every other configured language live, as the help names them, or none
+        others = [word for code, word in switch_words(CONFIGURED).items() if code != language]
+        return [", ".join(others), None]
+    return VALUES[name]
 
 
 def templates(channel: str, language: str = ENGLISH) -> list[Path]:
@@ -65,7 +75,7 @@ def renderings(prompts: Prompts, channel: str, path: Path) -> list[str]:
     assert not unknown, f"{path.name} takes {unknown}: add realistic values for them to this test"
     combos: list[dict[str, str]] = [{}]
     for name in sorted(wanted):
-        combos = [{**combo, name: value} for combo in combos for value in VALUES[name]]
+        combos = [{**combo, name: value} for combo in combos for value in values_for(name, prompts.language)]
     out = []
     for combo in combos:
         values = {k: v for k, v in combo.items() if v is not None}

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import babel
 
 from ivr.line.dialogue.meaning import plain_word
+from ivr.records.gsm import is_gsm7
 
 LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
 DEFAULT = "en"  # every conversation starts in it; the one every other language's prompts are checked against
@@ -132,3 +133,16 @@ def written_in(text: str, languages: Mapping[str, Language] = LANGUAGES) -> str:
     script = _script(text)
     sharing = [code for code, lang in languages.items() if script is not None and _script(lang.name) == script]
     return sharing[0] if len(sharing) == 1 else DEFAULT
+
+
+def switch_words(languages: Mapping[str, Language] = LANGUAGES) -> Mapping[str, str]:
+    """The word a help text names to switch to each language: its first keyword in GSM-7 letters (a help text
+    in English stays GSM-7: "ARABIC", not "عربي"), else its first; none when there is only one language."""
+    if len(languages) < 2:
+        return MappingProxyType({})
+    words = {}
+    for code, lang in languages.items():
+        plain = [word for word in lang.keywords if is_gsm7(word)]
+        if plain or lang.keywords:
+            words[code] = (plain or list(lang.keywords))[0]
+    return MappingProxyType(words)

@@ -83,7 +83,8 @@ class Prompts:
     def _render(self, channel: str, name: str, values: Mapping[str, str], line_number: str, language: str) -> str:
         template = self.env.get_template(self._template_name(channel, name, language))
         locale = language_of_code(language).locale
-        said = {"since": None, "line_number": line_number, "locale": locale, "kept_for": self._kept_for(locale)}
+        said = {"since": None, "languages": None, "line_number": line_number, "locale": locale}
+        said["kept_for"] = self._kept_for(locale)
         return " ".join(template.render({**said, **values}).split())
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  one Prompts per app, living as long as it

@@ -26,7 +26,7 @@ from ivr.db import Database
 from ivr.line.dialogue import turns as t
 from ivr.line.effects import Effects
 from ivr.line.flows import Flow, Inbound
-from ivr.line.languages import DEFAULT, LANGUAGES, Language, by_key, by_word, offered
+from ivr.line.languages import DEFAULT, LANGUAGES, Language, by_key, by_word, offered, switch_words
 from ivr.line.languages import language as language_of
 from ivr.line.prompts import Prompts
 from ivr.line.understanding.model import understand as understand_words
@@ -166,6 +166,7 @@ class Line:
         live = languages if languages is not None else {DEFAULT: LANGUAGES[DEFAULT]}
         self.languages: Mapping[str, Language] = live
         self.language_keys, self.language_words, self.offered_languages = by_key(live), by_word(live), offered(live)
+        self.language_switch_words = switch_words(live)
 
     def handle(self, inbound: Inbound, flow: Flow, render: Callable[[Reply], str] = lambda reply: "") -> Handled:
         """Run one turn of either channel; a retried webhook for a turn already taken gets the answer it got
@@ -360,6 +361,7 @@ class _TurnRun:
             language_keys=self.line.language_keys,
             language_words=self.line.language_words,
             offered_languages=self.line.offered_languages,
+            language_switch_words=self.line.language_switch_words,
             locale=language_of(state.language).locale,
             keywords=language_of(state.language).sms_keywords,
         )

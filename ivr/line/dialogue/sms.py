@@ -115,7 +115,7 @@ def respond(state: TextState, event: Event, context: Context) -> Turn[TextState]
     checked = rules.on_check_result(state, event, context, TEXT)
     if checked is not None:
         return checked
-    return _reply(replace(state, node=IDLE), Prompt("help"))
+    return _reply(replace(state, node=IDLE), _help(state, context))
 
 
 def _reply(state: TextState, *prompts: Prompt, outcome: str | None = None) -> Turn[TextState]:
@@ -184,7 +184,7 @@ def _on_intent(state: TextState, intent: str, body: str, context: Context) -> Tu
     if intent == MENU:
         return _reply(_fresh(state), Prompt("menu"))
     if intent == HELP:
-        return _reply(state, Prompt("help"))
+        return _reply(state, _help(state, context))
     if intent == meaning.REPEAT:
         return _ask(state, context) if state.node != CONFIRM else _reply(state, Prompt("confirm_help"))
     if intent == ABOUT:
@@ -209,7 +209,7 @@ def _switch_language(state: TextState, context: Context) -> Turn[TextState]:
         return _ask(state, context)
     if state.node == CONFIRM:
         return _reply(state, Prompt("confirm_help"))
-    return _reply(state, Prompt("help"))
+    return _reply(state, _help(state, context))
 
 
 def _at_confirm(state: TextState, intent: str, body: str, context: Context) -> Turn[TextState]:
@@ -244,7 +244,7 @@ def _not_understood(state: TextState, body: str, context: Context) -> Turn[TextS
         return _reply(state, Prompt("code_help", {"mobile_ending": state.mobile_ending or ""}))
     if state.node == CONFIRM:
         return _reply(state, Prompt("confirm_help"))
-    return _reply(state, Prompt("help"))
+    return _reply(state, _help(state, context))
 
 
 def _on_identifier(state: TextState, body: str, context: Context) -> Turn[TextState]:
@@ -292,6 +292,13 @@ def _on_code(state: TextState, body: str, context: Context) -> Turn[TextState]:
 # ---- The shared rules, as a text says them ------------------------------------------------------
 
 
+def _help(state: TextState, context: Context) -> Prompt:
+    """The keywords, and the words that switch to each other language the line offers (none when it speaks
+    only one): what a person who is lost, or who asked, is told."""
+    others = [word for code, word in context.language_switch_words.items() if code != state.language]
+    return Prompt("help", {"languages": ", ".join(others)} if others else {})
+
+
 def _ask(state: TextState, context: Context) -> Turn[TextState]:
     """What a step asks for, as the reply that takes the texter there."""
     if state.node == NHS_NUMBER:
@@ -300,7 +307,7 @@ def _ask(state: TextState, context: Context) -> Turn[TextState]:
         return _reply(state, Prompt("date_of_birth_ask"))
     if state.node == CODE:
         return _reply(state, Prompt("code_sent", {"mobile_ending": state.mobile_ending or ""}))
-    return _reply(state, Prompt("help"))
+    return _reply(state, _help(state, context))
 
 
 def _ask_again(state: TextState, context: Context, before: tuple[Prompt, ...]) -> Turn[TextState]:

@@ -314,6 +314,8 @@ class Context:
     language_keys: Mapping[str, str] = field(default_factory=dict)
     language_words: Mapping[str, str] = field(default_factory=dict)
     offered_languages: tuple[str, ...] = ()
+    # The word the SMS help names to switch to each language (in GSM-7 letters where it has one: "ARABIC").
+    language_switch_words: Mapping[str, str] = field(default_factory=dict)
     # The conversation's language's CLDR locale (languages.toml): the month names a date of birth is written in.
     locale: str = "en_GB"
     # The SMS keywords of the conversation's language (languages.toml), by what they ask for; English's
