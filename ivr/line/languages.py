@@ -6,6 +6,7 @@ Twilio voice and speech language), a folder of prompts beside it and a file of i
 
 from __future__ import annotations
 
+import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import babel
 
 from ivr.line.dialogue.meaning import plain_word
 from ivr.records.gsm import is_gsm7
+from ivr.records.identity_format import use_number_words
 
 LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "languages.toml"
 DEFAULT = "en"  # every conversation starts in it; the one every other language's prompts are checked against
@@ -66,6 +68,12 @@ def load(path: Path = LANGUAGES_FILE) -> Mapping[str, Language]:
             raise ValueError(f"{path.name}: the language {code!r} has a locale CLDR does not know") from None
     if DEFAULT not in languages:
         raise ValueError(f"{path.name}: the line's own language {DEFAULT!r} is missing")
+    for code, table in tables.items():  # masked wherever what was said is stored, whichever languages are live
+        words = table.get("number_words", [])
+        try:
+            use_number_words(code, [str(word) for word in words])
+        except re.error as error:
+            raise ValueError(f"{path.name}: {code}.number_words holds a pattern that is not valid: {error}") from None
     return MappingProxyType(languages)
 
 

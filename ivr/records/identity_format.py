@@ -3,7 +3,7 @@
 import functools
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from types import MappingProxyType
 
@@ -45,31 +45,44 @@ def mask_digits(text: str, keep_last: int = 0) -> str:
     return "".join(masked)
 
 
-_NUMBER_WORDS = re.compile(
-    r"\b(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+# English's number words; every other language's come from its configuration (templates/prompts/languages.toml,
+# `number_words`), handed over by ivr/line/languages.py as it loads, so a language adds them with no Python.
+_ENGLISH_NUMBER_WORDS = (
+    r"zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|"
     r"first|second|third|(?:four|fif|six|seven|eigh|nin|ten|eleven|twelf|thirteen|fourteen|fifteen|sixteen|"
-    r"seventeen|eighteen|nineteen)th|(?:twentie|thirtie)th|"
-    # Spanish, as speech recognition writes a number said in it: "nueve nueve nueve, cero cero cero ..."
-    r"cero|uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|"
-    r"dieci\w+|veinte|veinti\w+|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|cien|ciento|mil|"
-    r"primero|segundo|tercero|"
-    # Arabic, in its usual spellings, with "and" (و) joined on: "تسعة وتسعة وتسعة ..."
-    r"و?(?:صفر|واحد|واحدة|اثنان|اثنين|اتنين|ثلاثة|ثلاث|تلاتة|أربعة|اربعة|أربع|اربع|خمسة|خمس|ستة|ست|سبعة|سبع|"
-    r"ثمانية|ثماني|تمانية|تسعة|تسع|عشرة|عشر|مائة|مية|ألف|الف))\b",
-    re.IGNORECASE,
+    r"seventeen|eighteen|nineteen)th|(?:twentie|thirtie)th"
 )
+_number_words: dict[str, str] = {}
+
+
+def use_number_words(language: str, patterns: Iterable[str]) -> None:
+    """Mask a language's number words too, from now on: its words (or patterns: "dieci\\w+", with "و?" for
+    a joined "and"), as speech recognition writes a number said in it. A pattern that is not a regular
+    expression fails here, at start-up."""
+    joined = "|".join(f"(?:{pattern})" for pattern in patterns)
+    if joined:
+        re.compile(joined)
+        _number_words[language] = joined
+    _number_words_pattern.cache_clear()
+
+
+@functools.cache
+def _number_words_pattern() -> re.Pattern[str]:
+    every = "|".join((_ENGLISH_NUMBER_WORDS, *_number_words.values()))
+    return re.compile(rf"\b(?:{every})\b", re.IGNORECASE)
 
 
 def mask_free_text(text: str, min_digits: int = 4) -> str:
     """Free text (a speech transcript, a text message) as it may be stored: when it holds `min_digits`
-    or more digits in all, written or spoken ("943, 476 5919", "nine four three ...", in English, Spanish or
-    Arabic words, or in any script's digits), every one of them is hidden, however they are separated; a few
-    digits ("press 2") are kept."""
-    words = _NUMBER_WORDS.findall(text)
+    or more digits in all, written or spoken ("943, 476 5919", "nine four three ...", in the words of
+    English or of any language the line is configured with, or in any script's digits), every one of them is
+    hidden, however they are separated; a few digits ("press 2") are kept."""
+    number_words = _number_words_pattern()
+    words = number_words.findall(text)
     if sum(ch.isdigit() for ch in text) + len(words) < min_digits:
         return text
-    return _NUMBER_WORDS.sub("*", re.sub(r"\d", "*", text))
+    return number_words.sub("*", re.sub(r"\d", "*", text))
 
 
 def speak_digits(digits: str) -> str:
