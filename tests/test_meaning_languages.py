@@ -37,6 +37,9 @@ def judged(text: str, language: str, takes: frozenset[str] = EVERYTHING) -> mean
         ("ar", "هل يجب أن أنسحب؟"),
         ("ar", "لا أريد العودة إلى المشاركة"),
         ("ar", "لا أريد إلغاء الانسحاب"),
+        # A word that only names a direction ("opt out" said in English) is turned round by a "no" too.
+        ("es", "no quiero hacer el opt out"),
+        ("ar", "مش عايز اعمل اوبت اوت"),
     ],
 )
 def test_a_negated_or_hedged_choice_is_never_acted_on(language: str, text: str) -> None:

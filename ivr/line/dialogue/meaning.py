@@ -366,8 +366,15 @@ class LanguageWords:
         return any(self.in_word.match(word) or word == _PLACEHOLDER[OPT_IN] for word in words)
 
     def _negated_choice(self, words: list[str]) -> bool:
+        """A negation a few words before a choice word, or before any word that names a direction: a word
+        that says which way ("out", "baja") is turned round by a "no" before it as a choice word is."""
         return any(
-            (self.choice_word.match(word) or word.startswith("xchoice"))
+            (
+                self.choice_word.match(word)
+                or word.startswith("xchoice")
+                or self.out_word.match(word)
+                or self.in_word.match(word)
+            )
             and any(before in self.negations for before in words[max(0, i - self.window) : i])
             for i, word in enumerate(words)
         )
