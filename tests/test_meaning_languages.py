@@ -40,6 +40,9 @@ def judged(text: str, language: str, takes: frozenset[str] = EVERYTHING) -> mean
         # A word that only names a direction ("opt out" said in English) is turned round by a "no" too.
         ("es", "no quiero hacer el opt out"),
         ("ar", "مش عايز اعمل اوبت اوت"),
+        # A no that answers something else, then a choice: the no is not read into it, nor is it acted on.
+        ("es", "No, quiero que usen mis datos"),
+        ("ar", "لا، أريد أن تستخدموا بياناتي"),
     ],
 )
 def test_a_negated_or_hedged_choice_is_never_acted_on(language: str, text: str) -> None:

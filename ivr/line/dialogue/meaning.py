@@ -281,9 +281,23 @@ def hedged(text: str, language: str = ENGLISH) -> bool:
     return bool(_HEDGE.search(said)) or _negated_choice(said.split())
 
 
+_CLAUSE_BREAK = re.compile(r"[,.;:!\u060c\u061b]")  # , . ; : ! and Arabic's comma and semicolon
+
+
+def _no_then_more(text: str, language: str) -> bool:
+    """A text that opens with a plain no, then a break, then more ("No, quiero que usen mis datos"): the no
+    answers something else, so the rest must not be read as though the no negated it, nor acted on."""
+    parts = _CLAUSE_BREAK.split(text, maxsplit=1)
+    if len(parts) < 2 or not normalise(parts[1], language):
+        return False
+    return normalise(parts[0], language) in plain_no(language)
+
+
 def guard(text: str, intent: str, language: str = ENGLISH) -> str:
     """Why a would-be choice or yes must be asked back rather than acted on ("" when it need not)."""
     if language != ENGLISH:
+        if intent in CHOICES and _no_then_more(text, language):
+            return "no, then more"
         return words_of(language).guard(normalise(text, language), intent)
     said = normalise(text)
     if intent == CONFIRM:
