@@ -11,7 +11,7 @@ from typing import Any
 
 from ivr.line.dialogue import sms, voice
 from ivr.line.dialogue.turns import Context, ConversationState, Event, Keys, Silence, Start, Turn
-from ivr.line.languages import by_word, plain_word
+from ivr.line.languages import by_word, language, plain_word
 from ivr.records.identity_format import mask_digits, mask_free_text
 from ivr.records.phone_numbers import last_digits, parse_caller_id
 
@@ -72,7 +72,8 @@ def _masked_text_input(state: sms.TextState, heard: str | None, event: Event) ->
     identifier = sms.expected_identifier(state)
     if heard is None:
         return None
-    if identifier is not None and sms.keyword_of(heard) is None and plain_word(heard) not in _LANGUAGE_WORDS:
+    own = language(state.language).sms_keywords  # its language's keywords are shown as English's are
+    if identifier is not None and sms.keyword_of(heard, state.language, own) is None and plain_word(heard) not in _LANGUAGE_WORDS:
         return f"({identifier.replace('_', ' ')}, hidden)"
     return mask_free_text(heard)
 
