@@ -124,7 +124,12 @@ def test_a_words_file_with_a_broken_pattern_is_refused_with_its_name() -> None:
 
 @pytest.mark.parametrize(
     ("language", "text"),
-    [("ar", "نبغي نلغي الانسحاب ديالي"), ("ar", "نلغي الخروج ديالي"), ("ar", "بدي تلغوا انسحابي"), ("es", "quiero anular mi baja")],
+    [
+        ("ar", "نبغي نلغي الانسحاب ديالي"),
+        ("ar", "نلغي الخروج ديالي"),
+        ("ar", "بدي تلغوا انسحابي"),
+        ("es", "quiero anular mi baja"),
+    ],
 )
 def test_cancelling_an_opt_out_is_never_taken_for_one(language: str, text: str) -> None:
     """The cancelling verb in any person (يلغي, تلغي, نلغي) turns the opt-out it names round."""
