@@ -15,7 +15,7 @@ _NOT_DIGITS = re.compile(r"[\s\-]+")
 
 def normalise_nhs_number(raw: str) -> str | None:
     """The 10 digits of an NHS number written with spaces or hyphens, or None if it is not valid."""
-    digits = _NOT_DIGITS.sub("", ascii_digits(raw or ""))
+    digits = _NOT_DIGITS.sub("", raw or "")
     if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
         return None
     return digits if nhs_number.is_valid(digits) else None

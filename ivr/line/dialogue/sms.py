@@ -265,7 +265,7 @@ def _has_digits(body: str) -> bool:
 
 
 def _on_nhs_number(state: TextState, body: str, context: Context) -> Turn[TextState]:
-    number = normalise_nhs_number(body.strip())
+    number = normalise_nhs_number(ascii_digits(body.strip()))  # an Arabic keyboard types ٩٤٣
     if number is None:
         if not _has_digits(body):
             return _reply(state, Prompt("nhs_number_help"))
