@@ -312,11 +312,12 @@ def test_a_keyword_mid_check_asks_again_in_the_new_language(app, marked_prompts,
 def test_a_languages_own_keyword_where_a_number_is_awaited_is_kept_as_sent(app, marked_prompts, make_texter):
     texter = make_texter()
     texter.text("ESPAÑOL")
-    texter.text("CONSULTAR")
-    texter.text("AYUDA")
+    own = LANGUAGES["es"].sms_keywords
+    texter.text(own["check"][0])  # now the NHS number is awaited
+    texter.text(own["help"][0])
     with Session(app.extensions["database"].engine) as session:  # staff see the keyword, not "(hidden)"
         heard = session.exec(select(ConversationStep.heard).order_by(ConversationStep.id.desc())).first()  # type: ignore[union-attr]
-    assert heard == "AYUDA"
+    assert heard == own["help"][0]
 
 
 def test_the_language_is_remembered_for_the_number_in_later_conversations(app, marked_prompts, make_texter):

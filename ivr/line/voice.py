@@ -24,9 +24,6 @@ hold_requests_to_deadline(bp, WEBHOOK_DATABASE_SECONDS)
 
 # Each language's voice (<Say voice, language>) and the language its speech is heard in (<Gather language>)
 # come from templates/prompts/languages.toml; English's is a British voice, Polly.Amy-Neural, en-GB.
-_ENGLISH = language(DEFAULT)
-VOICE = _ENGLISH.say_voice
-LANGUAGE = _ENGLISH.say_language
 MENU_TIMEOUT_SECONDS = 6
 NUMBER_TIMEOUT_SECONDS = 10
 # Twilio's generic speech models (documented for en-GB), so Twilio picks the provider and fails over to
